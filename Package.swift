@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+// Fledge: safe, fast self-upgrade for a fleet of host agents.
+// Dependencies point one way: executables -> Seeder/HBS/Agent -> Transfer/Wire -> C shims.
+import PackageDescription
+
+let package = Package(
+    name: "Fledge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fledge-seeder", targets: ["fledge-seeder"]),
+        .executable(name: "fledge-bench", targets: ["fledge-bench"]),
+        .library(name: "Transfer", targets: ["Transfer"]),
+        .library(name: "Wire", targets: ["Wire"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // C libraries, each behind a module map and a small shim header.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+
+        // Codable types both ends speak. No server code, so the agent stays lean.
+        .target(name: "Wire"),
+
+        // The data plane: hashing/signing, piece store, multi-source downloader, range server.
+        .target(
+            name: "Transfer",
+            dependencies: [
+                "Wire", "CCurl", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
+        // The origin: publish signed releases, serve them.
+        .target(
+            name: "Seeder",
+            dependencies: ["Transfer", "Wire", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "fledge-seeder",
+            dependencies: [
+                "Seeder", "Transfer", "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/fledge-seeder"
+        ),
+
+        // Benchmarks: each compares against a reference measured in the same run.
+        .executableTarget(
+            name: "fledge-bench",
+            dependencies: [
+                "Transfer", "Wire", "Seeder",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/Sources/fledge-bench"
+        ),
+
+        // Test helpers: real processes, free ports, raw HTTP on loopback.
+        .target(name: "FledgeTesting", dependencies: ["Transfer", "Wire"], path: "Tests/FledgeTesting"),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "TransferTests", dependencies: ["Transfer", "Wire", "FledgeTesting"]),
+        .testTarget(
+            name: "SeederTests",
+            dependencies: ["Seeder", "Transfer", "Wire", "FledgeTesting", "fledge-seeder"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

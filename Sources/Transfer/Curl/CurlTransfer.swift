@@ -1,0 +1,183 @@
+import CCurl
+import Glibc
+import SystemPackage
+
+/// Where a transfer's body goes. Bytes arrive as raw buffers from libcurl and never leave this
+/// wrapper as such: they are written to a file (and hashed on the way), or copied into an array.
+enum CurlBodySink {
+    /// Write at `offset` onward into `fd`, at most `limit` bytes, feeding `hashers` as they pass.
+    case file(FileDescriptor, offset: Int64, limit: Int64, hashers: [Hasher])
+    /// Keep the body in memory, at most `limit` bytes (manifests, small API answers).
+    case memory(limit: Int)
+}
+
+/// Options for one HTTP GET.
+struct CurlRequestOptions {
+    var range: ClosedRange<Int64>? = nil
+    var connectTimeoutMs: Int = 3000
+    /// Abort when slower than `lowSpeedBytes` per second for `lowSpeedSeconds`.
+    var lowSpeedBytes: Int = 1024
+    var lowSpeedSeconds: Int = 10
+    var maxRecvBytesPerSecond: Int64? = nil
+    var followRedirects = false
+    /// Statuses whose body goes to the sink; any other status keeps a short body for the error.
+    var acceptedStatuses: Set<Int> = [200]
+}
+
+/// One libcurl easy handle doing one GET into a sink. Used by `CurlMulti` or performed alone.
+final class CurlTransfer {
+    let handle: UnsafeMutableRawPointer
+    let url: String
+    private let sink: CurlBodySink
+    private let accepted: Set<Int>
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    private var statusChecked = false
+    private var statusAccepted = false
+
+    /// Bytes of the body passed to the sink (or kept, for a refused status).
+    private(set) var received: Int64 = 0
+    /// The body, for `.memory` sinks and for refused statuses (first 512 bytes).
+    private(set) var body: [UInt8] = []
+    /// A local failure that stopped the transfer: disk full, body longer than allowed.
+    private(set) var sinkError: TransferError?
+
+    init(url: String, sink: CurlBodySink, options: CurlRequestOptions) throws(TransferError) {
+        Curl.initializeOnce()
+        guard let handle = curl_easy_init() else { throw .http("curl_easy_init failed") }
+        self.handle = handle
+        self.url = url
+        self.sink = sink
+        self.accepted = options.acceptedStatuses
+        errorBuffer.initialize(to: 0)
+
+        fledge_curl_easy_setopt_string(handle, CURLOPT_URL, url)
+        fledge_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        fledge_curl_easy_setopt_long(handle, CURLOPT_BUFFERSIZE, 512 * 1024)
+        fledge_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMs)
+        fledge_curl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedBytes)
+        fledge_curl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, options.lowSpeedSeconds)
+        fledge_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, options.followRedirects ? 1 : 0)
+        fledge_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
+        fledge_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, "fledge/1")
+        fledge_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        if let range = options.range {
+            fledge_curl_easy_setopt_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)")
+        }
+        if let cap = options.maxRecvBytesPerSecond, cap > 0 {
+            fledge_curl_easy_setopt_off(handle, CURLOPT_MAX_RECV_SPEED_LARGE, curl_off_t(cap))
+        }
+        fledge_curl_easy_setopt_write_cb(handle, CURLOPT_WRITEFUNCTION, curlWriteCallback)
+        fledge_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
+    }
+
+    /// The HTTP status, once headers have arrived (0 before, or when no response came).
+    var status: Int {
+        var code = 0
+        fledge_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+        return code
+    }
+
+    /// Whether the response's status was one the caller accepts.
+    var statusWasAccepted: Bool { statusChecked && statusAccepted }
+
+    /// Runs the transfer to its end on this thread (for small, one-off requests).
+    func perform() -> CurlOutcome {
+        outcome(for: curl_easy_perform(handle))
+    }
+
+    /// Turns libcurl's result code into an outcome, with curl's own words for failures.
+    func outcome(for code: CURLcode) -> CurlOutcome {
+        if let sinkError { return .sinkFailed(sinkError) }
+        guard code == CURLE_OK else {
+            let detail = String(cString: errorBuffer)
+            let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            return .transportFailed(code: Int(code.rawValue), message: text, timedOut: code == CURLE_OPERATION_TIMEDOUT)
+        }
+        return .completed(status: status)
+    }
+
+    /// Called by libcurl for each block of body bytes. Returning false aborts the transfer.
+    fileprivate func consume(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if !statusChecked {
+            statusChecked = true
+            statusAccepted = accepted.contains(status)
+        }
+        guard statusAccepted else {
+            // Keep the start of an error body for the message; drop the rest.
+            if body.count < 512 { body.append(contentsOf: bytes.prefix(512 - body.count)) }
+            return true
+        }
+        switch sink {
+        case .memory(let limit):
+            guard body.count + bytes.count <= limit else {
+                sinkError = .http("\(url): body longer than \(limit) bytes")
+                return false
+            }
+            body.append(contentsOf: bytes)
+        case .file(let fd, let offset, let limit, let hashers):
+            guard received + Int64(bytes.count) <= limit else {
+                sinkError = .http("\(url): sent more than the \(limit) bytes asked for")
+                return false
+            }
+            var written = 0
+            while written < bytes.count {
+                let n = pwrite(fd.rawValue, bytes.baseAddress! + written, bytes.count - written, off_t(offset + received) + off_t(written))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    sinkError = .io("writing \(bytes.count) bytes at offset \(offset + received)", errno: Errno(rawValue: errno))
+                    return false
+                }
+                written += n
+            }
+            for hasher in hashers { hasher.update(rawBuffer: bytes) }
+        }
+        received += Int64(bytes.count)
+        return true
+    }
+}
+
+/// How a transfer ended, from the transport's point of view.
+enum CurlOutcome {
+    /// The server answered and the body (if any) was consumed in full.
+    case completed(status: Int)
+    /// Connect refused, timeout, reset mid-body, ...
+    case transportFailed(code: Int, message: String, timedOut: Bool)
+    /// Our side stopped it: disk full, oversize body.
+    case sinkFailed(TransferError)
+}
+
+private let curlWriteCallback: fledge_curl_write_cb = { pointer, size, count, userdata in
+    guard let userdata else { return 0 }
+    let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+    let length = size * count
+    return transfer.consume(UnsafeRawBufferPointer(start: pointer, count: length)) ? length : 0
+}
+
+/// Process-wide libcurl set-up, and one-shot requests for small bodies.
+public enum Curl {
+    private static let initialized: Bool = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return true
+    }()
+
+    static func initializeOnce() { _ = initialized }
+
+    /// GETs a small body (up to `limit` bytes) on the calling thread; throws unless the status is 200.
+    public static func get(_ url: String, limit: Int = 4 << 20, timeoutSeconds: Int = 10) throws(TransferError) -> [UInt8] {
+        var options = CurlRequestOptions()
+        options.lowSpeedSeconds = timeoutSeconds
+        options.followRedirects = true
+        let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
+        switch transfer.perform() {
+        case .completed(let status) where status == 200: return transfer.body
+        case .completed(let status): throw .http("GET \(url): HTTP \(status)")
+        case .transportFailed(_, let message, _): throw .http("GET \(url): \(message)")
+        case .sinkFailed(let error): throw error
+        }
+    }
+}

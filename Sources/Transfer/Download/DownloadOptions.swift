@@ -1,0 +1,42 @@
+/// How hard a download pushes, and how patient it is with sources.
+public struct DownloadOptions: Sendable {
+    /// Pieces in flight at once, over all sources.
+    public var maxInFlight: Int = 8
+    /// Pieces in flight at once from one source.
+    public var maxPerSource: Int = 4
+    public var connectTimeoutMs: Int = 3000
+    /// A transfer slower than `stallBytesPerSecond` for `stallSeconds` counts as dead.
+    public var stallBytesPerSecond: Int = 1024
+    public var stallSeconds: Int = 10
+    /// Consecutive failures (refused, timed out, died mid-body, HTTP errors) after which a
+    /// source is dropped for this download. A bad piece bans a source at once.
+    public var sourceFailureLimit: Int = 3
+    /// Total receive rate cap in bytes per second; nil for none. Shared out over the pieces in
+    /// flight (libcurl caps each transfer).
+    public var maxBytesPerSecond: Int64? = nil
+
+    public init() {}
+}
+
+/// Where a download stands; handed to the progress callback after every verified piece.
+public struct DownloadProgress: Sendable {
+    public var verifiedBytes: Int64
+    public var totalBytes: Int64
+    public var verifiedPieces: Int
+    public var totalPieces: Int
+    /// Verified bytes fetched in this run, by source base URL.
+    public var bytesBySource: [String: Int64]
+}
+
+/// What a finished download did.
+public struct DownloadReport: Sendable {
+    /// Verified bytes fetched in this run (pieces already on disk are not counted).
+    public var fetchedBytes: Int64
+    /// Every body byte received, good or bad.
+    public var receivedBytes: Int64
+    public var resumedBytes: Int64
+    public var bytesBySource: [String: Int64]
+    /// Sources dropped or banned on the way, with why (the download still succeeded).
+    public var droppedSources: [SourceFailure]
+    public var seconds: Double
+}

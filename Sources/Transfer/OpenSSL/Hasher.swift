@@ -1,0 +1,111 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Wire
+import COpenSSL
+import SystemPackage
+
+/// The digests Fledge uses: SHA-256 for everything it trusts, MD5 only for falcon releases.
+public enum DigestAlgorithm: Sendable {
+    case sha256, md5
+
+    fileprivate var evp: OpaquePointer {
+        switch self {
+        case .sha256: EVP_sha256()
+        case .md5: EVP_md5()
+        }
+    }
+}
+
+/// A streaming digest on OpenSSL's EVP interface (SHA-NI where the CPU has it).
+/// Not thread-safe: one hasher per stream.
+public final class Hasher {
+    private let context: OpaquePointer
+    public let algorithm: DigestAlgorithm
+
+    public init(_ algorithm: DigestAlgorithm) {
+        self.algorithm = algorithm
+        // Allocation failure here means the process is out of memory; nothing sensible follows.
+        guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
+        self.context = context
+        EVP_DigestInit_ex(context, algorithm.evp, nil)
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public func update(_ bytes: some ContiguousBytes) {
+        bytes.withUnsafeBytes { update(rawBuffer: $0) }
+    }
+
+    /// For the other wrappers of this module (the curl body sink), which hold raw buffers.
+    func update(rawBuffer: UnsafeRawBufferPointer) {
+        guard let base = rawBuffer.baseAddress, !rawBuffer.isEmpty else { return }
+        EVP_DigestUpdate(context, base, rawBuffer.count)
+    }
+
+    /// Ends the stream and returns the digest; the hasher starts over afterwards.
+    public func finalize() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &out, &length)
+        EVP_DigestInit_ex(context, algorithm.evp, nil)
+        return Array(out.prefix(Int(length)))
+    }
+
+    public func finalizeHex() -> String { Hex.encode(finalize()) }
+
+    /// Feeds `length` bytes of an open file from `offset` (the whole rest when nil) through
+    /// the given hashers in one pass, reading in `chunk`-sized blocks. Returns bytes read.
+    @discardableResult
+    public static func feed(
+        _ hashers: [Hasher], from fd: FileDescriptor, offset: Int64 = 0, length: Int64? = nil,
+        chunk: Int = 1 << 20
+    ) throws(TransferError) -> Int64 {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { buffer.deallocate() }
+        var position = offset
+        var remaining = length ?? Int64.max
+        while remaining > 0 {
+            let want = Int(min(Int64(chunk), remaining))
+            let got: Int
+            do {
+                got = try fd.read(fromAbsoluteOffset: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+            } catch {
+                throw .io("reading at offset \(position)", errno: error)
+            }
+            if got == 0 { break }
+            let view = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
+            for hasher in hashers { hasher.update(rawBuffer: view) }
+            position += Int64(got)
+            remaining -= Int64(got)
+        }
+        return position - offset
+    }
+}
+
+/// One-shot digests.
+public enum Digest {
+    public static func sha256(_ bytes: some ContiguousBytes) -> [UInt8] {
+        let hasher = Hasher(.sha256)
+        hasher.update(bytes)
+        return hasher.finalize()
+    }
+
+    public static func md5(_ bytes: some ContiguousBytes) -> [UInt8] {
+        let hasher = Hasher(.md5)
+        hasher.update(bytes)
+        return hasher.finalize()
+    }
+
+    /// SHA-256 and MD5 of a whole file, read once.
+    public static func file(at path: FilePath) throws(TransferError) -> (sha256: String, md5: String, size: Int64) {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(path, .readOnly) } catch { throw .io("opening \(path)", errno: error) }
+        defer { try? fd.close() }
+        let sha = Hasher(.sha256), md5 = Hasher(.md5)
+        let size = try Hasher.feed([sha, md5], from: fd)
+        return (sha.finalizeHex(), md5.finalizeHex(), size)
+    }
+}

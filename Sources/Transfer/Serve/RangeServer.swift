@@ -1,0 +1,110 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// Limits and address of a range server.
+public struct RangeServerConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port; `RangeServer.port` tells which.
+    public var port: Int = 0
+    /// Total upload cap over all connections, bytes per second; nil for none (zero-copy at full speed).
+    public var maxUploadBytesPerSecond: Int64? = nil
+    /// Connections beyond this get `503` and are closed.
+    public var maxConnections: Int = 256
+    /// Seconds a client is told to wait for a piece that is not verified yet.
+    public var retryAfterSeconds: Int = 1
+    /// Event loop threads; the agent uses one.
+    public var threads: Int = System.coreCount
+
+    public init() {}
+}
+
+/// An HTTP/1.1 server of GET and HEAD with byte ranges over a `RangeServerCatalog`, on SwiftNIO.
+/// Final files go out with sendfile; files being assembled only inside verified pieces.
+public final class RangeServer: Sendable {
+    public let configuration: RangeServerConfiguration
+    private let catalog: any RangeServerCatalog
+    private let logger: Logger
+    private let limiter: UploadRateLimiter?
+    private let group: MultiThreadedEventLoopGroup
+    private let connections = ConnectionCounter()
+    private let channel = Mutex<(any Channel)?>(nil)
+
+    public init(catalog: any RangeServerCatalog, configuration: RangeServerConfiguration = .init(), logger: Logger) {
+        self.catalog = catalog
+        self.configuration = configuration
+        self.logger = logger
+        self.limiter = configuration.maxUploadBytesPerSecond.map { UploadRateLimiter(bytesPerSecond: $0) }
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+    }
+
+    /// Binds and starts serving; returns the bound port.
+    @discardableResult
+    public func start() async throws -> Int {
+        let catalog = self.catalog, logger = self.logger, limiter = self.limiter
+        let configuration = self.configuration
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 512)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [connections] channel in
+                let count = connections.open.wrappingAdd(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in connections.open.wrappingSubtract(1, ordering: .relaxed) }
+                if count > configuration.maxConnections {
+                    logger.warning("refusing connection: \(count - 1) open, limit \(configuration.maxConnections)")
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ConnectionLimitHandler(retryAfter: configuration.retryAfterSeconds))
+                    }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        RangeRequestHandler(
+                            catalog: catalog, limiter: limiter, retryAfter: configuration.retryAfterSeconds,
+                            logger: logger))
+                }
+            }
+        let bound = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        channel.withLock { $0 = bound }
+        let port = bound.localAddress?.port ?? configuration.port
+        logger.info("range server listening on \(configuration.host):\(port)")
+        return port
+    }
+
+    /// The bound port, once started.
+    public var port: Int? { channel.withLock { $0?.localAddress?.port } }
+
+    /// Serves until the server channel closes (see `shutdown`).
+    public func waitUntilClosed() async throws {
+        guard let bound = channel.withLock({ $0 }) else { return }
+        try await bound.closeFuture.get()
+    }
+
+    public func shutdown() async throws {
+        if let bound = channel.withLock({ $0 }) { try? await bound.close() }
+        try await group.shutdownGracefully()
+    }
+}
+
+/// Open connections, shared by the accept path and each connection's close.
+private final class ConnectionCounter: Sendable {
+    let open = Atomic<Int>(0)
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+private final class ConnectionLimitHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let retryAfter: Int
+
+    init(retryAfter: Int) { self.retryAfter = retryAfter }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let text = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: \(retryAfter)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        let buffer = context.channel.allocator.buffer(string: text)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+}

@@ -1,0 +1,227 @@
+import Synchronization
+import SystemPackage
+import Wire
+
+/// One release being put together on disk from verified pieces.
+///
+/// Pieces are written into `.partial/FILE.part` and recorded in `.partial/FILE.pieces` (a byte
+/// per piece) once their SHA-256 matches the manifest. A download killed at any moment resumes
+/// with only the missing pieces: on reopening, every recorded piece is hashed again, so a torn
+/// write or a lost page cannot pass as verified. A finished file is fsynced, checked whole,
+/// and renamed to its final name; `manifest.json` is written last and marks the release complete.
+public final class ReleaseAssembly: Sendable {
+    static let manifestFileName = "manifest.json"
+    static let partialDirectoryName = ".partial"
+
+    public let manifest: Manifest
+    public let directory: FilePath
+    private let partialDirectory: FilePath
+    private let state: Mutex<State>
+
+    private struct FileState {
+        var verified: [Bool]
+        var verifiedCount: Int
+        var descriptor: FileDescriptor?
+        var record: FileDescriptor?
+        var isFinal: Bool
+    }
+
+    private struct State {
+        var files: [FileState]
+        var isComplete: Bool
+    }
+
+    init(manifest: Manifest, directory: FilePath) throws(TransferError) {
+        self.manifest = manifest
+        self.directory = directory
+        self.partialDirectory = directory.appending(Self.partialDirectoryName)
+
+        if let stored = try? Files.readAll(directory.appending(Self.manifestFileName)) {
+            guard let existing = try? Manifest.decode(stored), existing.canonicalBytes == manifest.canonicalBytes else {
+                throw .conflict("\(directory) already holds a different release \(manifest.name) \(manifest.version)")
+            }
+            let files = manifest.files.map {
+                FileState(verified: Array(repeating: true, count: $0.pieces.count), verifiedCount: $0.pieces.count,
+                          descriptor: nil, record: nil, isFinal: true)
+            }
+            state = Mutex(State(files: files, isComplete: true))
+            return
+        }
+
+        try Files.makeDirectory(partialDirectory)
+        let partialManifest = partialDirectory.appending(Self.manifestFileName)
+        let sameRelease = (try? Files.readAll(partialManifest)).flatMap { try? Manifest.decode($0) }
+            .map { $0.canonicalBytes == manifest.canonicalBytes } ?? false
+        if !sameRelease {
+            // Pieces of some other build of this version are worthless: start clean.
+            Files.removeFlatDirectory(partialDirectory)
+            try Files.makeDirectory(partialDirectory)
+            try Files.writeAtomically(Array(manifest.encoded()), to: partialManifest)
+        }
+
+        var files: [FileState] = []
+        do throws(TransferError) {
+            for file in manifest.files {
+                files.append(try Self.openFile(file, pieceSize: manifest.pieceSize, directory: directory,
+                                               partial: partialDirectory, resume: sameRelease))
+            }
+        } catch {
+            for file in files { try? file.descriptor?.close(); try? file.record?.close() }
+            throw error
+        }
+        state = Mutex(State(files: files, isComplete: false))
+    }
+
+    deinit {
+        state.withLock { state in
+            for file in state.files { try? file.descriptor?.close(); try? file.record?.close() }
+        }
+    }
+
+    /// Opens (or creates) one file's part and record, keeping only pieces that hash right.
+    private static func openFile(
+        _ file: ReleaseFile, pieceSize: Int64, directory: FilePath, partial: FilePath, resume: Bool
+    ) throws(TransferError) -> FileState {
+        let count = file.pieces.count
+        let finalPath = directory.appending(file.name)
+        if resume, Files.size(finalPath) == file.size, (try? Digest.file(at: finalPath).sha256) == file.sha256 {
+            // Renamed into place before a crash stopped the rest.
+            return FileState(verified: Array(repeating: true, count: count), verifiedCount: count,
+                             descriptor: nil, record: nil, isFinal: true)
+        }
+        let partPath = partial.appending(file.name + ".part")
+        let recordPath = partial.appending(file.name + ".pieces")
+        let descriptor = try Files.open(partPath, .readWrite, create: true)
+        let record: FileDescriptor
+        do throws(TransferError) {
+            try Files.reserve(descriptor, size: file.size, path: partPath)
+            record = try Files.open(recordPath, .readWrite, create: true)
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        var verified = Array(repeating: false, count: count)
+        var recorded = [UInt8](repeating: 0, count: count)
+        if resume, count > 0 {
+            let n = (try? recorded.withUnsafeMutableBytes { try record.read(fromAbsoluteOffset: 0, into: $0) }) ?? 0
+            if n < count { recorded.replaceSubrange(n..<count, with: repeatElement(0, count: count - n)) }
+            let hasher = Hasher(.sha256)
+            for index in 0..<count where recorded[index] == 1 {
+                let range = file.pieceRange(index, pieceSize: pieceSize)
+                let read = (try? Hasher.feed([hasher], from: descriptor, offset: range.lowerBound, length: Int64(range.count))) ?? -1
+                if read == Int64(range.count) && hasher.finalizeHex() == file.pieces[index] {
+                    verified[index] = true
+                } else {
+                    _ = hasher.finalize()
+                    recorded[index] = 0
+                }
+            }
+        } else {
+            recorded = Array(repeating: 0, count: count)
+        }
+        do { _ = try record.writeAll(toAbsoluteOffset: 0, recorded) } catch {
+            try? descriptor.close(); try? record.close()
+            throw .io("writing \(recordPath)", errno: error)
+        }
+        let verifiedCount = verified.lazy.filter { $0 }.count
+        return FileState(verified: verified, verifiedCount: verifiedCount, descriptor: descriptor, record: record, isFinal: false)
+    }
+
+    public var isComplete: Bool { state.withLock { $0.isComplete } }
+
+    /// Pieces not yet verified, file by file, in order.
+    public func missingPieces() -> [PieceRef] {
+        state.withLock { state in
+            state.files.enumerated().flatMap { fileIndex, file in
+                file.verified.indices.filter { !file.verified[$0] }.map { PieceRef(file: fileIndex, index: $0) }
+            }
+        }
+    }
+
+    public var verifiedBytes: Int64 {
+        state.withLock { state in
+            var total: Int64 = 0
+            for (fileIndex, file) in state.files.enumerated() {
+                let releaseFile = manifest.files[fileIndex]
+                for index in file.verified.indices where file.verified[index] {
+                    total += Int64(releaseFile.pieceRange(index, pieceSize: manifest.pieceSize).count)
+                }
+            }
+            return total
+        }
+    }
+
+    /// The byte range of a piece within its file.
+    public func range(of piece: PieceRef) -> Range<Int64> {
+        manifest.files[piece.file].pieceRange(piece.index, pieceSize: manifest.pieceSize)
+    }
+
+    /// The open part file a piece's bytes are written into (nil once the file is final).
+    func partDescriptor(for piece: PieceRef) -> FileDescriptor? {
+        state.withLock { $0.files[piece.file].descriptor }
+    }
+
+    /// Records a piece as verified. The caller has checked its SHA-256 against the manifest.
+    func markVerified(_ piece: PieceRef) throws(TransferError) {
+        let record: FileDescriptor? = state.withLock { state in
+            guard !state.files[piece.file].verified[piece.index] else { return nil }
+            state.files[piece.file].verified[piece.index] = true
+            state.files[piece.file].verifiedCount += 1
+            return state.files[piece.file].record
+        }
+        guard let record else { return }
+        do { _ = try record.writeAll(toAbsoluteOffset: Int64(piece.index), [1]) } catch {
+            throw .io("recording \(piece) of \(manifest.name) \(manifest.version)", errno: error)
+        }
+    }
+
+    /// Whether every byte of `range` in file `name` lies in verified pieces; and where to read them.
+    /// This is what lets a peer relay pieces before it holds the whole release.
+    public func servable(file name: String, range: ClosedRange<Int64>) -> FilePath? {
+        guard let fileIndex = manifest.files.firstIndex(where: { $0.name == name }) else { return nil }
+        let file = manifest.files[fileIndex]
+        guard range.lowerBound >= 0, range.upperBound < file.size else { return nil }
+        let first = Int(range.lowerBound / manifest.pieceSize), last = Int(range.upperBound / manifest.pieceSize)
+        return state.withLock { state in
+            let fileState = state.files[fileIndex]
+            if fileState.isFinal { return directory.appending(name) }
+            guard (first...last).allSatisfy({ fileState.verified[$0] }) else { return nil }
+            return partialDirectory.appending(name + ".part")
+        }
+    }
+
+    /// Once every piece is verified: each file is fsynced, hashed whole from disk, given its
+    /// mode and renamed to its final name; then the manifest is written and `.partial` removed.
+    public func finalize() throws(TransferError) {
+        let pending: [(Int, FileDescriptor?)] = state.withLock { state in
+            state.files.enumerated().filter { !$0.element.isFinal }.map { ($0.offset, $0.element.descriptor) }
+        }
+        for (fileIndex, descriptor) in pending {
+            let file = manifest.files[fileIndex]
+            let missing = state.withLock { $0.files[fileIndex].verifiedCount < file.pieces.count }
+            guard !missing else { throw .conflict("\(file.name) still has unverified pieces") }
+            guard let descriptor else { continue }
+            let partPath = partialDirectory.appending(file.name + ".part")
+            try Files.sync(descriptor, path: partPath)
+            let sha = Hasher(.sha256)
+            try Hasher.feed([sha], from: descriptor, length: file.size)
+            let digest = sha.finalizeHex()
+            guard digest == file.sha256 else {
+                throw .hashMismatch("\(file.name) hashes to \(digest) whole though each piece matched; the manifest's file hash is \(file.sha256)")
+            }
+            try Files.chmod(partPath, mode: file.mode)
+            try Files.rename(partPath, to: directory.appending(file.name))
+            state.withLock { state in
+                try? state.files[fileIndex].descriptor?.close()
+                try? state.files[fileIndex].record?.close()
+                state.files[fileIndex].descriptor = nil
+                state.files[fileIndex].record = nil
+                state.files[fileIndex].isFinal = true
+            }
+        }
+        Files.syncDirectory(directory)
+        try Files.writeAtomically(Array(manifest.encoded()), to: directory.appending(Self.manifestFileName))
+        Files.removeFlatDirectory(partialDirectory)
+        state.withLock { $0.isComplete = true }
+    }
+}
