@@ -67,7 +67,7 @@ let package = Package(
         ),
 
         // Test helpers: real processes, free ports, raw HTTP on loopback.
-        .target(name: "FledgeTesting", dependencies: ["Transfer", "Wire"], path: "Tests/FledgeTesting"),
+        .target(name: "FledgeTesting", dependencies: ["Transfer", "Wire", "Seeder"], path: "Tests/FledgeTesting"),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TransferTests", dependencies: ["Transfer", "Wire", "FledgeTesting"]),
         .testTarget(

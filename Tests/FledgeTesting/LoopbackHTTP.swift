@@ -1,0 +1,90 @@
+import Foundation
+
+/// Raw HTTP/1.1 over a loopback socket: sends exactly the bytes a test writes (odd paths,
+/// malformed headers) and reads the whole answer. For tests only.
+public enum LoopbackHTTP {
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: [UInt8]
+
+        public func header(_ name: String) -> String? { headers[name.lowercased()] }
+    }
+
+    public enum Failure: Error { case connect(Int32), malformed(String) }
+
+    /// Sends one request (`Connection: close` is added) and returns the answer.
+    public static func request(
+        port: Int, method: String = "GET", target: String, headers: [String: String] = [:]
+    ) throws -> Response {
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "\r\n"
+        return try parse(exchange(port: port, bytes: Array(text.utf8)), method: method)
+    }
+
+    /// Connects, writes `bytes`, reads until the server closes.
+    public static func exchange(port: Int, bytes: [UInt8]) throws -> [UInt8] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure.connect(errno) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure.connect(errno) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
+    }
+
+    static func parse(_ raw: [UInt8], method: String) throws -> Response {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        guard let end = raw.firstRange(of: separator) else { throw Failure.malformed(String(decoding: raw, as: UTF8.self)) }
+        let head = String(decoding: raw[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let statusParts = head[0].split(separator: " ")
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw Failure.malformed(head[0]) }
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Response(status: status, headers: headers, body: Array(raw[end.upperBound...]))
+    }
+}
+
+/// A TCP port on loopback that nothing listens on right now.
+public enum FreePort {
+    public static func next() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Waits until something accepts connections on `port`.
+    public static func waitUntilListening(_ port: Int, seconds: Double = 10) -> Bool {
+        ChildProcess.waitFor(seconds: seconds) { (try? LoopbackHTTP.exchange(port: port, bytes: [])) != nil }
+    }
+}
