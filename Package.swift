@@ -62,17 +62,32 @@ let package = Package(
                 "Transfer", "Wire", "Seeder",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "bench/Sources/fledge-bench"
         ),
 
         // Test helpers: real processes, free ports, raw HTTP on loopback.
-        .target(name: "FledgeTesting", dependencies: ["Transfer", "Wire", "Seeder"], path: "Tests/FledgeTesting"),
+        .target(
+            name: "FledgeTesting",
+            dependencies: ["Transfer", "Wire", "Seeder", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/FledgeTesting"
+        ),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "TransferTests", dependencies: ["Transfer", "Wire", "FledgeTesting"]),
+        .testTarget(
+            name: "TransferTests",
+            dependencies: [
+                "Transfer", "Wire", "FledgeTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .testTarget(
             name: "SeederTests",
-            dependencies: ["Seeder", "Transfer", "Wire", "FledgeTesting", "fledge-seeder"]
+            dependencies: [
+                "Seeder", "Transfer", "Wire", "FledgeTesting", "fledge-seeder",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

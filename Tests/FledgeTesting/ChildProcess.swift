@@ -2,7 +2,7 @@ import Foundation
 
 /// A real process started by a test (a seeder, later HBS and agents), with its output captured
 /// to files so a test can read it while it runs, and stopped for sure when the test is done.
-public final class ChildProcess: @unchecked Sendable {
+public final class ChildProcess: @unchecked Sendable {  // Process is thread-safe for what is used here
     public let process = Process()
     public let stdoutPath: String
     public let stderrPath: String
@@ -38,21 +38,20 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the process to exit by itself, at most `seconds`; kills it past that.
     @discardableResult
-    public func wait(seconds: Double = 60) -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
+    public func wait(seconds: Double = 60) async -> Int32 {
+        await Self.waitFor(seconds: seconds) { !process.isRunning }
         if process.isRunning { kill() }
         process.waitUntilExit()
         return process.terminationStatus
     }
 
-    /// Polls until `condition` holds, at most `seconds`. Returns whether it held.
+    /// Polls until `condition` holds, at most `seconds`, sleeping (not blocking) in between.
     @discardableResult
-    public static func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
+    public static func waitFor(seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
             if condition() { return true }
-            usleep(20_000)
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return condition()
     }
@@ -76,4 +75,35 @@ public enum Binaries {
     }
 
     public static func path(_ product: String) -> String { "\(directory)/\(product)" }
+}
+
+/// `fledge-seeder serve` as a real process on a free loopback port.
+public final class SeederProcess: Sendable {
+    public let child: ChildProcess
+    public let port: Int
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    private init(child: ChildProcess, port: Int) {
+        self.child = child
+        self.port = port
+    }
+
+    /// Starts it and waits until it accepts connections.
+    public static func start(root: String, rate: Int64? = nil, extra: [String] = []) async throws -> SeederProcess {
+        let port = FreePort.next()
+        var arguments = ["serve", "--root", root, "--listen", "127.0.0.1:\(port)", "--threads", "1"]
+        if let rate { arguments += ["--rate", "\(rate)"] }
+        let child = try ChildProcess("fledge-seeder", arguments + extra)
+        guard await FreePort.waitUntilListening(port) else {
+            child.kill()
+            throw ChildProcessError.notListening(port: port, stderr: child.stderr)
+        }
+        return SeederProcess(child: child, port: port)
+    }
+
+    public func kill() { child.kill() }
+}
+
+public enum ChildProcessError: Error {
+    case notListening(port: Int, stderr: String)
 }

@@ -7,35 +7,38 @@ public enum LoopbackHTTP {
         public var status: Int
         public var headers: [String: String]
         public var body: [UInt8]
+        /// When the connection was made and when the answer had fully arrived.
+        public var started: ContinuousClock.Instant = .now
+        public var finished: ContinuousClock.Instant = .now
 
         public func header(_ name: String) -> String? { headers[name.lowercased()] }
     }
 
     public enum Failure: Error { case connect(Int32), malformed(String) }
 
-    /// Sends one request (`Connection: close` is added) and returns the answer.
+    /// Sends one request (`Connection: close` is added) and returns the answer. The socket work
+    /// runs on a thread of its own, never on the cooperative pool the tests share.
     public static func request(
         port: Int, method: String = "GET", target: String, headers: [String: String] = [:]
-    ) throws -> Response {
+    ) async throws -> Response {
+        try await Blocking.run { try requestNow(port: port, method: method, target: target, headers: headers) }
+    }
+
+    static func requestNow(port: Int, method: String, target: String, headers: [String: String]) throws -> Response {
         var text = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "\r\n"
-        return try parse(exchange(port: port, bytes: Array(text.utf8)), method: method)
+        let started = ContinuousClock.now
+        var response = try parse(exchange(port: port, bytes: Array(text.utf8)), method: method)
+        response.started = started
+        response.finished = .now
+        return response
     }
 
     /// Connects, writes `bytes`, reads until the server closes.
     public static func exchange(port: Int, bytes: [UInt8]) throws -> [UInt8] {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure.connect(errno) }
+        let fd = try connected(port: port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw Failure.connect(errno) }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
@@ -47,6 +50,25 @@ public enum LoopbackHTTP {
             out.append(contentsOf: buffer[0..<n])
         }
         return out
+    }
+
+    /// A socket connected to `port` on 127.0.0.1; the caller closes it.
+    public static func connected(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure.connect(errno) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let error = errno
+            close(fd)
+            throw Failure.connect(error)
+        }
+        return fd
     }
 
     static func parse(_ raw: [UInt8], method: String) throws -> Response {
@@ -84,7 +106,21 @@ public enum FreePort {
     }
 
     /// Waits until something accepts connections on `port`.
-    public static func waitUntilListening(_ port: Int, seconds: Double = 10) -> Bool {
-        ChildProcess.waitFor(seconds: seconds) { (try? LoopbackHTTP.exchange(port: port, bytes: [])) != nil }
+    public static func waitUntilListening(_ port: Int, seconds: Double = 10) async -> Bool {
+        await ChildProcess.waitFor(seconds: seconds) {
+            guard let fd = try? LoopbackHTTP.connected(port: port) else { return false }
+            close(fd)
+            return true
+        }
+    }
+}
+
+/// Runs blocking work (sockets) on a thread of its own, so tests that block do not starve the
+/// small cooperative pool (or Dispatch's, as small) that every test shares.
+public enum Blocking {
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
     }
 }

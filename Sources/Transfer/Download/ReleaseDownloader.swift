@@ -1,4 +1,4 @@
-import Dispatch
+import NIOPosix
 import Synchronization
 import Wire
 
@@ -31,12 +31,21 @@ public final class ReleaseDownloader: Sendable {
     /// Stops a running download at its next step; `run` then throws `.cancelled`.
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
-    /// Runs the download on a thread of its own (the multi loop blocks in poll).
+    /// Runs the download on a thread of its own: the multi loop blocks in poll, which must
+    /// never happen on the cooperative pool. Cancelling the task cancels the download.
     public func download() async throws(TransferError) -> DownloadReport {
-        let result: Result<DownloadReport, TransferError> = await withCheckedContinuation { continuation in
-            DispatchQueue(label: "fledge.download").async {
-                continuation.resume(returning: Result { () throws(TransferError) in try self.run() })
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        defer { thread.shutdownGracefully { _ in } }
+        let result: Result<DownloadReport, TransferError>
+        do {
+            result = try await withTaskCancellationHandler {
+                try await thread.runIfActive { Result { () throws(TransferError) in try self.run() } }
+            } onCancel: {
+                self.cancel()
             }
+        } catch {
+            throw .cancelled
         }
         return try result.get()
     }
@@ -67,7 +76,11 @@ public final class ReleaseDownloader: Sendable {
         var verifiedPieces = manifest.totalPieces - queue.count
         var verifiedBytes = resumedBytes
         let multi = try CurlMulti()
+        // The cap is kept twice: pieces start in turn (the average), and each transfer is held
+        // to its share (so one large piece does not burst).
+        let limiter = options.maxBytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
         let perTransferCap = options.maxBytesPerSecond.map { max(1, $0 / Int64(max(1, options.maxInFlight))) }
+        var rateWait: Duration? = nil
 
         func url(_ source: Int, _ piece: PieceRef) -> String {
             "\(pool.sources[source].base)/\(manifest.name)/\(manifest.version)/\(manifest.files[piece.file].name)"
@@ -101,6 +114,14 @@ public final class ReleaseDownloader: Sendable {
                 guard let descriptor = assembly.partDescriptor(for: piece) else { continue }
                 let range = assembly.range(of: piece)
                 guard !range.isEmpty else { continue }
+                if let limiter {
+                    let wait = limiter.admit(range.count)
+                    if wait > .zero {
+                        deferred.append(piece)
+                        rateWait = wait
+                        break
+                    }
+                }
                 var requestOptions = CurlRequestOptions()
                 requestOptions.range = range.lowerBound...(range.upperBound - 1)
                 requestOptions.acceptedStatuses = [206]
@@ -123,10 +144,10 @@ public final class ReleaseDownloader: Sendable {
             if inFlight.isEmpty {
                 if pool.allRemoved { throw .allSourcesFailed(pool.failures) }
                 // Everyone usable is backing off, or has no piece yet: wait a little.
-                let ready = [pool.nextReady, notBefore.values.min()].compactMap { $0 }.filter { $0 > now }.min()
+                let ready = [pool.nextReady, notBefore.values.min(), rateWait.map { now + $0 }].compactMap { $0 }.filter { $0 > now }.min()
                 let wait = (ready ?? now + .milliseconds(100)) - now
-                let ms = max(20, min(500, wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000))
-                multi.poll(timeoutMs: Int32(ms))
+                multi.poll(timeoutMs: Int32(max(1, min(500, wait.milliseconds))))
+                rateWait = nil
                 continue
             }
 
@@ -184,7 +205,8 @@ public final class ReleaseDownloader: Sendable {
                 }
             }
             if pool.allRemoved && !queue.isEmpty { throw .allSourcesFailed(pool.failures) }
-            if !inFlight.isEmpty { multi.poll(timeoutMs: 100) }
+            if !inFlight.isEmpty { multi.poll(timeoutMs: rateWait.map { Int32(max(1, min(100, $0.milliseconds))) } ?? 100) }
+            rateWait = nil
         }
 
         try assembly.finalize()
@@ -198,4 +220,8 @@ public final class ReleaseDownloader: Sendable {
 extension Duration {
     /// Seconds as a Double, for reports.
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// Whole milliseconds, for poll timeouts.
+    var milliseconds: Int { Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000) }
+    /// Whole nanoseconds, for NIO's TimeAmount.
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -12,12 +12,12 @@ final class RangeRequestHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let catalog: any RangeServerCatalog
-    private let limiter: UploadRateLimiter?
+    private let limiter: RateLimiter?
     private let retryAfter: Int
     private let logger: Logger
     private var head: HTTPRequestHead?
 
-    init(catalog: any RangeServerCatalog, limiter: UploadRateLimiter?, retryAfter: Int, logger: Logger) {
+    init(catalog: any RangeServerCatalog, limiter: RateLimiter?, retryAfter: Int, logger: Logger) {
         self.catalog = catalog
         self.limiter = limiter
         self.retryAfter = retryAfter
@@ -108,7 +108,7 @@ final class RangeRequestHandler: ChannelInboundHandler {
 
     /// One chunk under the upload cap, after the wait the limiter asks for; then the next.
     private func sendPaced(
-        file: NIOFileHandle, at offset: Int64, end: Int64, limiter: UploadRateLimiter,
+        file: NIOFileHandle, at offset: Int64, end: Int64, limiter: RateLimiter,
         request: HTTPRequestHead, context: ChannelHandlerContext
     ) {
         guard context.channel.isActive else { try? file.close(); return }
@@ -128,8 +128,7 @@ final class RangeRequestHandler: ChannelInboundHandler {
         if delay <= .zero {
             write()
         } else {
-            let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds), write)
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanoseconds), write)
         }
     }
 

@@ -27,7 +27,7 @@ public final class RangeServer: Sendable {
     public let configuration: RangeServerConfiguration
     private let catalog: any RangeServerCatalog
     private let logger: Logger
-    private let limiter: UploadRateLimiter?
+    private let limiter: RateLimiter?
     private let group: MultiThreadedEventLoopGroup
     private let connections = ConnectionCounter()
     private let channel = Mutex<(any Channel)?>(nil)
@@ -36,7 +36,7 @@ public final class RangeServer: Sendable {
         self.catalog = catalog
         self.configuration = configuration
         self.logger = logger
-        self.limiter = configuration.maxUploadBytesPerSecond.map { UploadRateLimiter(bytesPerSecond: $0) }
+        self.limiter = configuration.maxUploadBytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
     }
 

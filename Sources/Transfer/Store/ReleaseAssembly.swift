@@ -196,10 +196,15 @@ public final class ReleaseAssembly: Sendable {
         let pending: [(Int, FileDescriptor?)] = state.withLock { state in
             state.files.enumerated().filter { !$0.element.isFinal }.map { ($0.offset, $0.element.descriptor) }
         }
+        let incomplete = state.withLock { state in
+            manifest.files.indices.filter { state.files[$0].verifiedCount < manifest.files[$0].pieces.count }
+        }
+        guard incomplete.isEmpty else {
+            let names = incomplete.map { manifest.files[$0].name }.joined(separator: ", ")
+            throw .conflict("\(manifest.name) \(manifest.version) is not complete: \(names) still have unverified pieces")
+        }
         for (fileIndex, descriptor) in pending {
             let file = manifest.files[fileIndex]
-            let missing = state.withLock { $0.files[fileIndex].verifiedCount < file.pieces.count }
-            guard !missing else { throw .conflict("\(file.name) still has unverified pieces") }
             guard let descriptor else { continue }
             let partPath = partialDirectory.appending(file.name + ".part")
             try Files.sync(descriptor, path: partPath)

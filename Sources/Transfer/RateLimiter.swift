@@ -1,0 +1,47 @@
+import Synchronization
+
+/// A byte rate shared by many transfers: a server's upload cap over all its connections (each
+/// chunk waits its turn), or a downloader's cap over all its pieces (each piece starts in turn).
+public final class RateLimiter: Sendable {
+    public let bytesPerSecond: Int64
+    /// The moment the link is next free, in nanoseconds of `ContinuousClock`.
+    private let nextFree = Mutex<ContinuousClock.Instant>(.now)
+
+    public init(bytesPerSecond: Int64) {
+        precondition(bytesPerSecond > 0, "a rate cap must be positive")
+        self.bytesPerSecond = bytesPerSecond
+    }
+
+    /// For work that can only start or not (a piece request): `.zero` when it may start now,
+    /// its bytes counted; otherwise how long until it may, nothing counted.
+    public func admit(_ bytes: Int) -> Duration {
+        let cost = Duration.nanoseconds(Int64(bytes) * 1_000_000_000 / bytesPerSecond)
+        let now = ContinuousClock.now
+        return nextFree.withLock { next in
+            if next > now { return next - now }
+            next = max(next, now - slack) + cost
+            return .zero
+        }
+    }
+
+    /// How far the schedule may lag `now`: one chunk's worth.
+    private var slack: Duration { .nanoseconds(Int64(chunkSize) * 1_000_000_000 / bytesPerSecond) }
+
+    /// A chunk size that keeps pacing smooth at this rate: about 20 chunks a second.
+    public var chunkSize: Int { Int(min(256 * 1024, max(4 * 1024, bytesPerSecond / 20))) }
+
+    /// Reserves `bytes`; returns how long to wait before sending them. A chunk goes out when
+    /// the link would have finished carrying it, so no window ever sees more than the cap.
+    public func reserve(_ bytes: Int) -> Duration {
+        let cost = Duration.nanoseconds(Int64(bytes) * 1_000_000_000 / bytesPerSecond)
+        let now = ContinuousClock.now
+        // A chunk sent late (a busy event loop, a slow write) may be made up for, by at most
+        // one chunk's worth: the link's schedule lags `now` by up to that, no more.
+        let slack = self.slack
+        let due: ContinuousClock.Instant = nextFree.withLock { next in
+            next = max(next, now - slack) + cost
+            return next
+        }
+        return due - now
+    }
+}
