@@ -11,6 +11,9 @@ public struct DownloadOptions: Sendable {
     /// Consecutive failures (refused, timed out, died mid-body, HTTP errors) after which a
     /// source is dropped for this download. A bad piece bans a source at once.
     public var sourceFailureLimit: Int = 3
+    /// How long a source may answer only "not here yet" (503, a peer still assembling) before
+    /// it is dropped.
+    public var unavailablePatience: Duration = .seconds(30)
     /// Total receive rate cap in bytes per second; nil for none. Shared out over the pieces in
     /// flight (libcurl caps each transfer).
     public var maxBytesPerSecond: Int64? = nil

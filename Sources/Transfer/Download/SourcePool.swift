@@ -7,7 +7,10 @@ struct SourcePool {
         var deliveredBytes: Int64 = 0
         var consecutiveFailures = 0
         var lastFailure = ""
-        var notBefore: ContinuousClock.Instant = .now
+        /// Backing off until then, after a failure.
+        var notBefore: ContinuousClock.Instant?
+        /// Since when it has answered only "not here yet" (503), if it has.
+        var unavailableSince: ContinuousClock.Instant?
         /// Why the source is out of this download, if it is.
         var removal: String?
     }
@@ -30,7 +33,7 @@ struct SourcePool {
     func pick(maxPerSource: Int, excluding excluded: Set<Int>, now: ContinuousClock.Instant) -> Int? {
         sources.indices.first { index in
             let source = sources[index]
-            return source.removal == nil && source.inFlight < maxPerSource && source.notBefore <= now
+            return source.removal == nil && source.inFlight < maxPerSource && (source.notBefore.map { $0 <= now } ?? true)
                 && !excluded.contains(index)
         }
     }
@@ -42,7 +45,7 @@ struct SourcePool {
 
     /// The moment the earliest backed-off usable source may be tried again.
     var nextReady: ContinuousClock.Instant? {
-        sources.filter { $0.removal == nil }.map(\.notBefore).min()
+        sources.filter { $0.removal == nil }.compactMap(\.notBefore).min()
     }
 
     mutating func started(_ index: Int) { sources[index].inFlight += 1 }
@@ -51,6 +54,17 @@ struct SourcePool {
     mutating func delivered(_ index: Int, bytes: Int64) {
         sources[index].deliveredBytes += bytes
         sources[index].consecutiveFailures = 0
+        sources[index].unavailableSince = nil
+    }
+
+    /// The source answered "not here yet": no blame, unless it has answered only that for
+    /// `patience` (a peer that never gets the release must not hold a download forever).
+    mutating func unavailable(_ index: Int, now: ContinuousClock.Instant, patience: Duration) {
+        let since = sources[index].unavailableSince ?? now
+        sources[index].unavailableSince = since
+        if now - since >= patience {
+            remove(index, reason: "had none of the pieces asked for in \(Int(patience.seconds)) s")
+        }
     }
 
     /// A piece failed on this source for a reason that may pass (refused, timeout, reset,
