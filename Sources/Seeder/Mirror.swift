@@ -46,12 +46,7 @@ public struct Mirror: Sendable {
         let store = try PieceStore(root: root)
         let assembly = try store.assembly(for: manifest)
         let report = try await ReleaseDownloader(assembly: assembly, sources: sources, options: options, onProgress: onProgress).download()
-        for file in manifest.files where file.role != .unit {
-            let falconPath = root.appending(name).appending("\(file.role.rawValue)_\(version)")
-            if !Files.exists(falconPath) {
-                try Files.linkOrCopy(assembly.directory.appending(file.name), to: falconPath, mode: file.mode)
-            }
-        }
+        try FalconLayout.link(manifest, from: assembly.directory, root: root)
         return (manifest, report)
     }
 }

@@ -83,30 +83,18 @@ public struct Publisher: Sendable {
             }
             return existing  // same bytes: publishing again changes nothing
         }
-        do {
+        do throws(TransferError) {
             try Files.makeDirectory(releaseDirectory)
             for ((_, path, _), file) in zip(sources, files) {
                 try Files.copy(path, to: releaseDirectory.appending(file.name), mode: file.mode)
             }
-            // Falcon layout: a hard link where the filesystem allows, else a copy.
-            for file in files where file.role != .unit {
-                let falconPath = root.appending(input.name).appending("\(file.role.rawValue)_\(input.version)")
-                if let size = Files.regularFileSize(falconPath) {
-                    guard size == file.size, (try? Digest.file(at: falconPath).sha256) == file.sha256 else {
-                        throw PublishError.versionExists(name: input.name, version: input.version)
-                    }
-                    continue
-                }
-                try Files.linkOrCopy(releaseDirectory.appending(file.name), to: falconPath, mode: file.mode)
-            }
+            try FalconLayout.link(manifest, from: releaseDirectory, root: root)
             // The manifest last: its presence says the release is complete.
             try Files.writeAtomically(Array(manifest.encoded()), to: manifestPath)
-        } catch let error as PublishError {
-            throw error
-        } catch let error as TransferError {
-            throw .transfer(error)
+        } catch .conflict {
+            throw .versionExists(name: input.name, version: input.version)
         } catch {
-            throw .transfer(.conflict("\(error)"))
+            throw .transfer(error)
         }
         return manifest
     }

@@ -32,8 +32,6 @@ public enum Files {
         return Int64(info.st_size)
     }
 
-    public static func read(_ path: FilePath) throws(TransferError) -> [UInt8] { try readAll(path) }
-
     /// Copies `from` to `to` durably (temporary name, fsync, rename).
     public static func copy(_ from: FilePath, to: FilePath, mode: Int) throws(TransferError) {
         let source = try open(from, .readOnly)
@@ -121,7 +119,8 @@ public enum Files {
         rmdir(path.string)
     }
 
-    public static func readAll(_ path: FilePath, limit: Int = 16 << 20) throws(TransferError) -> [UInt8] {
+    /// A small file's bytes (manifests, keys); refuses files over `limit`.
+    public static func read(_ path: FilePath, limit: Int = 16 << 20) throws(TransferError) -> [UInt8] {
         let fd = try open(path, .readOnly)
         defer { try? fd.close() }
         var out: [UInt8] = []

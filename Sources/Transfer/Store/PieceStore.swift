@@ -37,7 +37,7 @@ public final class PieceStore: Sendable {
     /// The manifest of a complete release, as stored (verified when it was stored).
     public func completeManifest(name: String, version: String) -> Manifest? {
         let path = releaseDirectory(name: name, version: version).appending(ReleaseAssembly.manifestFileName)
-        guard let bytes = try? Files.readAll(path) else { return nil }
+        guard let bytes = try? Files.read(path) else { return nil }
         return try? Manifest.decode(bytes)
     }
 

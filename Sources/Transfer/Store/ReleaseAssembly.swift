@@ -36,7 +36,7 @@ public final class ReleaseAssembly: Sendable {
         self.directory = directory
         self.partialDirectory = directory.appending(Self.partialDirectoryName)
 
-        if let stored = try? Files.readAll(directory.appending(Self.manifestFileName)) {
+        if let stored = try? Files.read(directory.appending(Self.manifestFileName)) {
             guard let existing = try? Manifest.decode(stored), existing.canonicalBytes == manifest.canonicalBytes else {
                 throw .conflict("\(directory) already holds a different release \(manifest.name) \(manifest.version)")
             }
@@ -50,7 +50,7 @@ public final class ReleaseAssembly: Sendable {
 
         try Files.makeDirectory(partialDirectory)
         let partialManifest = partialDirectory.appending(Self.manifestFileName)
-        let sameRelease = (try? Files.readAll(partialManifest)).flatMap { try? Manifest.decode($0) }
+        let sameRelease = (try? Files.read(partialManifest)).flatMap { try? Manifest.decode($0) }
             .map { $0.canonicalBytes == manifest.canonicalBytes } ?? false
         if !sameRelease {
             // Pieces of some other build of this version are worthless: start clean.
