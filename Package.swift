@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        // Linux calls the Glibc module hides (sync_file_range).
+        .target(name: "CLinux"),
 
         // Codable types both ends speak. No server code, so the agent stays lean.
         .target(name: "Wire"),
@@ -31,7 +33,7 @@ let package = Package(
         .target(
             name: "Transfer",
             dependencies: [
-                "Wire", "CCurl", "COpenSSL",
+                "Wire", "CCurl", "COpenSSL", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

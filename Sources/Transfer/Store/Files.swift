@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import SystemPackage
 
@@ -84,6 +85,12 @@ public enum Files {
 
     public static func sync(_ fd: FileDescriptor, path: FilePath) throws(TransferError) {
         if fsync(fd.rawValue) != 0 { throw .io("fsync \(path)", errno: Errno(rawValue: errno)) }
+    }
+
+    /// Starts writing a range of a file to disk without waiting (Linux `sync_file_range`), so a
+    /// later fsync finds little left to do. Advisory: failures are ignored.
+    static func startWriteback(_ fd: FileDescriptor, offset: Int64, length: Int64) {
+        _ = fledge_start_writeback(fd.rawValue, off_t(offset), off_t(length))
     }
 
     public static func syncDirectory(_ path: FilePath) {
