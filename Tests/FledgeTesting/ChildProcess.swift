@@ -1,109 +1,186 @@
 import Foundation
+import Synchronization
 
-/// A real process started by a test (a seeder, later HBS and agents), with its output captured
-/// to files so a test can read it while it runs, and stopped for sure when the test is done.
-public final class ChildProcess: @unchecked Sendable {  // Process is thread-safe for what is used here
-    public let process = Process()
-    public let stdoutPath: String
-    public let stderrPath: String
+/// A real process started by a test or a bench (a seeder, nginx, curl, openssl), so the code
+/// under test meets real processes, sockets and signals. Its standard output and error are
+/// captured and readable at any time; waiting is async; it is listed in `RunningChildren` while
+/// it runs, and killed if it is still running when the last reference goes.
+public final class ChildProcess: Sendable {
+    /// How a finished child ended.
+    public struct Exit: Sendable, Equatable, CustomStringConvertible {
+        /// The exit status, or the signal number when `bySignal`.
+        public var status: Int32
+        public var bySignal: Bool
+
+        /// Ended by itself with `status`.
+        public static func exited(_ status: Int32) -> Exit { Exit(status: status, bySignal: false) }
+        /// Ended by signal `number`.
+        public static func killed(by number: Int32) -> Exit { Exit(status: number, bySignal: true) }
+
+        public var succeeded: Bool { self == .exited(0) }
+        public var description: String { bySignal ? "killed by signal \(status)" : "exit status \(status)" }
+    }
+
     public let name: String
+    public let pid: Int32
+    /// Kept for the child's life: it holds the output handles and the termination handler.
+    private let process: Process
+    private let exitState: ExitState
+    private let output: CapturedOutput
+    private let errors: CapturedOutput
 
-    /// Starts `executable` (a path, or a product name found by `Binaries`) with `arguments`.
-    public init(_ executable: String, _ arguments: [String], logDirectory: String = NSTemporaryDirectory()) throws {
+    /// Starts `executable` (a path, or the name of a product of this package, found by
+    /// `Binaries`) with `arguments`, standard input from /dev/null.
+    public init(_ executable: String, _ arguments: [String]) throws {
         let path = executable.contains("/") ? executable : Binaries.path(executable)
-        name = (path as NSString).lastPathComponent
-        let stamp = UUID().uuidString.prefix(8)
-        stdoutPath = "\(logDirectory)/\(name)-\(stamp).out"
-        stderrPath = "\(logDirectory)/\(name)-\(stamp).err"
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let output = try CapturedOutput(), errors = try CapturedOutput()
+        process.standardOutput = output.writer
+        process.standardError = errors.writer
+        let exitState = ExitState()
+        process.terminationHandler = { finished in
+            exitState.finish(Exit(status: finished.terminationStatus, bySignal: finished.terminationReason == .uncaughtSignal))
+            RunningChildren.shared.untrack(pid: finished.processIdentifier)
+        }
+        do {
+            try Self.withUnblockedSignals { try process.run() }
+        } catch {
+            throw FledgeTestingError("cannot start \(path): \(error)")
+        }
+        self.name = URL(fileURLWithPath: path).lastPathComponent
+        self.pid = process.processIdentifier
+        self.process = process
+        self.exitState = exitState
+        self.output = output
+        self.errors = errors
+        RunningChildren.shared.track(pid: pid, name: name)
+        // The termination handler may have run before the line above: never leave a dead pid
+        // listed (it could be reused by another process, which a signal handler would then kill).
+        if exitState.exit != nil { RunningChildren.shared.untrack(pid: pid) }
     }
 
-    public var pid: Int32 { process.processIdentifier }
-    public var isRunning: Bool { process.isRunning }
-    public var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-    public var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-
-    /// Sends `signal` (SIGKILL by default) and waits for the process to end.
-    public func kill(_ signal: Int32 = SIGKILL) {
-        if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
-        process.waitUntilExit()
+    /// Runs `body` with no signal blocked on this thread. Process spawns on the calling thread
+    /// and the child inherits its signal mask; Swift's task and dispatch threads block nearly
+    /// every signal, which would leave the child deaf to SIGTERM and `openssl speed` waiting
+    /// forever for its SIGALRM.
+    private static func withUnblockedSignals<T>(_ body: () throws -> T) rethrows -> T {
+        var none = sigset_t(), saved = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        return try body()
     }
 
-    /// Waits for the process to exit by itself, at most `seconds`; kills it past that.
+    public var isRunning: Bool { exitState.exit == nil }
+
+    /// How it ended; nil while it runs.
+    public var exit: Exit? { exitState.exit }
+
+    /// Its standard output so far.
+    public var stdout: String { output.text }
+
+    /// Its standard error so far.
+    public var stderr: String { errors.text }
+
+    /// Sends signal `number`, if it still runs; does not wait.
+    public func signal(_ number: Int32) {
+        if isRunning { Foundation.kill(pid, number) }
+    }
+
+    /// Waits for it to end by itself.
     @discardableResult
-    public func wait(seconds: Double = 60) async -> Int32 {
-        await Self.waitFor(seconds: seconds) { !process.isRunning }
-        if process.isRunning { kill() }
-        process.waitUntilExit()
-        return process.terminationStatus
+    public func wait() async -> Exit {
+        await exitState.wait()
     }
 
-    /// Polls until `condition` holds, at most `seconds`, sleeping (not blocking) in between.
+    /// Waits for it to end by itself, at most `timeout`; past that it is killed (SIGKILL).
+    /// Returns how it ended either way.
+    @discardableResult
+    public func wait(timeout: Duration) async -> Exit {
+        await Self.waitFor(seconds: timeout.seconds) { !isRunning }
+        signal(SIGKILL)
+        return await wait()
+    }
+
+    /// SIGTERM, then SIGKILL if it is still there after `grace`; returns once it has ended.
+    @discardableResult
+    public func stop(grace: Duration = .seconds(5)) async -> Exit {
+        signal(SIGTERM)
+        return await wait(timeout: grace)
+    }
+
+    /// SIGKILL, and returns once it has ended. Blocks the calling thread for that moment, so it
+    /// works in `defer`; the exit is reported on Foundation's own thread, never a task's.
+    @discardableResult
+    public func kill() -> Exit {
+        signal(SIGKILL)
+        while true {
+            if let exit = exitState.exit { return exit }
+            usleep(1000)
+        }
+    }
+
+    /// Polls `condition` until it holds, at most `seconds`, sleeping (not blocking) in between.
+    /// Returns whether it held.
     @discardableResult
     public static func waitFor(seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
             if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(20))
+            try? await Task.sleep(for: .milliseconds(10))
         }
         return condition()
     }
 
-    deinit { if process.isRunning { kill() } }
-}
-
-/// Finds the executables this package builds, next to the running test bundle.
-public enum Binaries {
-    public static var directory: String {
-        if let override = ProcessInfo.processInfo.environment["FLEDGE_BIN_DIR"] { return override }
-        // The test runner lives in .build/<config>/ beside the products (inside an .xctest on
-        // some platforms); walk up until the products are found.
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("fledge-seeder").path) { return url.path }
-            url.deleteLastPathComponent()
+    /// Runs `executable` to its end; throws unless it exits 0. Returns its output.
+    public static func run(_ executable: String, _ arguments: [String]) async throws -> (stdout: String, stderr: String) {
+        let child = try ChildProcess(executable, arguments)
+        let exit = await child.wait()
+        guard exit.succeeded else {
+            throw FledgeTestingError("\(executable) \(arguments.joined(separator: " ")): \(exit): \(child.stderr.prefix(500))")
         }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/debug").path
+        return (child.stdout, child.stderr)
     }
 
-    public static func path(_ product: String) -> String { "\(directory)/\(product)" }
+    deinit { signal(SIGKILL) }
 }
 
-/// `fledge-seeder serve` as a real process on a free loopback port.
-public final class SeederProcess: Sendable {
-    public let child: ChildProcess
-    public let port: Int
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+extension Duration {
+    /// This duration in seconds, fractions included.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
 
-    private init(child: ChildProcess, port: Int) {
-        self.child = child
-        self.port = port
+/// A child's exit, once known, and the tasks waiting for it.
+private final class ExitState: Sendable {
+    private struct State {
+        var exit: ChildProcess.Exit?
+        var waiters: [CheckedContinuation<ChildProcess.Exit, Never>] = []
     }
 
-    /// Starts it and waits until it accepts connections.
-    public static func start(root: String, rate: Int64? = nil, extra: [String] = []) async throws -> SeederProcess {
-        let port = FreePort.next()
-        var arguments = ["serve", "--root", root, "--listen", "127.0.0.1:\(port)", "--threads", "1"]
-        if let rate { arguments += ["--rate", "\(rate)"] }
-        let child = try ChildProcess("fledge-seeder", arguments + extra)
-        guard await FreePort.waitUntilListening(port) else {
-            child.kill()
-            throw ChildProcessError.notListening(port: port, stderr: child.stderr)
+    private let state = Mutex(State())
+
+    var exit: ChildProcess.Exit? { state.withLock { $0.exit } }
+
+    func finish(_ exit: ChildProcess.Exit) {
+        let waiters = state.withLock { state in
+            state.exit = exit
+            defer { state.waiters = [] }
+            return state.waiters
         }
-        return SeederProcess(child: child, port: port)
+        for waiter in waiters { waiter.resume(returning: exit) }
     }
 
-    public func kill() { child.kill() }
-}
-
-public enum ChildProcessError: Error {
-    case notListening(port: Int, stderr: String)
+    func wait() async -> ChildProcess.Exit {
+        await withCheckedContinuation { continuation in
+            let exit: ChildProcess.Exit? = state.withLock { state in
+                if let exit = state.exit { return exit }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let exit { continuation.resume(returning: exit) }
+        }
+    }
 }

@@ -14,8 +14,6 @@ public enum LoopbackHTTP {
         public func header(_ name: String) -> String? { headers[name.lowercased()] }
     }
 
-    public enum Failure: Error { case connect(Int32), malformed(String) }
-
     /// Sends one request (`Connection: close` is added) and returns the answer. The socket work
     /// runs on a thread of its own, never on the cooperative pool the tests share.
     public static func request(
@@ -25,7 +23,7 @@ public enum LoopbackHTTP {
     }
 
     static func requestNow(port: Int, method: String, target: String, headers: [String: String]) throws -> Response {
-        var text = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: \(Loopback.host):\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "\r\n"
         let started = ContinuousClock.now
@@ -37,7 +35,7 @@ public enum LoopbackHTTP {
 
     /// Connects, writes `bytes`, reads until the server closes.
     public static func exchange(port: Int, bytes: [UInt8]) throws -> [UInt8] {
-        let fd = try connected(port: port)
+        let fd = try Loopback.connect(port: port)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -52,75 +50,17 @@ public enum LoopbackHTTP {
         return out
     }
 
-    /// A socket connected to `port` on 127.0.0.1; the caller closes it.
-    public static func connected(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure.connect(errno) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            let error = errno
-            close(fd)
-            throw Failure.connect(error)
-        }
-        return fd
-    }
-
     static func parse(_ raw: [UInt8], method: String) throws -> Response {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        guard let end = raw.firstRange(of: separator) else { throw Failure.malformed(String(decoding: raw, as: UTF8.self)) }
+        guard let end = raw.firstRange(of: separator) else { throw FledgeTestingError("not an HTTP response: \(String(decoding: raw.prefix(200), as: UTF8.self))") }
         let head = String(decoding: raw[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         let statusParts = head[0].split(separator: " ")
-        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw Failure.malformed(head[0]) }
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw FledgeTestingError("not an HTTP status line: \(head[0])") }
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         return Response(status: status, headers: headers, body: Array(raw[end.upperBound...]))
-    }
-}
-
-/// A TCP port on loopback that nothing listens on right now.
-public enum FreePort {
-    public static func next() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    /// Waits until something accepts connections on `port`.
-    public static func waitUntilListening(_ port: Int, seconds: Double = 10) async -> Bool {
-        await ChildProcess.waitFor(seconds: seconds) {
-            guard let fd = try? LoopbackHTTP.connected(port: port) else { return false }
-            close(fd)
-            return true
-        }
-    }
-}
-
-/// Runs blocking work (sockets) on a thread of its own, so tests that block do not starve the
-/// small cooperative pool (or Dispatch's, as small) that every test shares.
-public enum Blocking {
-    public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
     }
 }

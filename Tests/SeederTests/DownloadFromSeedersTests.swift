@@ -90,7 +90,7 @@ import Wire
         let corrupt = try await SeederProcess.start(root: corruptRoot.string)
         let empty = try await SeederProcess.start(root: directory.appending("keys").string)  // has no releases: 404
         defer { corrupt.kill(); empty.kill() }
-        let nobody = "http://127.0.0.1:\(FreePort.next())"
+        let nobody = "http://\(Loopback.host):\(try Loopback.freePort())"
 
         let store = try PieceStore(root: directory.appending("store"))
         var options = Self.options()
@@ -153,17 +153,17 @@ import Wire
         let arguments = ["mirror", "--root", mirrorRoot, "--name", "fledge-agent", "--version", "1.1.0",
                          "--source", seeder.baseURL, "--pubkey", release.publicKeyPath.string]
 
-        let first = try ChildProcess("fledge-seeder", arguments + ["--rate", "1000000", "--parallel", "2"], logDirectory: directory.string)
+        let first = try ChildProcess("fledge-seeder", arguments + ["--rate", "1000000", "--parallel", "2"])
         // It prints a progress line per tenth of the release: kill it after the third.
         let halfway = await ChildProcess.waitFor(seconds: 20) {
             first.stderr.split(separator: "\n").filter { $0.hasPrefix("progress") }.count >= 3
         }
-        first.kill(SIGKILL)
+        first.kill()
         #expect(halfway, "the first run made progress before it was killed: \(first.stderr)")
         #expect(!FileManager.default.fileExists(atPath: mirrorRoot + "/fledge-agent/1.1.0/manifest.json"))
 
-        let second = try ChildProcess("fledge-seeder", arguments, logDirectory: directory.string)
-        #expect(await second.wait(seconds: 60) == 0, "\(second.stderr)")
+        let second = try ChildProcess("fledge-seeder", arguments)
+        #expect(await second.wait(timeout: .seconds(60)) == .exited(0), "\(second.stderr)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])
         let fetched = try #require(summary["fetchedBytes"] as? Int)
         let resumed = try #require(summary["resumedBytes"] as? Int)
@@ -188,9 +188,8 @@ import Wire
         defer { seeder.kill() }
         let mirrorRoot = directory.appending("mirror").string
         let child = try ChildProcess("fledge-seeder", ["mirror", "--root", mirrorRoot, "--name", "fledge-agent", "--version", "1.1.0",
-                                                       "--source", seeder.baseURL, "--pubkey", release.publicKeyPath.string],
-                                     logDirectory: directory.string)
-        #expect(await child.wait(seconds: 30) == 1)
+                                                       "--source", seeder.baseURL, "--pubkey", release.publicKeyPath.string])
+        #expect(await child.wait(timeout: .seconds(30)) == .exited(1))
         #expect(child.stderr.contains("signature does not verify"), "\(child.stderr)")
         #expect(!FileManager.default.fileExists(atPath: mirrorRoot + "/fledge-agent"))
     }

@@ -156,6 +156,6 @@ import Wire
 /// A connection that says nothing, to hold a server slot.
 final class IdleConnection {
     let fd: Int32
-    init(port: Int) throws { fd = try LoopbackHTTP.connected(port: port) }
+    init(port: Int) throws { fd = try Loopback.connect(port: port) }
     func close() { Glibc.close(fd) }
 }

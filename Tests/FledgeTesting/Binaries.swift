@@ -1,0 +1,37 @@
+import Foundation
+
+/// Finds the executables that tests and benches start: the products of this package (next to
+/// the running test bundle or bench) and the system tools they are compared or combined with
+/// (nginx, curl, openssl).
+public enum Binaries {
+    /// Where this package's products are: `FLEDGE_BIN_DIR` if set, else the build directory
+    /// the running executable lives in.
+    public static var directory: String {
+        if let override = ProcessInfo.processInfo.environment["FLEDGE_BIN_DIR"] { return override }
+        // The test runner lives in .build/<config>/ beside the products (inside an .xctest on
+        // some platforms); walk up until the products are found.
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("fledge-seeder").path) { return url.path }
+            url.deleteLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug").path
+    }
+
+    /// The path of `product`, an executable this package builds.
+    public static func path(_ product: String) -> String { "\(directory)/\(product)" }
+
+    /// The path of system tool `name`, searched in PATH and then the sbin directories (nginx
+    /// lives in /usr/sbin, often not in a user's PATH).
+    public static func tool(_ name: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        for directory in directories {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        throw FledgeTestingError(
+            "\(name) not found in PATH or the sbin directories; install it (apt-get install \(name == "nginx" ? "nginx-light" : name))")
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// TCP on 127.0.0.1, the only address tests and benches use: a free port to hand to a server,
+/// a connected socket, and whether something listens on a port.
+public enum Loopback {
+    public static let host = "127.0.0.1"
+
+    /// A port the kernel reports free right now (bind to port 0, read it back, close). Another
+    /// process may take it before the server binds it: see `LoopbackServer`.
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw FledgeTestingError.system("socket") }
+        defer { close(fd) }
+        var address = socketAddress(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw FledgeTestingError.system("bind \(host):0") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw FledgeTestingError.system("getsockname") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// A socket connected to `port`; the caller closes it.
+    public static func connect(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw FledgeTestingError.system("socket") }
+        var address = socketAddress(port: port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let error = FledgeTestingError.system("connect \(host):\(port)")
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Whether a TCP connect to `port` succeeds.
+    public static func accepts(port: Int) -> Bool {
+        guard let fd = try? connect(port: port) else { return false }
+        close(fd)
+        return true
+    }
+
+    private static func socketAddress(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr(host)
+        return address
+    }
+}

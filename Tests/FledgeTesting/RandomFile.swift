@@ -1,0 +1,52 @@
+import Foundation
+import SystemPackage
+
+/// Test payloads: incompressible pseudo-random bytes, the same for the same seed on every run
+/// (so a failure can be replayed), written in chunks so a bench's 256 MiB file never sits in
+/// memory whole. World-readable, for servers running as another user.
+public enum RandomFile {
+    /// Writes `size` bytes from `SplitMix64(seed:)` to `path` (created or truncated): each
+    /// 64-bit output as 8 little-endian bytes, the last one cut short.
+    public static func write(_ path: FilePath, size: Int64, seed: UInt64 = 1) throws {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(
+                path, .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        } catch {
+            throw FledgeTestingError("cannot create \(path): \(error)")
+        }
+        defer { try? fd.close() }
+        var generator = SplitMix64(seed: seed)
+        let chunk = 4 << 20
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        var written: Int64 = 0
+        while written < size {
+            let count = Int(min(Int64(chunk), size - written))
+            buffer.withUnsafeMutableBytes { bytes in
+                for word in 0..<(count + 7) / 8 {
+                    bytes.storeBytes(of: generator.next().littleEndian, toByteOffset: word * 8, as: UInt64.self)
+                }
+            }
+            do {
+                _ = try buffer.withUnsafeBytes { try fd.writeAll(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            } catch {
+                throw FledgeTestingError("cannot write \(path): \(error)")
+            }
+            written += Int64(count)
+        }
+        fchmod(fd.rawValue, 0o644)  // whatever the umask
+    }
+}
+
+/// A tiny deterministic generator (SplitMix64), so test files are the same on every run.
+public struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
