@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import SystemPackage
 
 /// Why a bench could not measure.
 enum BenchError: Error, CustomStringConvertible {
@@ -93,77 +92,6 @@ enum Format {
     }
 }
 
-/// A temporary directory under /tmp (or a chosen work directory), removed when the body ends,
-/// however it ends. World-traversable, so a server running as another user can read it.
-enum TemporaryDirectory {
-    static func with<T>(in workdir: String?, label: String, _ body: (FilePath) async throws -> T) async throws -> T {
-        let base = workdir ?? "/tmp"
-        var template = Array("\(base)/fledge-bench-\(label)-XXXXXX".utf8CString)
-        let path: String = try template.withUnsafeMutableBufferPointer { buffer in
-            guard let created = mkdtemp(buffer.baseAddress!) else {
-                throw BenchError.io("cannot create a temporary directory in \(base): \(String(cString: strerror(errno)))")
-            }
-            return String(cString: created)
-        }
-        Cleanup.shared.track(directory: path)
-        defer {
-            try? FileManager.default.removeItem(atPath: path)
-            Cleanup.shared.untrack(directory: path)
-        }
-        chmod(path, 0o755)
-        return try await body(FilePath(path))
-    }
-
-    /// Creates a world-readable directory (and its parents).
-    static func makeDirectory(_ path: FilePath) throws {
-        do {
-            try FileManager.default.createDirectory(
-                atPath: path.string, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        } catch {
-            throw BenchError.io("cannot create \(path): \(error)")
-        }
-    }
-
-    static func remove(_ path: FilePath) { try? FileManager.default.removeItem(atPath: path.string) }
-}
-
-/// The test payload: incompressible pseudo-random bytes (SplitMix64), world-readable.
-enum TestFile {
-    static func write(_ path: FilePath, size: Int64, seed: UInt64 = 0x5EED_F1ED_9E00_0001) throws {
-        let fd: FileDescriptor
-        do {
-            fd = try FileDescriptor.open(
-                path, .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead, .otherRead])
-        } catch {
-            throw BenchError.io("cannot create \(path): \(error)")
-        }
-        defer { try? fd.close() }
-        let chunk = 4 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { buffer.deallocate() }
-        let words = buffer.bindMemory(to: UInt64.self)
-        var state = seed
-        var written: Int64 = 0
-        while written < size {
-            for index in words.indices {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                words[index] = z ^ (z >> 31)
-            }
-            let count = Int(min(Int64(chunk), size - written))
-            do {
-                _ = try fd.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            } catch {
-                throw BenchError.io("cannot write \(path): \(error)")
-            }
-            written += Int64(count)
-        }
-        fchmod(fd.rawValue, 0o644)
-    }
-}
-
 /// The one JSON object a bench prints as its last line, keys in the order they were added.
 struct JSONLine {
     private var fields: [(String, String)] = []
@@ -193,48 +121,5 @@ struct JSONLine {
             }
         }
         return out + "\""
-    }
-}
-
-/// Processes as /proc (Linux) shows them: CPU time, children, names.
-enum ProcFS {
-    private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
-
-    /// User + system seconds of this process, all threads.
-    static func ownSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
-        let system = Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-        return user + system
-    }
-
-    /// User + system seconds of `pid` (0 if it is gone).
-    static func seconds(of pid: Int32) -> Double {
-        guard let fields = statFields(pid), fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / ticksPerSecond
-    }
-
-    /// The direct children of `pid`.
-    static func children(of pid: Int32) -> [Int32] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-        return entries.compactMap { Int32($0) }.filter { child in
-            guard let fields = statFields(child), fields.count > 1 else { return false }
-            return Int32(fields[1]) == pid
-        }
-    }
-
-    /// The command name of `pid` (at most 15 characters), nil if it is gone.
-    static func commandName(of pid: Int32) -> String? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/comm") else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    /// The fields of /proc/PID/stat after the command name: state, ppid, ... (field 3 onward).
-    private static func statFields(_ pid: Int32) -> [Substring]? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
-        let text = String(decoding: data, as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        return text[text.index(after: close)...].split(separator: " ")
     }
 }

@@ -1,41 +1,43 @@
 import Dispatch
+import FledgeTesting
 import Foundation
 import Synchronization
+import SystemPackage
 
-/// What a run leaves behind while it works: child processes and temporary directories. Each
-/// bench stops and removes its own on the way out (errors included); this registry is for the
-/// way out nobody returns from, SIGINT and SIGTERM.
+/// The bench's policy for the way out nobody returns from, SIGINT and SIGTERM: stop every
+/// child process (`RunningChildren`), remove every temporary directory a bench is using, and
+/// exit 128 + signal. Each bench stops and removes its own on the way out otherwise (errors
+/// included).
 final class Cleanup: Sendable {
     static let shared = Cleanup()
 
-    private struct State {
-        var processes: [Int32: String] = [:]
-        var directories: Set<String> = []
-    }
-
-    private let state = Mutex(State())
+    private let directories = Mutex<Set<String>>([])
     private let stopping = Atomic<Bool>(false)
 
     /// Whether a signal handler is tearing everything down (and will exit the process).
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
-    func track(pid: Int32, name: String) { state.withLock { $0.processes[pid] = name } }
-    func untrack(pid: Int32) { _ = state.withLock { $0.processes.removeValue(forKey: pid) } }
-    func track(directory: String) { _ = state.withLock { $0.directories.insert(directory) } }
-    func untrack(directory: String) { _ = state.withLock { $0.directories.remove(directory) } }
+    /// Runs `body` with a fresh temporary directory in `workdir` (default /tmp), removed when
+    /// `body` ends or on a signal.
+    func withTemporaryDirectory<T>(in workdir: String?, label: String, _ body: (TemporaryDirectory) async throws -> T) async throws -> T {
+        let directory = try TemporaryDirectory("fledge-bench-\(label)", in: workdir)
+        _ = directories.withLock { $0.insert(directory.string) }
+        defer {
+            directory.remove()
+            _ = directories.withLock { $0.remove(directory.string) }
+        }
+        return try await body(directory)
+    }
 
-    /// Stops every tracked child (SIGTERM, SIGKILL for the ones still there a moment later) and
-    /// removes every tracked directory.
+    /// Stops every running child and removes every tracked directory.
     func stopEverything() {
         stopping.store(true, ordering: .releasing)
-        let (pids, directories) = state.withLock { state in
-            defer { state = State() }
-            return (Array(state.processes.keys), Array(state.directories))
+        RunningChildren.shared.stopAll(grace: .milliseconds(500))
+        let paths = directories.withLock { directories in
+            defer { directories = [] }
+            return directories
         }
-        for pid in pids { kill(pid, SIGTERM) }
-        if !pids.isEmpty { usleep(500_000) }
-        for pid in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
-        for directory in directories { try? FileManager.default.removeItem(atPath: directory) }
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
     }
 
     /// On SIGINT or SIGTERM: stop children, remove directories, exit 128 + signal.

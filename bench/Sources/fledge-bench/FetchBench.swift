@@ -1,4 +1,5 @@
 import ArgumentParser
+import FledgeTesting
 import Foundation
 import Seeder
 import SystemPackage
@@ -62,15 +63,13 @@ struct FetchBench: AsyncParsableCommand {
             inFlight.map { Config(pieceSize: piece, inFlight: $0, isDefaultPieceSize: piece == defaultPiece) }
         }
 
-        let results = try await TemporaryDirectory.with(in: common.workdir, label: "fetch") { directory in
-            let source = directory.appending("src")
-            try TemporaryDirectory.makeDirectory(source)
+        let results = try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "fetch") { directory in
+            let source = try directory.makeDirectory("src")
             let file = source.appending("payload.bin")
             Bench.progress("writing \(Format.size(size)) of random bytes to \(file)")
-            try TestFile.write(file, size: size)
+            try RandomFile.write(file, size: size)
 
-            let www = directory.appending("www")
-            try TemporaryDirectory.makeDirectory(www)
+            let www = try directory.makeDirectory("www")
             let publisher = Publisher(root: www, key: try Ed25519PrivateKey.generate())
             var manifests: [Int64: Manifest] = [:]
             for piece in pieces {
@@ -80,7 +79,7 @@ struct FetchBench: AsyncParsableCommand {
             }
             return try await Nginx.with(root: www, prefix: directory.appending("nginx")) { nginx in
                 try await measure(
-                    configs: configs, manifests: manifests, nginx: nginx, size: size, directory: directory)
+                    configs: configs, manifests: manifests, nginx: nginx, size: size, directory: directory.path)
             }
         }
         report(results, configs: configs, size: size)
@@ -90,10 +89,9 @@ struct FetchBench: AsyncParsableCommand {
         configs: [Config], manifests: [Int64: Manifest], nginx: Nginx, size: Int64, directory: FilePath
     ) async throws -> Results {
         let curlURL = { (piece: Int64) in "\(nginx.baseURL)/bench/piece-\(piece)/payload.bin" }
-        let scratch = directory.string
         for piece in manifests.keys {
             Bench.progress("warming up nginx: \(curlURL(piece))")
-            _ = try await CurlClients.download(url: curlURL(piece), clients: 1, expectedSize: size, output: { _ in "/dev/null" }, scratch: scratch)
+            _ = try await CurlClients.download(url: curlURL(piece), clients: 1, expectedSize: size, output: { _ in "/dev/null" })
         }
         var results = Results()
         let curlPiece = configs[0].pieceSize
@@ -118,7 +116,7 @@ struct FetchBench: AsyncParsableCommand {
                 guard Files.regularFileSize(finalFile) == size else {
                     throw BenchError.check("\(finalFile) is missing or the wrong size after the download")
                 }
-                TemporaryDirectory.remove(store)
+                try? FileManager.default.removeItem(atPath: store.string)
                 let throughput = Bench.megabytesPerSecond(bytes: size, seconds: seconds)
                 results.ours[config, default: Samples()].add(throughput)
                 Bench.progress("run \(run + 1)/\(common.repeats): fledge \(config.name): \(Format.fixed(throughput)) MB/s")
@@ -133,7 +131,7 @@ struct FetchBench: AsyncParsableCommand {
     private func measureCurl(url: String, size: Int64, directory: FilePath, into results: inout Results) async throws {
         let output = directory.appending("curl-payload.bin")
         let seconds = try await CurlClients.download(
-            url: url, clients: 1, expectedSize: size, output: { _ in output.string }, scratch: directory.string)
+            url: url, clients: 1, expectedSize: size, output: { _ in output.string })
         let fsyncSeconds = try await Bench.seconds {
             let fd = try FileDescriptor.open(output, .readOnly)
             defer { try? fd.close() }

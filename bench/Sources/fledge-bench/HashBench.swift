@@ -1,4 +1,5 @@
 import ArgumentParser
+import FledgeTesting
 import Foundation
 import SystemPackage
 import Transfer
@@ -30,10 +31,10 @@ struct HashBench: AsyncParsableCommand {
 
     private func measureAndReport() async throws {
         let size = common.sizeBytes
-        try await TemporaryDirectory.with(in: common.workdir, label: "hash") { directory in
+        try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "hash") { directory in
             let file = directory.appending("payload.bin")
             Bench.progress("writing \(Format.size(size)) of random bytes to \(file)")
-            try TestFile.write(file, size: size)
+            try RandomFile.write(file, size: size)
 
             Bench.progress("reading it once, so it is in the page cache")
             _ = try pass(file, [])
@@ -49,9 +50,9 @@ struct HashBench: AsyncParsableCommand {
                 Bench.progress("run \(run + 1)/\(common.repeats): sha256 \(Format.fixed(sha256.values.last!)) MB/s, md5 \(Format.fixed(md5.values.last!)) MB/s")
             }
             Bench.progress("openssl speed -evp sha256 (\(opensslSeconds) s)")
-            let opensslSHA256 = try await openssl("sha256", scratch: directory.string)
+            let opensslSHA256 = try await openssl("sha256")
             Bench.progress("openssl speed -evp md5 (\(opensslSeconds) s)")
-            let opensslMD5 = try await openssl("md5", scratch: directory.string)
+            let opensslMD5 = try await openssl("md5")
 
             var table = Table(
                 "hash: one \(Format.size(size)) file in the page cache, best and median of \(common.repeats) run(s)",
@@ -108,10 +109,9 @@ struct HashBench: AsyncParsableCommand {
     }
 
     /// `openssl speed -evp ALGORITHM -bytes 16384 -seconds N`: the last line's figure, MB/s.
-    private func openssl(_ algorithm: String, scratch: String) async throws -> Double {
+    private func openssl(_ algorithm: String) async throws -> Double {
         let (output, _) = try await ChildProcess.run(
-            try Tools.path(of: "openssl"),
-            ["speed", "-evp", algorithm, "-bytes", "16384", "-seconds", "\(opensslSeconds)"], outputIn: scratch)
+            try Binaries.tool("openssl"), ["speed", "-evp", algorithm, "-bytes", "16384", "-seconds", "\(opensslSeconds)"])
         let lastLine = output.split(whereSeparator: \.isNewline).last { !$0.allSatisfy(\.isWhitespace) } ?? ""
         guard let field = lastLine.split(separator: " ").last, field.hasSuffix("k"), let kilobytes = Double(field.dropLast()) else {
             throw BenchError.tool("cannot read openssl speed's last line: '\(lastLine)'")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FledgeTesting
 import Foundation
 import SystemPackage
 import Transfer
@@ -50,12 +51,11 @@ struct ServeBench: AsyncParsableCommand {
 
     private func measureAndReport() async throws {
         let size = common.sizeBytes
-        let results = try await TemporaryDirectory.with(in: common.workdir, label: "serve") { directory in
-            let root = directory.appending("www")
-            try TemporaryDirectory.makeDirectory(root)
+        let results = try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "serve") { directory in
+            let root = try directory.makeDirectory("www")
             let file = root.appending("payload.bin")
             Bench.progress("writing \(Format.size(size)) of random bytes to \(file)")
-            try TestFile.write(file, size: size)
+            try RandomFile.write(file, size: size)
 
             var configuration = RangeServerConfiguration()
             configuration.host = Loopback.host
@@ -71,7 +71,7 @@ struct ServeBench: AsyncParsableCommand {
                         Contender(name: "fledge", url: "http://\(Loopback.host):\(port)/payload.bin", cpuSeconds: ProcFS.ownSeconds),
                         Contender(name: "nginx", url: "\(nginx.baseURL)/payload.bin", cpuSeconds: { nginx.cpuSeconds }),
                     ]
-                    return try await measure(contenders, size: size, scratch: directory.string)
+                    return try await measure(contenders, size: size)
                 }
                 try await server.shutdown()
                 return results
@@ -83,10 +83,10 @@ struct ServeBench: AsyncParsableCommand {
         report(results, size: size)
     }
 
-    private func measure(_ contenders: [Contender], size: Int64, scratch: String) async throws -> [String: Result] {
+    private func measure(_ contenders: [Contender], size: Int64) async throws -> [String: Result] {
         for contender in contenders {
             Bench.progress("warming up \(contender.name) (\(contender.url))")
-            _ = try await CurlClients.download(url: contender.url, clients: 1, expectedSize: size, output: { _ in "/dev/null" }, scratch: scratch)
+            _ = try await CurlClients.download(url: contender.url, clients: 1, expectedSize: size, output: { _ in "/dev/null" })
         }
         var results: [String: Result] = [:]
         for run in 0..<common.repeats {
@@ -94,7 +94,7 @@ struct ServeBench: AsyncParsableCommand {
                 for contender in run % 2 == 0 ? contenders : contenders.reversed() {
                     let cpuBefore = contender.cpuSeconds()
                     let seconds = try await CurlClients.download(
-                        url: contender.url, clients: count, expectedSize: size, output: { _ in "/dev/null" }, scratch: scratch)
+                        url: contender.url, clients: count, expectedSize: size, output: { _ in "/dev/null" })
                     let cpu = contender.cpuSeconds() - cpuBefore
                     let bytes = Int64(count) * size
                     let throughput = Bench.megabytesPerSecond(bytes: bytes, seconds: seconds)
