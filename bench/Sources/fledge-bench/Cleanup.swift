@@ -23,6 +23,7 @@ final class Cleanup: Sendable {
         let directory = try TemporaryDirectory("fledge-bench-\(label)", in: workdir)
         _ = directories.withLock { $0.insert(directory.string) }
         defer {
+            // Listed until it is gone: a signal arriving mid-removal finishes the job.
             directory.remove()
             _ = directories.withLock { $0.remove(directory.string) }
         }
@@ -37,7 +38,15 @@ final class Cleanup: Sendable {
             defer { directories = [] }
             return directories
         }
-        for path in paths { try? FileManager.default.removeItem(atPath: path) }
+        for path in paths {
+            // The bench's own clean-up may be removing it at the same moment (its children just
+            // died under it), and removeItem gives up at the first entry the other one took:
+            // try until it is gone, since exit follows and nobody else will finish the job.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while FileManager.default.fileExists(atPath: path) && ContinuousClock.now < deadline {
+                try? FileManager.default.removeItem(atPath: path)
+            }
+        }
     }
 
     /// On SIGINT or SIGTERM: stop children, remove directories, exit 128 + signal.
