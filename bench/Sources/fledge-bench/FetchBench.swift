@@ -17,8 +17,8 @@ struct FetchBench: AsyncParsableCommand {
             piece size. Ours downloads the release into a fresh PieceStore each run, for every \
             combination of piece size and pieces in flight; the timing covers opening the \
             assembly through the end of ReleaseDownloader.run() (per-piece SHA-256 while \
-            streaming, then fsync, whole-file SHA-256 from disk, rename, manifest). curl just \
-            writes the body to a file. ratio_vs_curl uses ours' best configuration.
+            streaming, writeback started as each piece verifies, then fsync, rename, manifest). \
+            curl just writes the body to a file. ratio_vs_curl uses ours' best configuration.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -173,7 +173,7 @@ struct FetchBench: AsyncParsableCommand {
         }
         let ours = best?.samples ?? Samples()
         table.note("MB/s = 10^6 bytes per second; 'in flight' is DownloadOptions.maxInFlight (maxPerSource set to the same; one source).")
-        table.note("fledge verifies the SHA-256 of every piece as it streams, then fsyncs the file, hashes it whole from disk (SHA-256) and renames it into place.")
+        table.note("fledge verifies the SHA-256 of every piece as it streams and starts its writeback at once, then fsyncs the file and renames it into place (no second whole-file hash).")
         table.note("curl does no verification and no fsync. For comparison only, '+ fsync' adds an fsync of curl's file, '+ SHA-256' also one SHA-256 pass over it (Hasher.feed, page cache): roughly the extra work ours does.")
         table.note("ratio_vs_curl = best fledge configuration (\(best?.config.name ?? "-")) / curl, best runs.")
         table.print()
