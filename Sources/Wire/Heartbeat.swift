@@ -1,0 +1,108 @@
+/// Where an agent is in an upgrade. States only move forward within one rollout.
+public enum AgentState: String, Codable, Sendable, CaseIterable, Comparable {
+    case idle, downloading, installing, restarting, confirming, failed
+
+    /// Order within an upgrade; `failed` ends it like success does.
+    var rank: Int { Self.allCases.firstIndex(of: self)! }
+    public static func < (a: AgentState, b: AgentState) -> Bool { a.rank < b.rank }
+}
+
+/// A release an agent holds verified and serves to peers from its range server: whole, or
+/// (`pieces` given) the verified pieces so far of one still downloading.
+public struct HeldRelease: Codable, Sendable, Equatable {
+    public var name: String
+    public var version: String
+    /// True when every file is final and verified.
+    public var complete: Bool
+    /// Verified pieces so far, when not complete.
+    public var verifiedPieces: Int?
+
+    public init(name: String, version: String, complete: Bool, verifiedPieces: Int? = nil) {
+        self.name = name
+        self.version = version
+        self.complete = complete
+        self.verifiedPieces = verifiedPieces
+    }
+}
+
+/// What an agent says on every beat: who it is, what it runs, where it is in an upgrade, what
+/// it can serve to neighbours.
+public struct HeartbeatRequest: Codable, Sendable, Equatable {
+    public var hostname: String
+    public var ip: String
+    /// The agent's own version (what it runs now).
+    public var version: String
+    public var labels: [String: String]
+    public var state: AgentState
+    /// The rollout the state is about, when upgrading.
+    public var rolloutId: String?
+    public var progressBytes: Int64?
+    /// Bytes fetched in the current upgrade, by source base URL.
+    public var downloadedFrom: [String: Int64]?
+    /// Why it failed, when `state` is `failed` (or what it rolled back from).
+    public var error: String?
+    public var held: [HeldRelease]
+    /// Port of its range server, when it serves peers.
+    public var peerPort: Int?
+
+    public init(
+        hostname: String, ip: String, version: String, labels: [String: String] = [:], state: AgentState = .idle,
+        rolloutId: String? = nil, progressBytes: Int64? = nil, downloadedFrom: [String: Int64]? = nil,
+        error: String? = nil, held: [HeldRelease] = [], peerPort: Int? = nil
+    ) {
+        self.hostname = hostname
+        self.ip = ip
+        self.version = version
+        self.labels = labels
+        self.state = state
+        self.rolloutId = rolloutId
+        self.progressBytes = progressBytes
+        self.downloadedFrom = downloadedFrom
+        self.error = error
+        self.held = held
+        self.peerPort = peerPort
+    }
+}
+
+/// How an agent gets a release: a signed Fledge manifest, or falcon's one file and its md5.
+public enum ReleaseLocator: Codable, Sendable, Equatable {
+    /// A signed Fledge release: its manifest from `manifestURL` when given, else from
+    /// `{source}/{name}/{version}/manifest.json` on the order's sources; verified against
+    /// the agent's pinned keys either way.
+    case fledge(manifestURL: String?)
+    /// `{wgeturl}/bin_{version}` (and `cfg_{version}`), checked by md5. `type`: 0 binary, 1 config, 2 both.
+    case falcon(wgetURL: String, type: Int, binMD5: String, cfgMD5: String)
+}
+
+/// The upgrade HBS orders in a heartbeat reply.
+public struct UpgradeOrder: Codable, Sendable, Equatable {
+    public var rolloutId: String
+    public var name: String
+    public var version: String
+    public var locator: ReleaseLocator
+    /// Base URLs to fetch from, best first: CDNs and peers chosen by the source planner.
+    public var sources: [String]
+    /// Unix seconds by which the host must have confirmed the new version.
+    public var deadline: Int64
+
+    public init(rolloutId: String, name: String, version: String, locator: ReleaseLocator, sources: [String], deadline: Int64) {
+        self.rolloutId = rolloutId
+        self.name = name
+        self.version = version
+        self.locator = locator
+        self.sources = sources
+        self.deadline = deadline
+    }
+}
+
+/// HBS's answer to a beat.
+public struct HeartbeatReply: Codable, Sendable, Equatable {
+    public var order: UpgradeOrder?
+    /// When to beat next: short while a rollout is active or the host upgrades, long when idle.
+    public var nextBeatSeconds: Double
+
+    public init(order: UpgradeOrder? = nil, nextBeatSeconds: Double) {
+        self.order = order
+        self.nextBeatSeconds = nextBeatSeconds
+    }
+}
