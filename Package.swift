@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "fledge-seeder", targets: ["fledge-seeder"]),
+        .executable(name: "fledge-hbs", targets: ["fledge-hbs"]),
         .executable(name: "fledge-bench", targets: ["fledge-bench"]),
         .library(name: "Transfer", targets: ["Transfer"]),
         .library(name: "Wire", targets: ["Wire"]),
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries, each behind a module map and a small shim header.
@@ -57,6 +60,28 @@ let package = Package(
             path: "Sources/fledge-seeder"
         ),
 
+        // The control plane: heartbeats, rollouts, source planner, stores, admin APIs.
+        .target(
+            name: "HBS",
+            dependencies: [
+                "Transfer", "Wire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "fledge-hbs",
+            dependencies: [
+                "HBS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/fledge-hbs"
+        ),
+
         // Benchmarks: each compares against a reference measured in the same run.
         .executableTarget(
             name: "fledge-bench",
@@ -76,6 +101,13 @@ let package = Package(
             path: "Tests/FledgeTesting"
         ),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(
+            name: "HBSTests",
+            dependencies: [
+                "HBS", "Wire", "FledgeTesting", "fledge-hbs",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .testTarget(
             name: "TransferTests",
             dependencies: [

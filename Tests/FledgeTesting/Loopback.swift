@@ -24,10 +24,22 @@ public enum Loopback {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// A socket connected to `port`; the caller closes it.
-    public static func connect(port: Int) throws -> Int32 {
+    /// A socket connected to `port`, from the loopback address `source` when given (any of
+    /// 127.0.0.0/8 works on Linux); the caller closes it.
+    public static func connect(port: Int, from source: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FledgeTestingError.system("socket") }
+        if let source {
+            var local = socketAddress(port: 0, host: source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let error = FledgeTestingError.system("bind \(source)")
+                close(fd)
+                throw error
+            }
+        }
         var address = socketAddress(port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -47,7 +59,7 @@ public enum Loopback {
         return true
     }
 
-    private static func socketAddress(port: Int) -> sockaddr_in {
+    private static func socketAddress(port: Int, host: String = Loopback.host) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian

@@ -1,0 +1,81 @@
+import Hummingbird
+import NIOCore
+import Transfer
+
+/// Who may change things through the admin API: peers in the allowed networks (loopback by
+/// default), or anyone with the admin bearer token when one is configured. Reads are open.
+/// Falcon left DELETE open to all; this does not.
+struct AdminAuthority: RouterMiddleware {
+    typealias Context = HBSRequestContext
+
+    let allowed: [IPNetwork]
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.method == .get || request.method == .head { return try await next(request, context) }
+        if let address = context.remoteAddress, allowed.contains(where: { $0.contains(address) }) {
+            return try await next(request, context)
+        }
+        if let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+           Self.constantTimeEquals(String(header.dropFirst(7)), token) {
+            return try await next(request, context)
+        }
+        let reason = token == nil
+            ? "forbidden: changes are accepted only from \(allowed.map(\.description).joined(separator: ", "))"
+            : "forbidden: changes need a local peer or the admin bearer token"
+        return JSONResponse.falconError(.forbidden, reason)
+    }
+
+    /// Compares hashes of both, byte by byte without an early exit: the time taken says
+    /// nothing about how much of the token was right.
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Digest.sha256(Array(a.utf8)), y = Digest.sha256(Array(b.utf8))
+        var difference: UInt8 = 0
+        for i in 0..<x.count { difference |= x[i] ^ y[i] }
+        return difference == 0
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR form (`127.0.0.0/8`, `::1/128`).
+public struct IPNetwork: Sendable, CustomStringConvertible, Equatable {
+    let bytes: [UInt8]
+    let prefix: Int
+    public let description: String
+
+    public static let loopback = [IPNetwork("127.0.0.0/8")!, IPNetwork("::1/128")!]
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let first = parts.first, let address = try? SocketAddress(ipAddress: String(first), port: 0),
+              let bytes = Self.bytes(of: address) else { return nil }
+        let prefix = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
+        guard let prefix, (0...bytes.count * 8).contains(prefix) else { return nil }
+        self.bytes = bytes
+        self.prefix = prefix
+        self.description = "\(first)/\(prefix)"
+    }
+
+    func contains(_ address: SocketAddress) -> Bool {
+        guard var candidate = Self.bytes(of: address) else { return false }
+        // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+        if candidate.count == 16, bytes.count == 4, candidate.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
+            candidate = Array(candidate.suffix(4))
+        }
+        guard candidate.count == bytes.count else { return false }
+        var bits = prefix
+        for (a, b) in zip(candidate, bytes) where bits > 0 {
+            let mask: UInt8 = bits >= 8 ? 0xff : ~(0xff >> UInt8(bits))
+            if a & mask != b & mask { return false }
+            bits -= 8
+        }
+        return true
+    }
+
+    private static func bytes(of address: SocketAddress) -> [UInt8]? {
+        switch address {
+        case .v4(let v4): withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+        case .v6(let v6): withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        case .unixDomainSocket: nil
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Hummingbird
+import Transfer
+import Wire
+
+/// The agent listener: `POST /v1/heartbeat`, optionally behind a fleet token.
+struct AgentRoutes {
+    let controlPlane: ControlPlane
+    let fleetToken: String?
+    let metrics: HBSMetrics
+
+    func register(on router: Router<HBSRequestContext>) {
+        router.post("/v1/heartbeat") { request, context in await heartbeat(request, context) }
+        router.get("/healthz") { _, _ in JSONResponse.encode(["status": "ok"]) }
+    }
+
+    private func heartbeat(_ request: Request, _ context: HBSRequestContext) async -> Response {
+        if let fleetToken {
+            guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+                  AdminAuthority.constantTimeEquals(String(header.dropFirst(7)), fleetToken) else {
+                return JSONResponse.error(.unauthorized, "a fleet token is required: Authorization: Bearer TOKEN")
+            }
+        }
+        let beat: HeartbeatRequest
+        switch await JSONResponse.decode(HeartbeatRequest.self, from: request, context: context) {
+        case .success(let decoded): beat = decoded
+        case .failure(let failure): return JSONResponse.error(failure.status, failure.message)
+        }
+        guard !beat.hostname.isEmpty, beat.hostname.utf8.count <= 255 else {
+            return JSONResponse.error(.badRequest, "hostname must be 1-255 bytes", field: "hostname")
+        }
+        guard !beat.version.isEmpty else { return JSONResponse.error(.badRequest, "version is required", field: "version") }
+        metrics.heartbeats.add(1, ordering: .relaxed)
+        do {
+            let reply = try await controlPlane.beat(beat)
+            if reply.order != nil { metrics.orders.add(1, ordering: .relaxed) }
+            return JSONResponse.encode(reply)
+        } catch {
+            metrics.storeErrors.add(1, ordering: .relaxed)
+            context.logger.error("heartbeat from \(beat.hostname) not stored: \(error)")
+            return JSONResponse.error(.serviceUnavailable, "state could not be stored; beat again shortly")
+        }
+    }
+}

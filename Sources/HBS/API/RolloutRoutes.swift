@@ -1,0 +1,93 @@
+import Hummingbird
+import Transfer
+import Wire
+
+/// The v1 admin API: rollouts with canary, batches, pause, resume, abort, rollback and
+/// progress; and the agents as last seen.
+struct RolloutRoutes {
+    let controlPlane: ControlPlane
+    let planner: SourcePlanner
+    let defaultMaxConcurrent: Int
+
+    func register(on router: Router<HBSRequestContext>) {
+        router.post("/v1/rollouts") { request, context in await create(request, context) }
+        router.get("/v1/rollouts") { _, _ in
+            let state = await controlPlane.state
+            let now = UnixTime.now
+            return JSONResponse.encode(state.rollouts.values.sorted { $0.createdAt < $1.createdAt }
+                .map { RolloutSummary($0, planner: planner, now: now) })
+        }
+        router.get("/v1/rollouts/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let rollout = await controlPlane.state.rollouts[id] else {
+                return JSONResponse.error(.notFound, "no rollout '\(id)'")
+            }
+            return JSONResponse.encode(RolloutSummary(rollout, planner: planner, now: UnixTime.now))
+        }
+        router.post("/v1/rollouts/:id/:action") { _, context in
+            await act(id: context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
+        }
+        router.get("/v1/agents") { _, _ in
+            JSONResponse.encode(await controlPlane.state.agents.values.sorted { $0.hostname < $1.hostname }.map(AgentView.init))
+        }
+    }
+
+    private func create(_ request: Request, _ context: HBSRequestContext) async -> Response {
+        let body: RolloutRequest
+        switch await JSONResponse.decode(RolloutRequest.self, from: request, context: context) {
+        case .success(let decoded): body = decoded
+        case .failure(let failure): return JSONResponse.error(failure.status, failure.message)
+        }
+        let spec: RolloutSpec
+        do { spec = try body.spec(defaultMaxConcurrent: defaultMaxConcurrent) } catch {
+            return JSONResponse.error(.badRequest, error.description, field: error.field)
+        }
+        return await respond { () throws(ControlPlaneError) in try await controlPlane.create(spec) }
+    }
+
+    private func act(id: String, action: String) async -> Response {
+        switch action {
+        case "pause": await respond { () throws(ControlPlaneError) in try await controlPlane.pause(id) }
+        case "resume": await respond { () throws(ControlPlaneError) in try await controlPlane.resume(id) }
+        case "abort": await respond { () throws(ControlPlaneError) in try await controlPlane.abort(id) }
+        case "rollback": await respond { () throws(ControlPlaneError) in try await controlPlane.rollback(id) }
+        default: JSONResponse.error(.notFound, "no action '\(action)': use pause, resume, abort or rollback")
+        }
+    }
+
+    private func respond(_ body: () async throws(ControlPlaneError) -> Rollout) async -> Response {
+        do {
+            let rollout = try await body()
+            return JSONResponse.encode(RolloutSummary(rollout, planner: planner, now: UnixTime.now), status: .created)
+        } catch .engine(.invalid(let error)) {
+            return JSONResponse.error(.badRequest, error.description, field: error.field)
+        } catch .engine(.notFound(let id)) {
+            return JSONResponse.error(.notFound, "no rollout '\(id)'")
+        } catch .engine(.conflict(let reason)) {
+            return JSONResponse.error(.conflict, reason)
+        } catch {
+            return JSONResponse.error(.serviceUnavailable, error.description)
+        }
+    }
+}
+
+/// An agent as `GET /v1/agents` shows it.
+struct AgentView: Codable {
+    var host: String
+    var ip: String
+    var labels: [String: String]
+    var version: String
+    var state: String
+    var lastSeen: Int64
+    var error: String?
+
+    init(_ agent: AgentRecord) {
+        host = agent.hostname
+        ip = agent.ip
+        labels = agent.labels
+        version = agent.version
+        state = agent.state.rawValue
+        lastSeen = agent.lastSeen
+        error = agent.error
+    }
+}

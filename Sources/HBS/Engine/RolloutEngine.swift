@@ -1,0 +1,335 @@
+import Wire
+
+/// Timings and limits of the rollout engine.
+public struct EngineConfiguration: Codable, Sendable, Equatable {
+    /// Beat interval while a rollout has work or the host upgrades.
+    public var fastBeatSeconds: Double = 1
+    /// Beat interval of an idle fleet.
+    public var slowBeatSeconds: Double = 60
+    /// Admissions per host per rollout before it stays failed.
+    public var maxAttempts = 3
+    /// First retry after this many seconds, doubling per failure.
+    public var retryBackoffSeconds: Int64 = 10
+    public var planner = PlannerConfiguration()
+
+    public init() {}
+
+    /// Keys a config file leaves out keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        fastBeatSeconds = try container.decodeIfPresent(Double.self, forKey: .fastBeatSeconds) ?? fastBeatSeconds
+        slowBeatSeconds = try container.decodeIfPresent(Double.self, forKey: .slowBeatSeconds) ?? slowBeatSeconds
+        maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? maxAttempts
+        retryBackoffSeconds = try container.decodeIfPresent(Int64.self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
+        planner = try container.decodeIfPresent(PlannerConfiguration.self, forKey: .planner) ?? planner
+    }
+}
+
+/// Why the engine refused an operator's request.
+public enum EngineError: Error, Equatable, CustomStringConvertible {
+    case invalid(ValidationError)
+    case notFound(String)
+    case conflict(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let error): error.description
+        case .notFound(let id): "no rollout '\(id)'"
+        case .conflict(let reason): reason
+        }
+    }
+}
+
+/// The rollout engine: admits hosts on their beats under the concurrency limit, batch after
+/// batch, hands each its sources, follows it to confirmation or failure, frees silent hosts'
+/// slots, pauses at the failure budget. Pure and synchronous: time comes in as `now`, and
+/// every change is a `FleetEvent` left in `outbox` for the store to make durable.
+public struct RolloutEngine: Sendable {
+    public private(set) var state: FleetState
+    public let configuration: EngineConfiguration
+    let planner: SourcePlanner
+    /// Events applied since the last `takeOutbox()`.
+    private var outbox: [FleetEvent] = []
+
+    public init(state: FleetState = .init(), configuration: EngineConfiguration = .init()) {
+        self.state = state
+        self.configuration = configuration
+        self.planner = SourcePlanner(configuration: configuration.planner)
+    }
+
+    /// The events to persist, oldest first; the outbox is empty afterwards.
+    public mutating func takeOutbox() -> [FleetEvent] {
+        defer { outbox = [] }
+        return outbox
+    }
+
+    private mutating func record(_ event: FleetEvent) {
+        state.apply(event)
+        outbox.append(event)
+    }
+
+    // MARK: Operator actions
+
+    /// Starts a rollout to every known host the selector picks that runs an older version
+    /// (or any other version, for a rollback), canary first, then batches.
+    @discardableResult
+    public mutating func create(_ spec: RolloutSpec, now: Int64, allowsDowngrade: Bool = false) throws(EngineError) -> Rollout {
+        do { try spec.validate() } catch { throw .invalid(error) }
+        if let active = state.activeRollout {
+            throw .conflict("rollout \(active.id) (\(active.spec.name) \(active.spec.version)) is \(active.phase.rawValue); abort it first")
+        }
+        var rollout = Rollout(
+            id: "r\(state.nextRolloutNumber)", spec: spec, phase: .running, createdAt: now,
+            allowsDowngrade: allowsDowngrade, hosts: [:])
+        let targets = state.agents.values
+            .filter { spec.selector.matches(hostname: $0.hostname, labels: $0.labels) && rollout.isTarget(version: $0.version) }
+            .sorted { $0.hostname < $1.hostname }
+        let canary = min(spec.canary, targets.count)
+        let sizes = (canary > 0 ? [canary] : []) + spec.batches.sizes(for: targets.count - canary)
+        var next = targets.makeIterator()
+        for (batch, size) in sizes.enumerated() {
+            for _ in 0..<size {
+                guard let agent = next.next() else { break }
+                rollout.hosts[agent.hostname] = HostProgress(phase: .pending, batch: batch, fromVersion: agent.version)
+            }
+        }
+        record(.rolloutCreated(rollout))
+        return rollout
+    }
+
+    public mutating func pause(_ id: String, now: Int64, reason: String = "paused by operator") throws(EngineError) -> Rollout {
+        let rollout = try find(id)
+        guard rollout.phase == .running else { throw .conflict("rollout \(id) is \(rollout.phase.rawValue), not running") }
+        record(.rolloutPhase(rollout: id, phase: .paused, reason: reason, at: now))
+        return state.rollouts[id]!
+    }
+
+    public mutating func resume(_ id: String, now: Int64) throws(EngineError) -> Rollout {
+        let rollout = try find(id)
+        guard rollout.phase == .paused else { throw .conflict("rollout \(id) is \(rollout.phase.rawValue), not paused") }
+        record(.rolloutPhase(rollout: id, phase: .running, reason: nil, at: now))
+        return state.rollouts[id]!
+    }
+
+    /// Stops admitting; hosts already upgrading finish or roll back on their own.
+    public mutating func abort(_ id: String, now: Int64) throws(EngineError) -> Rollout {
+        let rollout = try find(id)
+        guard rollout.phase.isActive else { throw .conflict("rollout \(id) is already \(rollout.phase.rawValue)") }
+        record(.rolloutPhase(rollout: id, phase: .aborted, reason: nil, at: now))
+        return state.rollouts[id]!
+    }
+
+    /// Aborts `id` if active and starts a rollout of its hosts back to the version most of
+    /// them ran before it: the one explicit way to go down a version.
+    public mutating func rollback(_ id: String, now: Int64) throws(EngineError) -> Rollout {
+        let rollout = try find(id)
+        guard case .fledge(let manifestURL) = rollout.spec.locator else {
+            throw .conflict("rollout \(id) is a falcon rollout: falcon releases name no previous version; POST /agent/upgrade with the previous version and its md5")
+        }
+        let counts = Dictionary(rollout.hosts.values.map { ($0.fromVersion, 1) }, uniquingKeysWith: +)
+        guard let previous = counts.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })?.key else {
+            throw .conflict("rollout \(id) has no hosts to roll back")
+        }
+        if rollout.phase.isActive { _ = try abort(id, now: now) }
+        var spec = rollout.spec
+        spec.version = previous
+        // The pinned manifest was the new version's; the old one is found on the sources.
+        if manifestURL != nil { spec.locator = .fledge(manifestURL: nil) }
+        spec.canary = 0
+        spec.selector = .hosts(rollout.hosts.keys.sorted())
+        return try create(spec, now: now, allowsDowngrade: true)
+    }
+
+    private func find(_ id: String) throws(EngineError) -> Rollout {
+        guard let rollout = state.rollouts[id] else { throw .notFound(id) }
+        return rollout
+    }
+
+    // MARK: Heartbeats
+
+    /// Takes a beat: remembers the agent, moves its host forward in the active rollout, and
+    /// answers with an order when the host is admitted (again, if it missed the first).
+    public mutating func beat(_ beat: HeartbeatRequest, now: Int64) -> HeartbeatReply {
+        let agent = AgentRecord(beat, now: now)
+        if let known = state.agents[beat.hostname], known.sameIdentity(as: agent) {
+            state.agents[beat.hostname] = agent  // only lastSeen/state changed: not worth a journal entry
+        } else {
+            record(.agentSeen(agent))
+        }
+        guard let rollout = state.activeRollout else {
+            return HeartbeatReply(nextBeatSeconds: configuration.slowBeatSeconds)
+        }
+        let order = step(agent, beat: beat, in: rollout, now: now)
+        let upgrading = state.rollouts[rollout.id]?.hosts[agent.hostname]?.phase.isActive ?? false
+        let busy = state.rollouts[rollout.id].map { $0.phase == .running && $0.hasWork } ?? false
+        return HeartbeatReply(
+            order: order, nextBeatSeconds: upgrading || busy ? configuration.fastBeatSeconds : configuration.slowBeatSeconds)
+    }
+
+    private mutating func step(_ agent: AgentRecord, beat: HeartbeatRequest, in rollout: Rollout, now: Int64) -> UpgradeOrder? {
+        let id = rollout.id
+        let target = rollout.spec.version
+        let atTarget = Self.same(beat.version, target)
+        guard var progress = rollout.hosts[agent.hostname] else {
+            // A host that joins mid-rollout goes into the last batch.
+            guard !atTarget, rollout.spec.selector.matches(hostname: agent.hostname, labels: agent.labels),
+                  rollout.isTarget(version: beat.version) else { return nil }
+            record(.hostUpdated(rollout: id, host: agent.hostname,
+                                HostProgress(phase: .pending, batch: rollout.lastBatch, fromVersion: beat.version)))
+            return step(agent, beat: beat, in: state.rollouts[id]!, now: now)
+        }
+
+        switch progress.phase {
+        case .done, .failed:
+            return nil
+        case .pending:
+            if atTarget {
+                progress.phase = .done
+                record(.hostUpdated(rollout: id, host: agent.hostname, progress))
+                return nil
+            }
+            guard rollout.phase == .running, let current = rollout.currentBatch, progress.batch <= current,
+                  rollout.activeCount < rollout.spec.maxConcurrent, (progress.retryAt ?? 0) <= now,
+                  let sources = planner.plan(for: agent, spec: rollout.spec, batch: progress.batch,
+                                             peers: Array(state.agents.values), load: load(of: rollout))
+            else { return nil }
+            progress.phase = .admitted
+            progress.attempts += 1
+            progress.admittedAt = now
+            progress.leaseUntil = now + rollout.spec.leaseSeconds
+            progress.deadline = now + rollout.spec.deadlineSeconds
+            progress.retryAt = nil
+            progress.sources = sources
+            progress.progressBytes = 0
+            progress.bytesBySource = [:]
+            record(.hostUpdated(rollout: id, host: agent.hostname, progress))
+            return order(for: progress, in: rollout)
+        case .admitted, .downloading, .installing, .restarting, .confirming:
+            let before = progress
+            progress.leaseUntil = now + rollout.spec.leaseSeconds
+            progress.progressBytes = beat.progressBytes ?? progress.progressBytes
+            progress.bytesBySource = beat.downloadedFrom ?? progress.bytesBySource
+            if atTarget && beat.state == .idle {
+                progress.phase = .done  // the new version runs and has committed
+                progress.leaseUntil = nil
+            } else if beat.state == .failed && (beat.rolloutId == nil || beat.rolloutId == id) {
+                fail(agent.hostname, progress, in: id, reason: beat.error ?? "the agent reported a failure", now: now)
+                return nil
+            } else if atTarget {
+                progress.phase = .confirming
+            } else if beat.rolloutId == id, let phase = HostPhase(beat.state), phase.rank > progress.phase.rank {
+                progress.phase = phase
+            }
+            if progress.phase != before.phase || progress.bytesBySource != before.bytesBySource {
+                record(.hostUpdated(rollout: id, host: agent.hostname, progress))
+            } else {
+                // Lease renewals stay in memory; a restarted HBS grants every lease afresh.
+                state.setHost(id, agent.hostname, progress)
+            }
+            // Still idle on the old version: the order was lost, or the agent restarted. Again.
+            if progress.phase == .admitted && beat.state == .idle && !atTarget {
+                return order(for: progress, in: rollout)
+            }
+            return nil
+        }
+    }
+
+    private func order(for progress: HostProgress, in rollout: Rollout) -> UpgradeOrder {
+        UpgradeOrder(
+            rolloutId: rollout.id, name: rollout.spec.name, version: rollout.spec.version, locator: rollout.spec.locator,
+            sources: progress.sources, deadline: progress.deadline ?? 0)
+    }
+
+    /// Downloads in flight by primary source, for the planner.
+    private func load(of rollout: Rollout) -> [String: Int] {
+        var load: [String: Int] = [:]
+        for host in rollout.hosts.values where host.phase.isActive && host.phase.rank <= HostPhase.downloading.rank {
+            if let primary = host.sources.first { load[primary, default: 0] += 1 }
+        }
+        return load
+    }
+
+    private mutating func fail(_ host: String, _ progress: HostProgress, in id: String, reason: String, now: Int64) {
+        var progress = progress
+        progress.phase = .failed
+        progress.failures += 1
+        progress.reason = reason
+        progress.leaseUntil = nil
+        progress.retryAt = progress.attempts < configuration.maxAttempts
+            ? now + configuration.retryBackoffSeconds << Int64(min(progress.failures - 1, 10)) : nil
+        record(.hostUpdated(rollout: id, host: host, progress))
+        guard let rollout = state.rollouts[id], rollout.phase == .running, rollout.failedHosts > rollout.spec.failureBudget else { return }
+        record(.rolloutPhase(
+            rollout: id, phase: .paused,
+            reason: "failure budget exceeded: \(rollout.failedHosts) hosts failed, budget \(rollout.spec.failureBudget)", at: now))
+    }
+
+    // MARK: Time
+
+    /// What time alone changes: expired leases and deadlines fail their hosts (freeing their
+    /// slots), failed hosts come back after their backoff, a finished rollout completes.
+    public mutating func sweep(now: Int64) {
+        guard let rollout = state.activeRollout else { return }
+        let id = rollout.id
+        for (host, progress) in rollout.hosts.sorted(by: { $0.key < $1.key }) {
+            if progress.phase.isActive, let lease = progress.leaseUntil, lease < now {
+                fail(host, progress, in: id, reason: "silent for over \(rollout.spec.leaseSeconds) s: lease expired", now: now)
+            } else if progress.phase.isActive, let deadline = progress.deadline, deadline < now {
+                fail(host, progress, in: id, reason: "did not confirm \(rollout.spec.version) within \(rollout.spec.deadlineSeconds) s", now: now)
+            } else if progress.phase == .failed, let retry = progress.retryAt, retry <= now, state.rollouts[id]?.phase == .running {
+                var again = progress
+                again.phase = .pending
+                again.retryAt = nil
+                // A retried host never reopens a batch that has moved on.
+                again.batch = max(progress.batch, state.rollouts[id]?.currentBatch ?? progress.batch)
+                record(.hostUpdated(rollout: id, host: host, again))
+            }
+        }
+        if let current = state.rollouts[id], current.phase == .running, !current.hasWork, !current.spec.isFalcon {
+            record(.rolloutPhase(rollout: id, phase: .completed, reason: nil, at: now))
+        }
+    }
+
+    /// After a restart: every admitted host gets a fresh lease, since beats were not journaled.
+    public mutating func renewLeases(now: Int64) {
+        for rollout in state.rollouts.values where rollout.phase.isActive {
+            for (host, progress) in rollout.hosts where progress.phase.isActive {
+                var renewed = progress
+                renewed.leaseUntil = now + rollout.spec.leaseSeconds
+                state.setHost(rollout.id, host, renewed)
+            }
+        }
+    }
+
+    static func same(_ a: String, _ b: String) -> Bool {
+        if let x = SemanticVersion(a), let y = SemanticVersion(b) { return x == y }
+        return a == b
+    }
+}
+
+extension FleetState {
+    /// A change not worth a journal entry (a lease renewal): memory only.
+    mutating func setHost(_ rollout: String, _ host: String, _ progress: HostProgress) {
+        rollouts[rollout]?.hosts[host] = progress
+    }
+}
+
+extension AgentRecord {
+    /// Same host, address, version, labels, peer port and held releases: only the beat's
+    /// time and state differ.
+    func sameIdentity(as other: AgentRecord) -> Bool {
+        ip == other.ip && version == other.version && labels == other.labels && peerPort == other.peerPort && held == other.held
+    }
+}
+
+extension Rollout {
+    /// Hosts still to start, upgrading, or failed with a retry ahead.
+    var hasWork: Bool {
+        hosts.values.contains { $0.phase == .pending || $0.phase.isActive || ($0.phase == .failed && $0.retryAt != nil) }
+    }
+}
+
+extension RolloutSpec {
+    var isFalcon: Bool { if case .falcon = locator { true } else { false } }
+}

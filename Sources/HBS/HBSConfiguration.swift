@@ -1,0 +1,46 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Everything `fledge-hbs` can be told, from flags or a JSON config file with the same keys.
+public struct HBSConfiguration: Codable, Sendable {
+    /// Directory of the embedded store.
+    public var data: String = "/var/lib/fledge-hbs"
+    public var agentListen: String = "0.0.0.0:6030"
+    public var adminListen: String = "0.0.0.0:6031"
+    /// File holding the admin bearer token; without one, changes come only from `adminAllow`.
+    public var adminTokenFile: String?
+    /// File holding the token agents must present; without one, any agent may beat.
+    public var fleetTokenFile: String?
+    /// Networks whose peers may change things without a token.
+    public var adminAllow: [String] = ["127.0.0.0/8", "::1/128"]
+    /// Hosts upgrading at once when a rollout does not say (falcon's threshold).
+    public var maxConcurrent: Int = 2000
+    /// The release name of the agent: falcon rollouts upgrade it.
+    public var agentName: String = "fledge-agent"
+    public var engine: EngineConfiguration = .init()
+
+    public init() {}
+
+    /// Reads a JSON config file; keys it leaves out keep their defaults.
+    public static func load(from path: String) throws -> HBSConfiguration {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try JSONDecoder().decode(HBSConfiguration.self, from: data)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let defaults = HBSConfiguration()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        data = try container.decodeIfPresent(String.self, forKey: .data) ?? defaults.data
+        agentListen = try container.decodeIfPresent(String.self, forKey: .agentListen) ?? defaults.agentListen
+        adminListen = try container.decodeIfPresent(String.self, forKey: .adminListen) ?? defaults.adminListen
+        adminTokenFile = try container.decodeIfPresent(String.self, forKey: .adminTokenFile)
+        fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
+        adminAllow = try container.decodeIfPresent([String].self, forKey: .adminAllow) ?? defaults.adminAllow
+        maxConcurrent = try container.decodeIfPresent(Int.self, forKey: .maxConcurrent) ?? defaults.maxConcurrent
+        agentName = try container.decodeIfPresent(String.self, forKey: .agentName) ?? defaults.agentName
+        engine = try container.decodeIfPresent(EngineConfiguration.self, forKey: .engine) ?? defaults.engine
+    }
+}

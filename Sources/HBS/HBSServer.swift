@@ -1,0 +1,97 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SystemPackage
+import Transfer
+
+/// `fledge-hbs` put together: the control plane on its store, the agent listener, the admin
+/// listener (falcon's API, v1, `/metrics`, `/healthz`) behind the authority check, and the
+/// sweeper that lets time expire leases. Runs until SIGTERM or SIGINT.
+public struct HBSServer {
+    public let configuration: HBSConfiguration
+    public let logger: Logger
+
+    public init(configuration: HBSConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let agentAddress = try Self.address(configuration.agentListen, flag: "--agent-listen")
+        let adminAddress = try Self.address(configuration.adminListen, flag: "--admin-listen")
+        var allowed: [IPNetwork] = []
+        for text in configuration.adminAllow {
+            guard let network = IPNetwork(text) else { throw HBSStartError("--admin-allow: '\(text)' is not a CIDR network") }
+            allowed.append(network)
+        }
+        let adminToken = try configuration.adminTokenFile.map { try Self.token(from: $0, flag: "--admin-token-file") }
+        let fleetToken = try configuration.fleetTokenFile.map { try Self.token(from: $0, flag: "--fleet-token-file") }
+
+        let store = EmbeddedStore(directory: FilePath(configuration.data))
+        let controlPlane = try ControlPlane(store: store, configuration: configuration.engine, logger: logger)
+        let metrics = HBSMetrics()
+        let planner = SourcePlanner(configuration: configuration.engine.planner)
+
+        let agentRouter = Router(context: HBSRequestContext.self)
+        AgentRoutes(controlPlane: controlPlane, fleetToken: fleetToken, metrics: metrics).register(on: agentRouter)
+
+        let adminRouter = Router(context: HBSRequestContext.self)
+        adminRouter.add(middleware: AdminAuthority(allowed: allowed, token: adminToken))
+        FalconRoutes(controlPlane: controlPlane, agentName: configuration.agentName, maxConcurrent: configuration.maxConcurrent)
+            .register(on: adminRouter)
+        RolloutRoutes(controlPlane: controlPlane, planner: planner, defaultMaxConcurrent: configuration.maxConcurrent)
+            .register(on: adminRouter)
+        adminRouter.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.render(await controlPlane.state))))
+        }
+        adminRouter.get("/healthz") { _, _ in JSONResponse.encode(["status": "ok"]) }
+
+        let agentApp = Application(
+            router: agentRouter, configuration: .init(address: agentAddress, serverName: "fledge-hbs"), logger: logger)
+        let adminApp = Application(
+            router: adminRouter, configuration: .init(address: adminAddress, serverName: "fledge-hbs"), logger: logger)
+        let services: [any Service] = [agentApp, adminApp, Sweeper(controlPlane: controlPlane)]
+        logger.info("fledge-hbs: agents on \(configuration.agentListen), admin on \(configuration.adminListen), data in \(configuration.data)")
+        try await ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+
+    static func address(_ text: String, flag: String) throws -> BindAddress {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw HBSStartError("\(flag): '\(text)' is not HOST:PORT")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return .hostname(host.isEmpty ? "0.0.0.0" : host, port: port)
+    }
+
+    static func token(from path: String, flag: String) throws -> String {
+        guard let bytes = try? Files.read(FilePath(path)) else { throw HBSStartError("\(flag): cannot read \(path)") }
+        let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.count >= 16 else { throw HBSStartError("\(flag): the token in \(path) is shorter than 16 characters") }
+        return token
+    }
+}
+
+/// Lets time act: leases, deadlines, retries, completion, once a second.
+struct Sweeper: Service {
+    let controlPlane: ControlPlane
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(1))
+                await controlPlane.sweep()
+            }
+        }
+    }
+}
+
+/// A configuration that cannot start, with the flag to fix.
+public struct HBSStartError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,61 @@
+/// A rollout as an operator reads it: where it stands, per batch and per host state, where
+/// the bytes came from, who failed and why, and when it should be done.
+public struct RolloutSummary: Codable, Sendable {
+    public struct Batch: Codable, Sendable {
+        public var batch: Int
+        public var counts: [String: Int]
+    }
+
+    public struct FailedHost: Codable, Sendable {
+        public var host: String
+        public var reason: String
+        public var failures: Int
+        public var retryAt: Int64?
+    }
+
+    public var id: String
+    public var name: String
+    public var version: String
+    public var phase: String
+    public var pauseReason: String?
+    public var createdAt: Int64
+    public var finishedAt: Int64?
+    public var hosts: Int
+    public var counts: [String: Int]
+    public var batches: [Batch]
+    public var currentBatch: Int?
+    public var bytesBySourceKind: [String: Int64]
+    public var failed: [FailedHost]
+    /// Seconds until every host is done at the pace so far; nil before the first is done.
+    public var etaSeconds: Double?
+
+    public init(_ rollout: Rollout, planner: SourcePlanner, now: Int64) {
+        id = rollout.id
+        name = rollout.spec.name
+        version = rollout.spec.version
+        phase = rollout.phase.rawValue
+        pauseReason = rollout.pauseReason
+        createdAt = rollout.createdAt
+        finishedAt = rollout.finishedAt
+        hosts = rollout.hosts.count
+        counts = Self.counts(rollout.hosts.values)
+        batches = Dictionary(grouping: rollout.hosts.values, by: \.batch).sorted { $0.key < $1.key }
+            .map { Batch(batch: $0.key, counts: Self.counts($0.value)) }
+        currentBatch = rollout.currentBatch
+        var bytes: [String: Int64] = ["cdn": 0, "peer": 0]
+        for host in rollout.hosts.values {
+            for (url, count) in host.bytesBySource { bytes[planner.kind(of: url, spec: rollout.spec).rawValue, default: 0] += count }
+        }
+        bytesBySourceKind = bytes
+        failed = rollout.hosts.filter { $0.value.failures > 0 }.sorted { $0.key < $1.key }.map {
+            FailedHost(host: $0.key, reason: $0.value.reason ?? "", failures: $0.value.failures, retryAt: $0.value.retryAt)
+        }
+        let done = counts[HostPhase.done.rawValue, default: 0]
+        let elapsed = Double(max(1, now - rollout.createdAt))
+        etaSeconds = done > 0 && rollout.phase.isActive ? Double(hosts - done) * elapsed / Double(done) : nil
+    }
+
+    private static func counts(_ hosts: some Collection<HostProgress>) -> [String: Int] {
+        Dictionary(hosts.map { ($0.phase.rawValue, 1) }, uniquingKeysWith: +)
+    }
+}

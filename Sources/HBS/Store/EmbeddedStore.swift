@@ -1,0 +1,111 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+import Synchronization
+import SystemPackage
+import Transfer
+import Wire
+
+/// The default store: the state in memory, made durable in a data directory as a snapshot
+/// (`state.json`, written by rename) and a journal of the events since (`journal-G.jsonl`, one
+/// line per event, fdatasync'd before `append` returns). The snapshot names its generation G,
+/// so a crash between writing a snapshot and starting its journal never replays old events
+/// over newer state. Load replays and compacts; a torn last line (a kill mid-write) was never
+/// acknowledged and is dropped.
+public final class EmbeddedStore: FleetStore {
+    public let directory: FilePath
+    /// Journal lines after which the next append compacts into a new snapshot.
+    public let compactAfter: Int
+    private let journal = Mutex<Journal?>(nil)
+
+    private struct Journal {
+        var descriptor: FileDescriptor
+        var lines: Int
+        var generation: Int
+    }
+
+    private struct Snapshot: Codable {
+        var generation: Int
+        var state: FleetState
+    }
+
+    public init(directory: FilePath, compactAfter: Int = 50_000) {
+        self.directory = directory
+        self.compactAfter = compactAfter
+    }
+
+    private var snapshotPath: FilePath { directory.appending("state.json") }
+    private func journalPath(_ generation: Int) -> FilePath { directory.appending("journal-\(generation).jsonl") }
+
+    public func load() throws(StoreError) -> FleetState {
+        do { try Files.makeDirectory(directory) } catch { throw .io("\(error)") }
+        var snapshot = Snapshot(generation: 0, state: FleetState())
+        if let bytes = try? Files.read(snapshotPath, limit: 1 << 30) {
+            do { snapshot = try JSONDecoder().decode(Snapshot.self, from: Data(bytes)) } catch {
+                throw .corrupt("\(snapshotPath): \(error)")
+            }
+        }
+        var state = snapshot.state
+        let journalPath = journalPath(snapshot.generation)
+        if let bytes = try? Files.read(journalPath, limit: 1 << 30) {
+            let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+            for (index, line) in lines.enumerated() {
+                do {
+                    state.apply(try JSONDecoder().decode(FleetEvent.self, from: Data(line)))
+                } catch where index == lines.count - 1 {
+                    break  // torn by a crash mid-write: never acknowledged
+                } catch {
+                    throw .corrupt("\(journalPath) line \(index + 1): \(error)")
+                }
+            }
+        }
+        journal.withLock { $0 = Journal(descriptor: FileDescriptor(rawValue: -1), lines: 0, generation: snapshot.generation) }
+        try compact(state)
+        return state
+    }
+
+    public func append(_ events: [FleetEvent], state: FleetState) throws(StoreError) {
+        guard !events.isEmpty else { return }
+        let encoder = JSONEncoder()
+        var bytes: [UInt8] = []
+        for event in events {
+            guard let line = try? encoder.encode(event) else { throw .io("cannot encode \(event)") }
+            bytes += line
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        let lines = try journal.withLock { (journal: inout Journal?) throws(StoreError) -> Int in
+            guard let descriptor = journal?.descriptor else { throw .io("append before load") }
+            do { _ = try descriptor.writeAll(bytes) } catch { throw .io("appending to the journal in \(directory): \(error)") }
+            guard fdatasync(descriptor.rawValue) == 0 else { throw .io("fdatasync of the journal in \(directory): \(Errno(rawValue: errno))") }
+            journal?.lines += events.count
+            return journal?.lines ?? 0
+        }
+        if lines >= compactAfter { try compact(state) }
+    }
+
+    /// Writes `state` as the snapshot of the next generation, starts its empty journal, and
+    /// removes the previous generation's.
+    private func compact(_ state: FleetState) throws(StoreError) {
+        let previous = journal.withLock { $0?.generation } ?? 0
+        let snapshot = Snapshot(generation: previous + 1, state: state)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let bytes = try? encoder.encode(snapshot) else { throw .io("cannot encode the state") }
+        do {
+            try Files.writeAtomically(Array(bytes), to: snapshotPath)
+            let descriptor = try FileDescriptor.open(
+                journalPath(snapshot.generation), .writeOnly, options: [.create, .append, .truncate], permissions: [.ownerReadWrite])
+            Files.syncDirectory(directory)
+            journal.withLock { journal in
+                if let old = journal?.descriptor, old.rawValue >= 0 { try? old.close() }
+                journal = Journal(descriptor: descriptor, lines: 0, generation: snapshot.generation)
+            }
+            Files.remove(journalPath(previous))
+        } catch {
+            throw .io("compacting into \(snapshotPath): \(error)")
+        }
+    }
+}

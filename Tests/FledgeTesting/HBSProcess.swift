@@ -1,0 +1,57 @@
+import Foundation
+
+/// `fledge-hbs` as a real process on two free loopback ports (agents, admin) with its data in
+/// a directory the test owns, so restarts and kill -9 are tested for real.
+public final class HBSProcess: Sendable {
+    public let child: ChildProcess
+    public let agentPort: Int
+    public let adminPort: Int
+
+    private init(child: ChildProcess, agentPort: Int, adminPort: Int) {
+        self.child = child
+        self.agentPort = agentPort
+        self.adminPort = adminPort
+    }
+
+    /// Starts it and returns once both listeners accept connections.
+    public static func start(data: String, extra: [String] = []) async throws -> HBSProcess {
+        var agentPort = 0
+        let (child, adminPort) = try await LoopbackServer.start("fledge-hbs") { adminPort in
+            agentPort = try Loopback.freePort()
+            return try ChildProcess("fledge-hbs", [
+                "--data", data, "--agent-listen", "\(Loopback.host):\(agentPort)",
+                "--admin-listen", "\(Loopback.host):\(adminPort)",
+            ] + extra)
+        }
+        guard await ChildProcess.waitFor(seconds: 10, { Loopback.accepts(port: agentPort) }) else {
+            _ = child.kill()
+            throw FledgeTestingError("fledge-hbs did not listen for agents on \(agentPort): \(child.stderr.suffix(800))")
+        }
+        return HBSProcess(child: child, agentPort: agentPort, adminPort: adminPort)
+    }
+
+    /// Kills it (SIGKILL) and returns once it is gone; works in `defer`.
+    public func kill() { _ = child.kill() }
+
+    /// One admin request with a JSON body (or none); the answer's status and JSON.
+    public func admin(
+        _ method: String, _ target: String, json: String? = nil, headers: [String: String] = [:], from source: String? = nil
+    ) async throws -> (status: Int, body: Any?) {
+        try await Self.call(port: adminPort, method, target, json: json, headers: headers, from: source)
+    }
+
+    /// One heartbeat; the answer's status and JSON.
+    public func beat(_ json: String, headers: [String: String] = [:]) async throws -> (status: Int, body: Any?) {
+        try await Self.call(port: agentPort, "POST", "/v1/heartbeat", json: json, headers: headers, from: nil)
+    }
+
+    static func call(
+        port: Int, _ method: String, _ target: String, json: String?, headers: [String: String], from source: String?
+    ) async throws -> (status: Int, body: Any?) {
+        var headers = headers
+        if json != nil { headers["Content-Type"] = "application/json" }
+        let response = try await LoopbackHTTP.request(
+            port: port, method: method, target: target, headers: headers, body: json.map { Array($0.utf8) }, from: source)
+        return (response.status, try? JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed]))
+    }
+}

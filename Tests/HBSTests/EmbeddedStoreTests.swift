@@ -1,0 +1,73 @@
+import Foundation
+import FledgeTesting
+import SystemPackage
+import Testing
+@testable import HBS
+import Wire
+
+/// The embedded store: what was appended survives, a torn last line is dropped, compaction
+/// never replays old events over newer state.
+@Suite struct EmbeddedStoreTests {
+    static func events() throws -> (events: [FleetEvent], state: FleetState) {
+        var engine = RolloutEngineTests.fleet(3)
+        let rollout = try engine.create(RolloutEngineTests.spec(), now: 1)
+        for i in 0..<3 { _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(i)), now: 2) }
+        RolloutEngineTests.upgrade(&engine, RolloutEngineTests.host(0), rollout: rollout.id, now: 3)
+        return (engine.takeOutbox(), engine.state)
+    }
+
+    @Test func appendedEventsSurviveARestart() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (events, state) = try Self.events()
+        let store = EmbeddedStore(directory: directory.path)
+        #expect(try store.load() == FleetState())
+        try store.append(events, state: state)
+        let reloaded = try EmbeddedStore(directory: directory.path).load()
+        #expect(reloaded.rollouts == state.rollouts)
+        #expect(Set(reloaded.agents.keys) == Set(state.agents.keys))
+    }
+
+    @Test func tornLastLineIsDropped() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (events, state) = try Self.events()
+        let store = EmbeddedStore(directory: directory.path)
+        _ = try store.load()
+        try store.append(Array(events.dropLast()), state: state)
+        let journal = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.string).first { $0.hasPrefix("journal-") })
+        let handle = try FileHandle(forWritingTo: directory.url.appendingPathComponent(journal))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"hostUpdated\":{\"rollout\":\"r1\",".utf8))  // killed mid-write
+        try handle.close()
+        var expected = FleetState()
+        for event in events.dropLast() { expected.apply(event) }
+        #expect(try EmbeddedStore(directory: directory.path).load().rollouts == expected.rollouts)
+    }
+
+    @Test func corruptJournalIsAClearError() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (events, state) = try Self.events()
+        let store = EmbeddedStore(directory: directory.path)
+        _ = try store.load()
+        try store.append(events, state: state)
+        let journal = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.string).first { $0.hasPrefix("journal-") })
+        var text = try String(contentsOf: directory.url.appendingPathComponent(journal), encoding: .utf8)
+        text = "garbage\n" + text
+        try text.write(to: directory.url.appendingPathComponent(journal), atomically: true, encoding: .utf8)
+        #expect(throws: StoreError.self) { try EmbeddedStore(directory: directory.path).load() }
+    }
+
+    @Test func compactionKeepsEverything() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let (events, state) = try Self.events()
+        let store = EmbeddedStore(directory: directory.path, compactAfter: 3)
+        _ = try store.load()
+        for event in events { try store.append([event], state: state) }  // compacts several times
+        let journals = try FileManager.default.contentsOfDirectory(atPath: directory.string).filter { $0.hasPrefix("journal-") }
+        #expect(journals.count == 1, "old generations are removed: \(journals)")
+        #expect(try EmbeddedStore(directory: directory.path).load().rollouts == state.rollouts)
+    }
+}

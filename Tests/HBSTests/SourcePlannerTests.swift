@@ -1,0 +1,108 @@
+import FledgeTesting
+import Testing
+@testable import HBS
+import Wire
+
+/// The source planner over random fleets: limits never exceeded, locality preferred, every
+/// admitted host has a source, CDNs kept as a fallback, batches spread over CDNs.
+@Suite struct SourcePlannerTests {
+    /// An agent with a unique address (only ever a string here: no traffic).
+    static func agent(_ name: String, idc: String, rack: String, holds: Bool = false, port: Int? = 7070) -> AgentRecord {
+        let number = Int(name.utf8.reduce(UInt32(7)) { $0 &* 31 &+ UInt32($1) } % 60_000)
+        return AgentRecord(HeartbeatRequest(
+            hostname: name, ip: "127.1.\(number / 250).\(number % 250 + 1)", version: holds ? "2.0.0" : "1.0.0",
+            labels: ["idc": idc, "rack": rack], held: holds ? [HeldRelease(name: "fledge-agent", version: "2.0.0", complete: true)] : [],
+            peerPort: port), now: 0)
+    }
+
+    static func spec(cdns: [CDNSource], peers: Bool = true) -> RolloutSpec {
+        RolloutSpec(name: "fledge-agent", version: "2.0.0", locator: .fledge(manifestURL: nil), sources: cdns, peersMayServe: peers)
+    }
+
+    @Test func limitsHoldOverRandomFleets() {
+        var generator = SplitMix64(seed: 42)
+        for round in 0..<200 {
+            var configuration = PlannerConfiguration()
+            configuration.hostDownlinkMbps = 1000
+            configuration.peerFanout = Int.random(in: 1...5, using: &generator)
+            let planner = SourcePlanner(configuration: configuration)
+            let cdns = (0..<Int.random(in: 1...3, using: &generator)).map {
+                CDNSource(url: "http://cdn\($0).test", capacityMbps: Double(Int.random(in: 1...8, using: &generator)) * 1000,
+                          labels: ["idc": "idc\($0 % 2)"])
+            }
+            let spec = Self.spec(cdns: cdns)
+            let fleet = (0..<Int.random(in: 5...60, using: &generator)).map {
+                Self.agent("h\(round)-\($0)", idc: "idc\(Int.random(in: 0...1, using: &generator))",
+                           rack: "r\(Int.random(in: 0...3, using: &generator))", holds: Bool.random(using: &generator))
+            }
+            var load: [String: Int] = [:]
+            let limit: (String) -> Int = { url in
+                cdns.first { $0.url == url }.map(planner.slots(of:)) ?? configuration.peerFanout
+            }
+            for host in fleet where !planner.serves(host, name: "fledge-agent", version: "2.0.0") {
+                guard let sources = planner.plan(for: host, spec: spec, batch: round % 3, peers: fleet, load: load) else {
+                    // Refused only when every source is at its limit.
+                    let peersFull = fleet.filter { planner.serves($0, name: "fledge-agent", version: "2.0.0") && $0.hostname != host.hostname }
+                        .allSatisfy { load[$0.peerURL!, default: 0] >= configuration.peerFanout }
+                    let cdnsFull = cdns.allSatisfy { load[$0.url, default: 0] >= planner.slots(of: $0) }
+                    #expect(peersFull && cdnsFull, "refused though a source had room")
+                    continue
+                }
+                #expect(!sources.isEmpty)
+                #expect(Set(sources).count == sources.count, "no source twice")
+                #expect(sources.count <= configuration.sourcesPerOrder)
+                #expect(!sources.contains(host.peerURL!), "never itself")
+                #expect(sources.contains { url in cdns.contains { $0.url == url } }, "a CDN to fall back on")
+                let primary = sources[0]
+                #expect(load[primary, default: 0] < limit(primary), "primary \(primary) over its limit")
+                load[primary, default: 0] += 1
+            }
+            for (url, count) in load { #expect(count <= limit(url), "\(url) carries \(count)") }
+        }
+    }
+
+    @Test func sameRackThenSameIDCThenElsewhere() {
+        let host = Self.agent("host", idc: "a", rack: "1")
+        let far = Self.agent("far", idc: "b", rack: "1", holds: true)
+        let sameIDC = Self.agent("same-idc", idc: "a", rack: "2", holds: true)
+        let sameRack = Self.agent("same-rack", idc: "a", rack: "1", holds: true)
+        var configuration = PlannerConfiguration()
+        configuration.sourcesPerOrder = 4
+        let sources = SourcePlanner(configuration: configuration).plan(
+            for: host, spec: Self.spec(cdns: [CDNSource(url: "http://cdn.test", capacityMbps: 10_000)]), batch: 0,
+            peers: [far, sameIDC, sameRack, host], load: [:])!
+        #expect(sources == [sameRack.peerURL!, sameIDC.peerURL!, far.peerURL!, "http://cdn.test"])
+    }
+
+    @Test func peersQualifyOnlyWithTheVerifiedRelease() {
+        let holder = Self.agent("holder", idc: "a", rack: "1", holds: true)
+        var partial = Self.agent("partial", idc: "a", rack: "1")
+        partial.held = [HeldRelease(name: "fledge-agent", version: "2.0.0", complete: false, verifiedPieces: 10)]
+        let noPort = Self.agent("noport", idc: "a", rack: "1", holds: true, port: nil)
+        let planner = SourcePlanner()
+        #expect(planner.serves(holder, name: "fledge-agent", version: "2.0.0"))
+        #expect(!planner.serves(holder, name: "fledge-agent", version: "2.0.1"))
+        #expect(!planner.serves(partial, name: "fledge-agent", version: "2.0.0"))
+        #expect(!planner.serves(noPort, name: "fledge-agent", version: "2.0.0"))
+        var relay = PlannerConfiguration()
+        relay.pieceRelay = true
+        #expect(SourcePlanner(configuration: relay).serves(partial, name: "fledge-agent", version: "2.0.0"))
+    }
+
+    @Test func batchesSpreadOverCDNs() {
+        let planner = SourcePlanner()
+        let cdns = (0..<3).map { CDNSource(url: "http://cdn\($0).test", capacityMbps: 10_000) }
+        let host = Self.agent("h", idc: "x", rack: "1")
+        let primaries = (0..<3).map { planner.plan(for: host, spec: Self.spec(cdns: cdns, peers: false), batch: $0, peers: [], load: [:])![0] }
+        #expect(Set(primaries).count == 3)
+    }
+
+    @Test func falconUsesItsOneURL() {
+        let spec = RolloutSpec(name: "fledge-agent", version: "6.0.1",
+                               locator: .falcon(wgetURL: "http://cdn.test/falcon", type: 0, binMD5: String(repeating: "a", count: 32), cfgMD5: ""),
+                               sources: [CDNSource(url: "http://cdn.test/falcon", capacityMbps: 1)])
+        let sources = SourcePlanner().plan(for: Self.agent("h", idc: "a", rack: "1"), spec: spec, batch: 0, peers: [], load: ["http://cdn.test/falcon": 99])
+        #expect(sources == ["http://cdn.test/falcon"])
+    }
+}
+
