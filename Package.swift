@@ -25,7 +25,7 @@ let package = Package(
         // C libraries, each behind a module map and a small shim header.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // Linux calls the Glibc module hides (sync_file_range).
         .target(name: "CLinux"),
 
@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "HBS",
             dependencies: [
-                "Transfer", "Wire",
+                "Transfer", "Wire", "CHiredis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -10,6 +10,8 @@ public struct HBSConfiguration: Codable, Sendable {
     public var data: String = "/var/lib/fledge-hbs"
     public var agentListen: String = "0.0.0.0:6030"
     public var adminListen: String = "0.0.0.0:6031"
+    /// `redis://host:port` of a Redis shared by several HBS instances; nil for the embedded store.
+    public var redis: String?
     /// File holding the admin bearer token; without one, changes come only from `adminAllow`.
     public var adminTokenFile: String?
     /// File holding the token agents must present; without one, any agent may beat.
@@ -36,6 +38,7 @@ public struct HBSConfiguration: Codable, Sendable {
         data = try container.decodeIfPresent(String.self, forKey: .data) ?? defaults.data
         agentListen = try container.decodeIfPresent(String.self, forKey: .agentListen) ?? defaults.agentListen
         adminListen = try container.decodeIfPresent(String.self, forKey: .adminListen) ?? defaults.adminListen
+        redis = try container.decodeIfPresent(String.self, forKey: .redis)
         adminTokenFile = try container.decodeIfPresent(String.self, forKey: .adminTokenFile)
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
         adminAllow = try container.decodeIfPresent([String].self, forKey: .adminAllow) ?? defaults.adminAllow

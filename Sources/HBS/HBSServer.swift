@@ -29,9 +29,20 @@ public struct HBSServer {
         let adminToken = try configuration.adminTokenFile.map { try Self.token(from: $0, flag: "--admin-token-file") }
         let fleetToken = try configuration.fleetTokenFile.map { try Self.token(from: $0, flag: "--fleet-token-file") }
 
-        let store = EmbeddedStore(directory: FilePath(configuration.data))
+        let store: any FleetStore
+        var redisStore: RedisStore?
+        if let url = configuration.redis {
+            let client: RedisClient
+            do { client = try RedisClient(url: url) } catch { throw HBSStartError("--redis: \(error)") }
+            let shared = RedisStore(client: client, logger: logger)
+            if !shared.isReachable { logger.warning("redis at \(url) is not reachable yet: answering beats, admitting nobody until it is") }
+            store = shared
+            redisStore = shared
+        } else {
+            store = EmbeddedStore(directory: FilePath(configuration.data))
+        }
         let controlPlane = try ControlPlane(store: store, configuration: configuration.engine, logger: logger)
-        let metrics = HBSMetrics()
+        let metrics = HBSMetrics(redis: redisStore)
         let planner = SourcePlanner(configuration: configuration.engine.planner)
 
         let agentRouter = Router(context: HBSRequestContext.self)
@@ -54,7 +65,7 @@ public struct HBSServer {
         let adminApp = Application(
             router: adminRouter, configuration: .init(address: adminAddress, serverName: "fledge-hbs"), logger: logger)
         let services: [any Service] = [agentApp, adminApp, Sweeper(controlPlane: controlPlane)]
-        logger.info("fledge-hbs: agents on \(configuration.agentListen), admin on \(configuration.adminListen), data in \(configuration.data)")
+        logger.info("fledge-hbs: agents on \(configuration.agentListen), admin on \(configuration.adminListen), state \(configuration.redis.map { "in redis \($0)" } ?? "in \(configuration.data)")")
         try await ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }

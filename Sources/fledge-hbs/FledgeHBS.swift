@@ -14,6 +14,8 @@ struct FledgeHBS: AsyncParsableCommand {
 
     @Option(help: "JSON config file.") var config: String?
     @Option(help: "Directory of the embedded store.") var data: String?
+    @Option(help: "redis://HOST:PORT shared by several HBS instances (default: the embedded store in --data).")
+    var redis: String?
     @Option(help: "HOST:PORT for agents' heartbeats (default 0.0.0.0:6030).") var agentListen: String?
     @Option(help: "HOST:PORT for the admin API (default 0.0.0.0:6031).") var adminListen: String?
     @Option(help: "File with the admin bearer token.") var adminTokenFile: String?
@@ -33,6 +35,7 @@ struct FledgeHBS: AsyncParsableCommand {
             }
         }
         if let data { settings.data = data }
+        if let redis { settings.redis = redis }
         if let agentListen { settings.agentListen = agentListen }
         if let adminListen { settings.adminListen = adminListen }
         if let adminTokenFile { settings.adminTokenFile = adminTokenFile }

@@ -30,14 +30,9 @@ struct AgentRoutes {
         }
         guard !beat.version.isEmpty else { return JSONResponse.error(.badRequest, "version is required", field: "version") }
         metrics.heartbeats.add(1, ordering: .relaxed)
-        do {
-            let reply = try await controlPlane.beat(beat)
-            if reply.order != nil { metrics.orders.add(1, ordering: .relaxed) }
-            return JSONResponse.encode(reply)
-        } catch {
-            metrics.storeErrors.add(1, ordering: .relaxed)
-            context.logger.error("heartbeat from \(beat.hostname) not stored: \(error)")
-            return JSONResponse.error(.serviceUnavailable, "state could not be stored; beat again shortly")
-        }
+        let (reply, stored) = await controlPlane.beat(beat)
+        if !stored { metrics.storeErrors.add(1, ordering: .relaxed) }
+        if reply.order != nil { metrics.orders.add(1, ordering: .relaxed) }
+        return JSONResponse.encode(reply)
     }
 }

@@ -5,8 +5,10 @@ public final class HBSMetrics: Sendable {
     let heartbeats = Atomic<Int>(0)
     let orders = Atomic<Int>(0)
     let storeErrors = Atomic<Int>(0)
+    /// The shared store, when there is one: its reachability and failures are exported.
+    let redis: RedisStore?
 
-    public init() {}
+    public init(redis: RedisStore? = nil) { self.redis = redis }
 
     func render(_ state: FleetState) -> String {
         var lines = [
@@ -19,6 +21,14 @@ public final class HBSMetrics: Sendable {
             "# HELP hbs_agents Agents known.", "# TYPE hbs_agents gauge", "hbs_agents \(state.agents.count)",
             "# HELP hbs_rollout_hosts Hosts of the active rollout by phase.", "# TYPE hbs_rollout_hosts gauge",
         ]
+        if let redis {
+            lines += [
+                "# HELP hbs_redis_up Whether Redis answered just now.", "# TYPE hbs_redis_up gauge",
+                "hbs_redis_up \(redis.isReachable ? 1 : 0)",
+                "# HELP hbs_redis_errors_total Redis calls that failed.", "# TYPE hbs_redis_errors_total counter",
+                "hbs_redis_errors_total \(redis.failures)",
+            ]
+        }
         if let rollout = state.activeRollout {
             let counts = Dictionary(rollout.hosts.values.map { ($0.phase.rawValue, 1) }, uniquingKeysWith: +)
             for phase in HostPhase.allCases {

@@ -26,10 +26,24 @@ public actor ControlPlane {
 
     public var state: FleetState { engine.state }
 
-    public func beat(_ beat: HeartbeatRequest) throws(StoreError) -> HeartbeatReply {
-        let reply = engine.beat(beat, now: clock())
-        try persist()
-        return reply
+    /// Answers a beat. When the resulting changes cannot be stored the beat is still answered
+    /// (the fleet keeps its rhythm), but without an order: nothing is ordered that is not durable.
+    /// Answers a beat. When the resulting changes cannot be stored they are undone and the beat
+    /// is still answered (the fleet keeps its rhythm), but without an order: nothing is ordered
+    /// that is not durable.
+    public func beat(_ beat: HeartbeatRequest) -> (reply: HeartbeatReply, stored: Bool) {
+        engine.update { store.refresh(&$0, host: beat.hostname) }
+        let saved = engine
+        var reply = engine.beat(beat, now: clock(), ledger: store.ledger)
+        do {
+            try persist()
+            return (reply, true)
+        } catch {
+            engine = saved
+            logger.error("beat from \(beat.hostname) not stored, order withheld: \(error)")
+            reply.order = nil
+            return (reply, false)
+        }
     }
 
     public func create(_ spec: RolloutSpec) throws(ControlPlaneError) -> Rollout {
@@ -54,16 +68,38 @@ public actor ControlPlane {
 
     /// Leases, deadlines, retries, completion: run every second or so.
     public func sweep() {
-        engine.sweep(now: clock())
-        do { try persist() } catch { logger.error("cannot persist after sweep: \(error)") }
+        engine.update { store.synchronize(&$0) }
+        let saved = engine
+        engine.sweep(now: clock(), ledger: store.ledger)
+        do { try persist() } catch {
+            engine = saved  // tried again next second
+            logger.error("cannot persist after sweep: \(error)")
+        }
+    }
+
+    /// falcon's POST: a new falcon upgrade replaces a running falcon one, in one step, and only
+    /// once the new one has been validated.
+    public func replaceFalcon(_ spec: RolloutSpec) throws(ControlPlaneError) -> Rollout {
+        try change { (engine: inout RolloutEngine, now) throws(EngineError) in
+            do throws(ValidationError) { try spec.validate() } catch { throw .invalid(error) }
+            if let active = engine.state.activeRollout, active.spec.isFalcon { _ = try engine.abort(active.id, now: now) }
+            return try engine.create(spec, now: now)
+        }
     }
 
     private func change(
         _ body: (inout RolloutEngine, Int64) throws(EngineError) -> Rollout
     ) throws(ControlPlaneError) -> Rollout {
+        let saved = engine
         let rollout: Rollout
-        do { rollout = try body(&engine, clock()) } catch { throw .engine(error) }
-        do { try persist() } catch { throw .store(error) }
+        do { rollout = try body(&engine, clock()) } catch {
+            engine = saved  // all or nothing: a rollback that cannot start aborts nothing
+            throw .engine(error)
+        }
+        do { try persist() } catch {
+            engine = saved
+            throw .store(error)
+        }
         logger.info("rollout \(rollout.id) \(rollout.spec.name) \(rollout.spec.version): \(rollout.phase.rawValue)")
         return rollout
     }

@@ -10,6 +10,8 @@ public struct EngineConfiguration: Codable, Sendable, Equatable {
     public var maxAttempts = 3
     /// First retry after this many seconds, doubling per failure.
     public var retryBackoffSeconds: Int64 = 10
+    /// A host not seen for this long is not made a target, and a pending one is set absent.
+    public var absentAfterSeconds: Int64 = 180
     public var planner = PlannerConfiguration()
 
     public init() {}
@@ -22,6 +24,7 @@ public struct EngineConfiguration: Codable, Sendable, Equatable {
         slowBeatSeconds = try container.decodeIfPresent(Double.self, forKey: .slowBeatSeconds) ?? slowBeatSeconds
         maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? maxAttempts
         retryBackoffSeconds = try container.decodeIfPresent(Int64.self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
+        absentAfterSeconds = try container.decodeIfPresent(Int64.self, forKey: .absentAfterSeconds) ?? absentAfterSeconds
         planner = try container.decodeIfPresent(PlannerConfiguration.self, forKey: .planner) ?? planner
     }
 }
@@ -82,7 +85,9 @@ public struct RolloutEngine: Sendable {
         var rollout = Rollout(
             id: "r\(state.nextRolloutNumber)", spec: spec, phase: .running, createdAt: now,
             allowsDowngrade: allowsDowngrade, hosts: [:])
+        // Hosts gone silent are left out; they join as latecomers if they come back.
         let targets = state.agents.values
+            .filter { $0.lastSeen >= now - configuration.absentAfterSeconds }
             .filter { spec.selector.matches(hostname: $0.hostname, labels: $0.labels) && rollout.isTarget(version: $0.version) }
             .sorted { $0.hostname < $1.hostname }
         let canary = min(spec.canary, targets.count)
@@ -127,9 +132,12 @@ public struct RolloutEngine: Sendable {
         guard case .fledge(let manifestURL) = rollout.spec.locator else {
             throw .conflict("rollout \(id) is a falcon rollout: falcon releases name no previous version; POST /agent/upgrade with the previous version and its md5")
         }
-        let counts = Dictionary(rollout.hosts.values.map { ($0.fromVersion, 1) }, uniquingKeysWith: +)
+        // Only hosts it touched go back, to the version most of them came from; hosts that came
+        // from another version are left where they are (roll them back by hand, or upgrade).
+        let touched = rollout.hosts.filter { $0.value.attempts > 0 }
+        let counts = Dictionary(touched.values.map { ($0.fromVersion, 1) }, uniquingKeysWith: +)
         guard let previous = counts.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })?.key else {
-            throw .conflict("rollout \(id) has no hosts to roll back")
+            throw .conflict("rollout \(id) has admitted no host yet: abort it instead")
         }
         if rollout.phase.isActive { _ = try abort(id, now: now) }
         var spec = rollout.spec
@@ -137,7 +145,7 @@ public struct RolloutEngine: Sendable {
         // The pinned manifest was the new version's; the old one is found on the sources.
         if manifestURL != nil { spec.locator = .fledge(manifestURL: nil) }
         spec.canary = 0
-        spec.selector = .hosts(rollout.hosts.keys.sorted())
+        spec.selector = .hosts(touched.filter { $0.value.fromVersion == previous }.keys.sorted())
         return try create(spec, now: now, allowsDowngrade: true)
     }
 
@@ -150,7 +158,7 @@ public struct RolloutEngine: Sendable {
 
     /// Takes a beat: remembers the agent, moves its host forward in the active rollout, and
     /// answers with an order when the host is admitted (again, if it missed the first).
-    public mutating func beat(_ beat: HeartbeatRequest, now: Int64) -> HeartbeatReply {
+    public mutating func beat(_ beat: HeartbeatRequest, now: Int64, ledger: (any AdmissionLedger)? = nil) -> HeartbeatReply {
         let agent = AgentRecord(beat, now: now)
         if let known = state.agents[beat.hostname], known.sameIdentity(as: agent) {
             state.agents[beat.hostname] = agent  // only lastSeen/state changed: not worth a journal entry
@@ -160,14 +168,16 @@ public struct RolloutEngine: Sendable {
         guard let rollout = state.activeRollout else {
             return HeartbeatReply(nextBeatSeconds: configuration.slowBeatSeconds)
         }
-        let order = step(agent, beat: beat, in: rollout, now: now)
+        let order = step(agent, beat: beat, in: rollout, now: now, ledger: ledger)
         let upgrading = state.rollouts[rollout.id]?.hosts[agent.hostname]?.phase.isActive ?? false
         let busy = state.rollouts[rollout.id].map { $0.phase == .running && $0.hasWork } ?? false
         return HeartbeatReply(
             order: order, nextBeatSeconds: upgrading || busy ? configuration.fastBeatSeconds : configuration.slowBeatSeconds)
     }
 
-    private mutating func step(_ agent: AgentRecord, beat: HeartbeatRequest, in rollout: Rollout, now: Int64) -> UpgradeOrder? {
+    private mutating func step(
+        _ agent: AgentRecord, beat: HeartbeatRequest, in rollout: Rollout, now: Int64, ledger: (any AdmissionLedger)?
+    ) -> UpgradeOrder? {
         let id = rollout.id
         let target = rollout.spec.version
         let atTarget = Self.same(beat.version, target)
@@ -177,23 +187,43 @@ public struct RolloutEngine: Sendable {
                   rollout.isTarget(version: beat.version) else { return nil }
             record(.hostUpdated(rollout: id, host: agent.hostname,
                                 HostProgress(phase: .pending, batch: rollout.lastBatch, fromVersion: beat.version)))
-            return step(agent, beat: beat, in: state.rollouts[id]!, now: now)
+            return step(agent, beat: beat, in: state.rollouts[id]!, now: now, ledger: ledger)
         }
 
         switch progress.phase {
-        case .done, .failed:
+        case .done:
             return nil
+        case .failed:
+            // It got there after all (a retry elsewhere, a manual upgrade): done.
+            if atTarget && beat.state == .idle {
+                progress.phase = .done
+                record(.hostUpdated(rollout: id, host: agent.hostname, progress))
+            }
+            return nil
+        case .absent:
+            progress.phase = .pending
+            record(.hostUpdated(rollout: id, host: agent.hostname, progress))
+            return step(agent, beat: beat, in: state.rollouts[id]!, now: now, ledger: ledger)
         case .pending:
             if atTarget {
                 progress.phase = .done
                 record(.hostUpdated(rollout: id, host: agent.hostname, progress))
                 return nil
             }
+            // With a shared ledger (Redis) the ledger counts the slots of every HBS instance;
+            // alone, this engine's own count is the truth.
+            // Never a host that is busy with an upgrade (of an aborted rollout, or one whose
+            // lease ran out while it was installing): it finishes first.
+            guard beat.state == .idle || beat.state == .failed else { return nil }
             guard rollout.phase == .running, let current = rollout.currentBatch, progress.batch <= current,
-                  rollout.activeCount < rollout.spec.maxConcurrent, (progress.retryAt ?? 0) <= now,
+                  ledger != nil || rollout.activeCount < rollout.spec.maxConcurrent, (progress.retryAt ?? 0) <= now,
                   let sources = planner.plan(for: agent, spec: rollout.spec, batch: progress.batch,
                                              peers: Array(state.agents.values), load: load(of: rollout))
             else { return nil }
+            if let ledger, !ledger.admit(host: agent.hostname, limit: rollout.spec.maxConcurrent,
+                                         leaseUntil: now + rollout.spec.leaseSeconds, now: now) {
+                return nil
+            }
             progress.phase = .admitted
             progress.attempts += 1
             progress.admittedAt = now
@@ -213,14 +243,16 @@ public struct RolloutEngine: Sendable {
             if atTarget && beat.state == .idle {
                 progress.phase = .done  // the new version runs and has committed
                 progress.leaseUntil = nil
+                ledger?.release(host: agent.hostname)
             } else if beat.state == .failed && (beat.rolloutId == nil || beat.rolloutId == id) {
-                fail(agent.hostname, progress, in: id, reason: beat.error ?? "the agent reported a failure", now: now)
+                fail(agent.hostname, progress, in: id, reason: beat.error ?? "the agent reported a failure", now: now, ledger: ledger)
                 return nil
             } else if atTarget {
                 progress.phase = .confirming
             } else if beat.rolloutId == id, let phase = HostPhase(beat.state), phase.rank > progress.phase.rank {
                 progress.phase = phase
             }
+            if progress.phase.isActive { ledger?.renew(host: agent.hostname, leaseUntil: progress.leaseUntil ?? now) }
             if progress.phase != before.phase || progress.bytesBySource != before.bytesBySource {
                 record(.hostUpdated(rollout: id, host: agent.hostname, progress))
             } else {
@@ -250,7 +282,10 @@ public struct RolloutEngine: Sendable {
         return load
     }
 
-    private mutating func fail(_ host: String, _ progress: HostProgress, in id: String, reason: String, now: Int64) {
+    private mutating func fail(
+        _ host: String, _ progress: HostProgress, in id: String, reason: String, now: Int64, ledger: (any AdmissionLedger)?
+    ) {
+        ledger?.release(host: host)
         var progress = progress
         progress.phase = .failed
         progress.failures += 1
@@ -269,14 +304,30 @@ public struct RolloutEngine: Sendable {
 
     /// What time alone changes: expired leases and deadlines fail their hosts (freeing their
     /// slots), failed hosts come back after their backoff, a finished rollout completes.
-    public mutating func sweep(now: Int64) {
+    public mutating func sweep(now: Int64, ledger: (any AdmissionLedger)? = nil) {
         guard let rollout = state.activeRollout else { return }
         let id = rollout.id
         for (host, progress) in rollout.hosts.sorted(by: { $0.key < $1.key }) {
             if progress.phase.isActive, let lease = progress.leaseUntil, lease < now {
-                fail(host, progress, in: id, reason: "silent for over \(rollout.spec.leaseSeconds) s: lease expired", now: now)
+                // Beats may have gone to another instance: the shared ledger has the last word.
+                switch ledger?.lease(of: host) {
+                case .held(let until) where until >= now:
+                    var renewed = progress
+                    renewed.leaseUntil = until
+                    state.setHost(id, host, renewed)
+                    continue
+                case .unknown:
+                    continue
+                default:
+                    break
+                }
+                fail(host, progress, in: id, reason: "silent for over \(rollout.spec.leaseSeconds) s: lease expired", now: now, ledger: ledger)
             } else if progress.phase.isActive, let deadline = progress.deadline, deadline < now {
-                fail(host, progress, in: id, reason: "did not confirm \(rollout.spec.version) within \(rollout.spec.deadlineSeconds) s", now: now)
+                fail(host, progress, in: id, reason: "did not confirm \(rollout.spec.version) within \(rollout.spec.deadlineSeconds) s", now: now, ledger: ledger)
+            } else if progress.phase == .pending, (state.agents[host]?.lastSeen ?? 0) < now - configuration.absentAfterSeconds {
+                var absent = progress
+                absent.phase = .absent
+                record(.hostUpdated(rollout: id, host: host, absent))
             } else if progress.phase == .failed, let retry = progress.retryAt, retry <= now, state.rollouts[id]?.phase == .running {
                 var again = progress
                 again.phase = .pending
@@ -286,13 +337,18 @@ public struct RolloutEngine: Sendable {
                 record(.hostUpdated(rollout: id, host: host, again))
             }
         }
-        if let current = state.rollouts[id], current.phase == .running, !current.hasWork, !current.spec.isFalcon {
+        if let current = state.rollouts[id], current.phase == .running, current.isFinished, !current.spec.isFalcon {
             record(.rolloutPhase(rollout: id, phase: .completed, reason: nil, at: now))
         }
     }
 
-    /// After a restart: every admitted host gets a fresh lease, since beats were not journaled.
+    /// Brings in changes made elsewhere (other HBS instances, through a shared store).
+    public mutating func update(_ body: (inout FleetState) -> Void) { body(&state) }
+
+    /// After a restart: every admitted host gets a fresh lease and every agent counts as just
+    /// seen, since beats were not journaled.
     public mutating func renewLeases(now: Int64) {
+        for name in state.agents.keys { state.agents[name]?.lastSeen = now }
         for rollout in state.rollouts.values where rollout.phase.isActive {
             for (host, progress) in rollout.hosts where progress.phase.isActive {
                 var renewed = progress
@@ -324,10 +380,14 @@ extension AgentRecord {
 }
 
 extension Rollout {
-    /// Hosts still to start, upgrading, or failed with a retry ahead.
+    /// Hosts still to start, upgrading, or failed with a retry ahead: worth fast beats.
     var hasWork: Bool {
         hosts.values.contains { $0.phase == .pending || $0.phase.isActive || ($0.phase == .failed && $0.retryAt != nil) }
     }
+
+    /// Nothing left to do and nobody missing: an absent host may still come back, so a rollout
+    /// waiting for one stays running (an operator may abort it).
+    var isFinished: Bool { !hasWork && !hosts.values.contains { $0.phase == .absent } }
 }
 
 extension RolloutSpec {

@@ -7,6 +7,20 @@ public protocol FleetStore: Sendable {
     func load() throws(StoreError) -> FleetState
     /// Makes `events` durable; `state` is the state after them (a store may snapshot it).
     func append(_ events: [FleetEvent], state: FleetState) throws(StoreError)
+
+    /// The slot ledger shared with other HBS instances, if the store is shared.
+    var ledger: (any AdmissionLedger)? { get }
+    /// Brings in what other instances changed that a beat from `host` depends on.
+    func refresh(_ state: inout FleetState, host: String)
+    /// Brings in everything other instances changed (before a sweep).
+    func synchronize(_ state: inout FleetState)
+}
+
+extension FleetStore {
+    /// A store of one instance shares nothing.
+    public var ledger: (any AdmissionLedger)? { nil }
+    public func refresh(_ state: inout FleetState, host: String) {}
+    public func synchronize(_ state: inout FleetState) {}
 }
 
 public enum StoreError: Error, CustomStringConvertible {

@@ -1,0 +1,210 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+import Synchronization
+import Wire
+
+/// Fleet state shared by several HBS instances through one Redis:
+///
+///     {prefix}agents           hash: host → agent JSON
+///     {prefix}rollouts         hash: id → rollout JSON (without its hosts)
+///     {prefix}hosts:{id}       hash: host → that host's progress JSON
+///     {prefix}epoch            bumped whenever a rollout is created or changes phase
+///     agent_upgrade_set        sorted set: hosts holding a slot, scored by lease expiry
+///
+/// Admission is one Lua script over the sorted set (expire, then admit below the limit), so
+/// the concurrency limit holds exactly across instances and a dead host's slot frees itself.
+/// With Redis down, beats are still answered from memory, nobody is admitted, and every
+/// failure is logged and counted; calls reconnect by themselves.
+public final class RedisStore: FleetStore, AdmissionLedger {
+    public let client: RedisClient
+    public let prefix: String
+    public let slotKey: String
+    private let logger: Logger
+    private let errors = Atomic<Int>(0)
+    private let lastEpoch = Mutex<Int64?>(nil)
+
+    public init(client: RedisClient, prefix: String = "fledge:", slotKey: String = "agent_upgrade_set", logger: Logger) {
+        self.client = client
+        self.prefix = prefix
+        self.slotKey = slotKey
+        self.logger = logger
+    }
+
+    /// Redis calls that failed since start (for /metrics).
+    public var failures: Int { errors.load(ordering: .relaxed) }
+
+    /// Whether the last call reached Redis.
+    public var isReachable: Bool { (try? client.command(["PING"])) != nil }
+
+    static let admitScript = """
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+        if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+          redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+          return 1
+        end
+        if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
+          redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+          return 1
+        end
+        return 0
+        """
+
+    // MARK: AdmissionLedger
+
+    public func admit(host: String, limit: Int, leaseUntil: Int64, now: Int64) -> Bool {
+        guard let reply = attempt("admitting \(host)", { () throws(RedisError) in
+            try client.command(["EVAL", Self.admitScript, "1", slotKey, "\(now)", host, "\(leaseUntil)", "\(limit)"])
+        }) else { return false }
+        return reply.integer == 1
+    }
+
+    public func renew(host: String, leaseUntil: Int64) {
+        _ = attempt("renewing \(host)'s lease") { () throws(RedisError) in
+            try client.command(["ZADD", slotKey, "XX", "\(leaseUntil)", host])
+        }
+    }
+
+    public func release(host: String) {
+        _ = attempt("releasing \(host)'s slot") { () throws(RedisError) in try client.command(["ZREM", slotKey, host]) }
+    }
+
+    public func lease(of host: String) -> LeaseLookup {
+        guard let reply = attempt("looking up \(host)'s lease", { () throws(RedisError) in
+            try client.command(["ZSCORE", slotKey, host])
+        }) else { return .unknown }
+        return reply.integer.map { .held(until: $0) } ?? .free
+    }
+
+    /// Hosts holding a slot now (expired leases excluded).
+    public func slotHolders(now: Int64) throws(RedisError) -> Int {
+        Int(try client.command(["ZCOUNT", slotKey, "\(now)", "+inf"]).integer ?? 0)
+    }
+
+    // MARK: FleetStore
+
+    public var ledger: (any AdmissionLedger)? { self }
+
+    public func load() throws(StoreError) -> FleetState {
+        var state = FleetState()
+        refresh(&state, host: nil, everything: true)
+        return state
+    }
+
+    public func append(_ events: [FleetEvent], state: FleetState) throws(StoreError) {
+        guard !events.isEmpty else { return }
+        var commands: [[String]] = []
+        var bumpEpoch = false
+        for event in events {
+            switch event {
+            case .agentSeen(let agent):
+                commands.append(["HSET", "\(prefix)agents", agent.hostname, Self.json(agent)])
+            case .rolloutCreated(let rollout):
+                commands.append(["HSET", "\(prefix)rollouts", rollout.id, Self.json(Self.meta(rollout))])
+                for (host, progress) in rollout.hosts {
+                    commands.append(["HSET", "\(prefix)hosts:\(rollout.id)", host, Self.json(progress)])
+                }
+                bumpEpoch = true
+            case .hostUpdated(let id, let host, let progress):
+                commands.append(["HSET", "\(prefix)hosts:\(id)", host, Self.json(progress)])
+            case .rolloutPhase(let id, _, _, _):
+                guard let rollout = state.rollouts[id] else { continue }
+                commands.append(["HSET", "\(prefix)rollouts", id, Self.json(Self.meta(rollout))])
+                if !rollout.phase.isActive { commands.append(["DEL", slotKey]) }  // no slots outlive their rollout
+                bumpEpoch = true
+            }
+        }
+        if bumpEpoch { commands.append(["INCR", "\(prefix)epoch"]) }
+        do {
+            try client.transaction(commands)
+        } catch {
+            errors.add(1, ordering: .relaxed)
+            throw .io("\(error)")
+        }
+    }
+
+    /// Brings in what other instances changed: rollouts when the epoch moved, the progress of
+    /// `host` in the active rollout, and (for `everything`) every host's progress and agent.
+    func refresh(_ state: inout FleetState, host: String?, everything: Bool) {
+        _ = attempt("refreshing from redis") { () throws(RedisError) in
+            let epoch = try client.command(["GET", "\(prefix)epoch"]).integer ?? 0
+            if lastEpoch.withLock({ $0 }) != epoch {
+                for (id, json) in try hash("\(prefix)rollouts") {
+                    guard var rollout = Self.decode(Rollout.self, json) else { continue }
+                    if let known = state.rollouts[id] {
+                        rollout.hosts = known.hosts
+                    } else {
+                        rollout.hosts = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
+                    }
+                    if state.rollouts[id] == nil || state.rollouts[id]?.phase != rollout.phase { state.rollouts[id] = rollout }
+                    if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
+                }
+                lastEpoch.withLock { $0 = epoch }
+            }
+            if let host, let active = state.activeRollout,
+               let json = try client.command(["HGET", "\(prefix)hosts:\(active.id)", host]).text,
+               var progress = Self.decode(HostProgress.self, json) {
+                // Leases live in the sorted set; keep this instance's view of the lease time.
+                progress.leaseUntil = state.rollouts[active.id]?.hosts[host]?.leaseUntil ?? progress.leaseUntil
+                state.rollouts[active.id]?.hosts[host] = progress
+            }
+            if everything, let active = state.activeRollout {
+                for (name, json) in try hash("\(prefix)hosts:\(active.id)") {
+                    guard var progress = Self.decode(HostProgress.self, json) else { continue }
+                    progress.leaseUntil = state.rollouts[active.id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
+                    state.rollouts[active.id]?.hosts[name] = progress
+                }
+            }
+            if everything {
+                for (name, json) in try hash("\(prefix)agents") where state.agents[name] == nil {
+                    if let agent = Self.decode(AgentRecord.self, json) { state.agents[name] = agent }
+                }
+            }
+            return .null
+        }
+    }
+
+    public func refresh(_ state: inout FleetState, host: String) { refresh(&state, host: host, everything: false) }
+    public func synchronize(_ state: inout FleetState) { refresh(&state, host: nil, everything: true) }
+
+    // MARK: Helpers
+
+    private func hash(_ key: String) throws(RedisError) -> [String: String] {
+        guard case .array(let items) = try client.command(["HGETALL", key]) else { return [:] }
+        var result: [String: String] = [:]
+        var index = 0
+        while index + 1 < items.count {
+            if let field = items[index].text, let value = items[index + 1].text { result[field] = value }
+            index += 2
+        }
+        return result
+    }
+
+    /// Runs a Redis step; a failure is logged, counted and turned into nil.
+    private func attempt(_ what: String, _ body: () throws(RedisError) -> RedisReply) -> RedisReply? {
+        do { return try body() } catch {
+            errors.add(1, ordering: .relaxed)
+            logger.warning("redis: \(what) failed: \(error)")
+            return nil
+        }
+    }
+
+    static func meta(_ rollout: Rollout) -> Rollout {
+        var meta = rollout
+        meta.hosts = [:]
+        return meta
+    }
+
+    static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ json: String) -> T? {
+        try? JSONDecoder().decode(T.self, from: Data(json.utf8))
+    }
+}

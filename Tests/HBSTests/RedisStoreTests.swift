@@ -1,0 +1,94 @@
+import Foundation
+import FledgeTesting
+import Logging
+import Testing
+@testable import HBS
+import Wire
+
+/// The Redis store against a real redis-server: atomic admission under contention, leases that
+/// free their slots, state shared between two stores, and an outage survived.
+@Suite struct RedisStoreTests {
+    static func store(_ redis: RedisProcess) throws -> RedisStore {
+        RedisStore(client: try RedisClient(url: redis.url), logger: Logger(label: "test"))
+    }
+
+    @Test func admissionNeverExceedsTheLimitUnderContention() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        // Four stores (four connections, as four HBS instances would have) race for 5 slots.
+        let stores = try (0..<4).map { _ in try Self.store(redis) }
+        let admitted = try await withThrowingTaskGroup(of: Int.self) { group in
+            for (index, store) in stores.enumerated() {
+                group.addTask {
+                    try await Blocking.run {
+                        (0..<50).filter { store.admit(host: "s\(index)-h\($0)", limit: 5, leaseUntil: 1_000, now: 100) }.count
+                    }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(admitted == 5)
+        #expect(try stores[0].slotHolders(now: 100) == 5)
+        #expect(try await redis.cli(["ZCARD", "agent_upgrade_set"]) == "5")
+    }
+
+    @Test func leasesRenewExpireAndRelease() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let store = try Self.store(redis)
+        #expect(store.admit(host: "a", limit: 1, leaseUntil: 130, now: 100))
+        #expect(!store.admit(host: "b", limit: 1, leaseUntil: 130, now: 110))
+        #expect(store.admit(host: "a", limit: 1, leaseUntil: 160, now: 120), "the holder renews")
+        store.renew(host: "a", leaseUntil: 170)
+        #expect(store.lease(of: "a") == .held(until: 170))
+        #expect(store.lease(of: "b") == .free)
+        #expect(store.admit(host: "b", limit: 1, leaseUntil: 200, now: 171), "a's lease expired: its slot is free")
+        store.release(host: "b")
+        #expect(store.admit(host: "c", limit: 1, leaseUntil: 300, now: 172))
+    }
+
+    @Test func stateIsSharedBetweenInstances() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let one = try Self.store(redis), two = try Self.store(redis)
+        var engine = RolloutEngineTests.fleet(3)
+        let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 2), now: 1)
+        _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(0)), now: 2, ledger: one)
+        try one.append(engine.takeOutbox(), state: engine.state)
+
+        let loaded = try two.load()
+        #expect(loaded.rollouts[rollout.id]?.hosts.count == 3)
+        #expect(loaded.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(0)]?.phase == .admitted)
+        #expect(loaded.agents.count == 3)
+        // A phase change made through one is seen by the other on refresh.
+        _ = try engine.pause(rollout.id, now: 3)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        var state = loaded
+        two.refresh(&state, host: RolloutEngineTests.host(1))
+        #expect(state.rollouts[rollout.id]?.phase == .paused)
+    }
+
+    @Test func outageAdmitsNobodyAndRecovers() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        let store = RedisStore(client: try RedisClient(url: redis.url, retryMilliseconds: 50), logger: Logger(label: "test"))
+        #expect(store.admit(host: "a", limit: 10, leaseUntil: 1_000, now: 1))
+        redis.kill()
+        #expect(!store.admit(host: "b", limit: 10, leaseUntil: 1_000, now: 2))
+        #expect(store.lease(of: "a") == .unknown)
+        #expect(throws: StoreError.self) { try store.append([.rolloutPhase(rollout: "r1", phase: .paused, reason: nil, at: 1)], state: FleetState()) }
+        #expect(store.failures > 0)
+        try await redis.restart()
+        defer { redis.kill() }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(store.admit(host: "b", limit: 10, leaseUntil: 1_000, now: 3), "reconnected by itself")
+        #expect(store.lease(of: "a") == .held(until: 1_000), "the append-only file kept the slots")
+    }
+}

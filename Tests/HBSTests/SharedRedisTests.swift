@@ -1,0 +1,99 @@
+import Foundation
+import FledgeTesting
+import Testing
+
+/// Two real `fledge-hbs` processes sharing one real redis-server, and a fleet of fake agents
+/// beating to either at random: the concurrency limit holds across both, a Redis outage
+/// mid-rollout is ridden out (beats answered, nobody admitted), and the rollout finishes.
+@Suite struct SharedRedisTests {
+    /// A fake agent: what it reports, moved along by the orders it gets.
+    struct FakeAgent {
+        var host: String
+        var version = "1.0.0"
+        var state = "idle"
+        var rollout: String?
+
+        var upgrading: Bool { rollout != nil }
+
+        func beat() -> String { HBSProcessTests.beat(host, version: version, state: state, rollout: rollout) }
+
+        /// One step of an upgrade per beat: downloading, restarting, confirming on the new
+        /// version, then committed (idle).
+        /// `order` is the rollout id of the order the last beat got, if any.
+        mutating func advance(order: String?) {
+            switch (rollout, state) {
+            case (nil, _):
+                if let order { rollout = order; state = "downloading" }
+            case (_, "downloading"): state = "restarting"
+            case (_, "restarting"): version = "2.0.0"; state = "confirming"
+            default: state = "idle"; rollout = nil
+            }
+        }
+    }
+
+    @Test func limitHoldsAcrossInstancesAndThroughAnOutage() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.string + "/redis", withIntermediateDirectories: true)
+        let redis = try await RedisProcess.start(directory: directory.string + "/redis")
+        defer { redis.kill() }
+        let instances = [
+            try await HBSProcess.start(data: directory.string + "/one", extra: ["--redis", redis.url, "--fast-beat", "0.2"]),
+            try await HBSProcess.start(data: directory.string + "/two", extra: ["--redis", redis.url, "--fast-beat", "0.2"]),
+        ]
+        defer { instances.forEach { $0.kill() } }
+
+        let limit = 4
+        var agents = (0..<24).map { FakeAgent(host: String(format: "agent%02d", $0)) }
+        for (index, agent) in agents.enumerated() { #expect(try await instances[index % 2].beat(agent.beat()).status == 200) }
+        let (created, _) = try await instances[0].admin("POST", "/v1/rollouts", json: """
+            {"release":{"name":"fledge-agent","version":"2.0.0"},"sources":[{"url":"http://cdn.test","capacityMbps":100000}],
+             "maxConcurrent":\(limit),"failureBudget":50,"leaseSeconds":3}
+            """)
+        #expect(created == 201)
+
+        var generator = SplitMix64(seed: 7)
+        var maxSeen = 0
+        var outageOrders = 0
+        for round in 0..<300 {
+            let outage = (8..<14).contains(round)
+            if round == 8 { redis.kill() }
+            if round == 14 { try await redis.restart() }
+            let targets = agents.map { _ in Int.random(in: 0...1, using: &generator) }
+            let replies = try await withThrowingTaskGroup(of: (Int, Int, String?).self) { group in
+                for (index, agent) in agents.enumerated() {
+                    let instance = instances[targets[index]]
+                    let body = agent.beat()
+                    group.addTask {
+                        let (status, json) = try await instance.beat(body)
+                        let order = (json as? [String: Any])?["order"] as? [String: Any]
+                        return (index, status, order?["rolloutId"] as? String)
+                    }
+                }
+                return try await group.reduce(into: [(Int, Int, String?)]()) { $0.append($1) }
+            }
+            for (index, status, order) in replies {
+                #expect(status == 200, "beats are answered, Redis or not")
+                if outage && order != nil && !agents[index].upgrading { outageOrders += 1 }
+                agents[index].advance(order: order)
+            }
+            let upgrading = agents.filter(\.upgrading).count
+            maxSeen = max(maxSeen, upgrading)
+            #expect(upgrading <= limit, "round \(round): \(upgrading) hosts upgrading at once, limit \(limit)")
+            if agents.allSatisfy({ $0.version == "2.0.0" && !$0.upgrading }) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(outageOrders == 0, "nobody is admitted while Redis is down")
+        #expect(maxSeen == limit, "the limit was used, not just respected")
+        #expect(agents.allSatisfy { $0.version == "2.0.0" }, "the rollout finished after the outage: \(agents.filter { $0.version != "2.0.0" }.map(\.host))")
+        // Agents keep beating; the sweeps (once a second) see every host done and complete it.
+        var phase: String?
+        for round in 0..<100 where phase != "completed" {
+            for (index, agent) in agents.enumerated() { _ = try await instances[(index + round) % 2].beat(agent.beat()) }
+            let (_, list) = try await instances[1].admin("GET", "/v1/rollouts")
+            phase = (list as? [[String: Any]])?.first?["phase"] as? String
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(phase == "completed")
+    }
+}
