@@ -65,9 +65,45 @@ import Wire
         let (events, state) = try Self.events()
         let store = EmbeddedStore(directory: directory.path, compactAfter: 3)
         _ = try store.load()
-        for event in events { try store.append([event], state: state) }  // compacts several times
+        // Each append with the state as it is after that event, as the control plane passes it.
+        var running = FleetState()
+        for event in events {
+            running.apply(event)
+            try store.append([event], state: running)  // compacts several times
+        }
+        #expect(running.rollouts == state.rollouts)
         let journals = try FileManager.default.contentsOfDirectory(atPath: directory.string).filter { $0.hasPrefix("journal-") }
         #expect(journals.count == 1, "old generations are removed: \(journals)")
         #expect(try EmbeddedStore(directory: directory.path).load().rollouts == state.rollouts)
+    }
+}
+
+/// The control plane over a store that fails: nothing it could not store stays done.
+@Suite struct ControlPlaneStoreFailureTests {
+    /// A store whose appends fail while `failing` is set.
+    final class FlakyStore: FleetStore, @unchecked Sendable {
+        var failing = false
+        var appended: [FleetEvent] = []
+        func load() throws(StoreError) -> FleetState { FleetState() }
+        func append(_ events: [FleetEvent], state: FleetState) throws(StoreError) {
+            if failing { throw .io("disk full") }
+            appended += events
+        }
+    }
+
+    @Test func noOrderIsSentThatIsNotDurable() async throws {
+        let store = FlakyStore()
+        let plane = try ControlPlane(store: store, logger: .init(label: "test"), clock: { 10 })
+        _ = await plane.beat(RolloutEngineTests.beat("a"))
+        _ = try await plane.create(RolloutEngineTests.spec())
+        store.failing = true
+        let (refused, stored) = await plane.beat(RolloutEngineTests.beat("a"))
+        #expect(!stored)
+        #expect(refused.order == nil, "an admission that could not be stored sends no order")
+        #expect(await plane.state.activeRollout?.hosts["a"]?.phase == .pending, "and is undone")
+        store.failing = false
+        let (granted, _) = await plane.beat(RolloutEngineTests.beat("a"))
+        #expect(granted.order != nil)
+        #expect(store.appended.contains { if case .hostUpdated(_, "a", let p) = $0 { p.phase == .admitted } else { false } })
     }
 }

@@ -52,7 +52,7 @@ import Testing
 
         let deleted = try await Self.curl(["-X", "DELETE", "\(base)/agent/upgrade"])
         #expect(deleted["msg"] as? String == "success")
-        #expect(deleted["data"] as? String == "upgrade cancelled")
+        #expect(deleted["data"] as? String == "取消升级成功", "falcon's own words")
         let after = try await Self.curl(["\(base)/agent/upgrade/nowargs"])
         #expect((after["data"] as? [String: Any])?["version"] as? String == "")
     }
@@ -95,6 +95,11 @@ import Testing
         let tokenText = try String(contentsOfFile: token.string, encoding: .utf8)
         let (accepted, _) = try await hbs.admin("POST", "/agent/upgrade", json: good, headers: ["Authorization": "Bearer \(tokenText)"], from: "127.0.0.2")
         #expect(accepted == 200)
+        // A bad POST now must not cancel the running upgrade.
+        let (refused, _) = try await hbs.admin("POST", "/agent/upgrade", json: "{\"wgeturl\":\"http://cdn/x\",\"version\":\"6.0.2\",\"binfile_md5\":\"nothex\"}")
+        #expect(refused == 400)
+        let (_, still) = try await hbs.admin("GET", "/agent/upgrade/nowargs")
+        #expect(((still as? [String: Any])?["data"] as? [String: Any])?["version"] as? String == "6.0.1", "the running upgrade stands")
 
         // v1 validation names the field.
         let (invalid, problem) = try await hbs.admin("POST", "/v1/rollouts", json: "{\"release\":{\"name\":\"fledge-agent\",\"version\":\"1.x..\"},\"sources\":[{\"url\":\"http://cdn\",\"capacityMbps\":100}]}")

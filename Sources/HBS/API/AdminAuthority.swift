@@ -23,7 +23,8 @@ struct AdminAuthority: RouterMiddleware {
         let reason = token == nil
             ? "forbidden: changes are accepted only from \(allowed.map(\.description).joined(separator: ", "))"
             : "forbidden: changes need a local peer or the admin bearer token"
-        return JSONResponse.falconError(.forbidden, reason)
+        // Each API keeps its own error shape: falcon's envelope on falcon's routes.
+        return request.uri.path.hasPrefix("/v1/") ? JSONResponse.error(.forbidden, reason) : JSONResponse.falconError(.forbidden, reason)
     }
 
     /// Compares hashes of both, byte by byte without an early exit: the time taken says

@@ -47,8 +47,7 @@ struct FalconRoutes {
             failureBudget: Int(Int32.max), peersMayServe: false)
         do {
             // falcon replaces the switch's arguments; a running falcon rollout gives way.
-            if let active = await controlPlane.state.activeRollout, active.spec.isFalcon { _ = try await controlPlane.abort(active.id) }
-            let rollout = try await controlPlane.create(spec)
+            let rollout = try await controlPlane.replaceFalcon(spec)
             return JSONResponse.falcon(Self.args(of: rollout))
         } catch .engine(.invalid(let error)) {
             return JSONResponse.falconError(.badRequest, error.description)
@@ -68,15 +67,18 @@ struct FalconRoutes {
 
     private func cancel() async -> Response {
         guard let rollout = await controlPlane.state.activeRollout, rollout.spec.isFalcon else {
-            return JSONResponse.falcon("upgrade cancelled")
+            return JSONResponse.falcon(Self.cancelled)
         }
         do {
             _ = try await controlPlane.abort(rollout.id)
-            return JSONResponse.falcon("upgrade cancelled")
+            return JSONResponse.falcon(Self.cancelled)
         } catch {
             return JSONResponse.falconError(.serviceUnavailable, error.description)
         }
     }
+
+    /// falcon's answer to DELETE, to the byte: "upgrade cancelled successfully".
+    static let cancelled = "取消升级成功"
 
     static func args(of rollout: Rollout) -> UpgradeArgs {
         guard case .falcon(let url, let type, let bin, let cfg) = rollout.spec.locator else { return UpgradeArgs() }

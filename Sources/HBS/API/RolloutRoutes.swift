@@ -42,7 +42,7 @@ struct RolloutRoutes {
         do { spec = try body.spec(defaultMaxConcurrent: defaultMaxConcurrent) } catch {
             return JSONResponse.error(.badRequest, error.description, field: error.field)
         }
-        return await respond { () throws(ControlPlaneError) in try await controlPlane.create(spec) }
+        return await respond(status: .created) { () throws(ControlPlaneError) in try await controlPlane.create(spec) }
     }
 
     private func act(id: String, action: String) async -> Response {
@@ -55,10 +55,12 @@ struct RolloutRoutes {
         }
     }
 
-    private func respond(_ body: () async throws(ControlPlaneError) -> Rollout) async -> Response {
+    private func respond(
+        status: HTTPResponse.Status = .ok, _ body: () async throws(ControlPlaneError) -> Rollout
+    ) async -> Response {
         do {
             let rollout = try await body()
-            return JSONResponse.encode(RolloutSummary(rollout, planner: planner, now: UnixTime.now), status: .created)
+            return JSONResponse.encode(RolloutSummary(rollout, planner: planner, now: UnixTime.now), status: status)
         } catch .engine(.invalid(let error)) {
             return JSONResponse.error(.badRequest, error.description, field: error.field)
         } catch .engine(.notFound(let id)) {

@@ -2,9 +2,10 @@ import Wire
 
 /// Where one host is in one rollout. Moves forward only: pending → admitted → downloading →
 /// installing → restarting → confirming → done, or to failed (and, after a backoff, pending again
-/// while attempts remain).
+/// while attempts remain). A pending host that stops beating is `absent`: it holds nothing up,
+/// and is pending again when it comes back.
 public enum HostPhase: String, Codable, Sendable, CaseIterable {
-    case pending, admitted, downloading, installing, restarting, confirming, done, failed
+    case pending, admitted, downloading, installing, restarting, confirming, done, failed, absent
 
     /// Holding a concurrency slot.
     public var isActive: Bool { [.admitted, .downloading, .installing, .restarting, .confirming].contains(self) }
@@ -64,15 +65,15 @@ public struct Rollout: Codable, Sendable, Equatable {
     public var allowsDowngrade: Bool
     public var hosts: [String: HostProgress]
 
-    /// Hosts that failed at least once.
-    public var failedHosts: Int { hosts.values.filter { $0.failures > 0 }.count }
+    /// Hosts that failed and have not succeeded since: what the failure budget counts.
+    public var failedHosts: Int { hosts.values.filter { $0.failures > 0 && $0.phase != .done }.count }
 
     public var activeCount: Int { hosts.values.filter(\.phase.isActive).count }
 
-    /// The lowest batch with hosts still to start or still upgrading; failed hosts never
-    /// hold a batch open. Nil when every host is done or failed.
+    /// The lowest batch with hosts still to start or still upgrading; failed and absent hosts
+    /// never hold a batch open. Nil when every host is done, failed or absent.
     public var currentBatch: Int? {
-        hosts.values.filter { $0.phase != .done && $0.phase != .failed }.map(\.batch).min()
+        hosts.values.filter { $0.phase == .pending || $0.phase.isActive }.map(\.batch).min()
     }
 
     /// The batch hosts joining now are put in: the last one.

@@ -43,14 +43,14 @@ public final class EmbeddedStore: FleetStore {
     public func load() throws(StoreError) -> FleetState {
         do { try Files.makeDirectory(directory) } catch { throw .io("\(error)") }
         var snapshot = Snapshot(generation: 0, state: FleetState())
-        if let bytes = try? Files.read(snapshotPath, limit: 1 << 30) {
+        if let bytes = try readIfPresent(snapshotPath) {
             do { snapshot = try JSONDecoder().decode(Snapshot.self, from: Data(bytes)) } catch {
                 throw .corrupt("\(snapshotPath): \(error)")
             }
         }
         var state = snapshot.state
         let journalPath = journalPath(snapshot.generation)
-        if let bytes = try? Files.read(journalPath, limit: 1 << 30) {
+        if let bytes = try readIfPresent(journalPath) {
             let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
             for (index, line) in lines.enumerated() {
                 do {
@@ -77,13 +77,32 @@ public final class EmbeddedStore: FleetStore {
             bytes.append(UInt8(ascii: "\n"))
         }
         let lines = try journal.withLock { (journal: inout Journal?) throws(StoreError) -> Int in
-            guard let descriptor = journal?.descriptor else { throw .io("append before load") }
-            do { _ = try descriptor.writeAll(bytes) } catch { throw .io("appending to the journal in \(directory): \(error)") }
-            guard fdatasync(descriptor.rawValue) == 0 else { throw .io("fdatasync of the journal in \(directory): \(Errno(rawValue: errno))") }
+            guard let descriptor = journal?.descriptor, descriptor.rawValue >= 0 else { throw .io("append before load") }
+            // A write that fails half-way (a full disk) is cut back off, so no torn line ever
+            // sits in the middle of the journal.
+            let end = lseek(descriptor.rawValue, 0, SEEK_END)
+            do { _ = try descriptor.writeAll(bytes) } catch {
+                if end >= 0 { _ = ftruncate(descriptor.rawValue, end) }
+                throw .io("appending to the journal in \(directory): \(error)")
+            }
+            guard fdatasync(descriptor.rawValue) == 0 else {
+                let failure = Errno(rawValue: errno)
+                if end >= 0 { _ = ftruncate(descriptor.rawValue, end) }
+                throw .io("fdatasync of the journal in \(directory): \(failure)")
+            }
             journal?.lines += events.count
             return journal?.lines ?? 0
         }
         if lines >= compactAfter { try compact(state) }
+    }
+
+    /// A file's bytes, nil only when it does not exist; any other failure is an error (an
+    /// unreadable snapshot must never be taken for an empty one and compacted away).
+    private func readIfPresent(_ path: FilePath) throws(StoreError) -> [UInt8]? {
+        do { return try Files.read(path, limit: 1 << 30) } catch {
+            if Files.isMissing(error) { return nil }
+            throw .io("reading \(path): \(error)")
+        }
     }
 
     /// Writes `state` as the snapshot of the next generation, starts its empty journal, and
@@ -95,10 +114,15 @@ public final class EmbeddedStore: FleetStore {
         encoder.outputFormatting = [.sortedKeys]
         guard let bytes = try? encoder.encode(snapshot) else { throw .io("cannot encode the state") }
         do {
-            try Files.writeAtomically(Array(bytes), to: snapshotPath)
+            // The new journal exists before the snapshot naming it: whatever fails, appends never
+            // go to a journal that load would not read.
             let descriptor = try FileDescriptor.open(
                 journalPath(snapshot.generation), .writeOnly, options: [.create, .append, .truncate], permissions: [.ownerReadWrite])
             Files.syncDirectory(directory)
+            do { try Files.writeAtomically(Array(bytes), to: snapshotPath) } catch {
+                try? descriptor.close()
+                throw error
+            }
             journal.withLock { journal in
                 if let old = journal?.descriptor, old.rawValue >= 0 { try? old.close() }
                 journal = Journal(descriptor: descriptor, lines: 0, generation: snapshot.generation)

@@ -15,6 +15,12 @@ public enum Files {
         }
     }
 
+    /// Whether an error is "no such file": the one failure that means "not there".
+    public static func isMissing(_ error: TransferError) -> Bool {
+        if case .fileSystem(_, let errno) = error { return errno == .noSuchFileOrDirectory }
+        return false
+    }
+
     public static func exists(_ path: FilePath) -> Bool {
         var info = stat()
         return stat(path.string, &info) == 0
@@ -38,7 +44,7 @@ public enum Files {
         let source = try open(from, .readOnly)
         defer { try? source.close() }
         let temporary = FilePath(to.string + ".tmp-\(getpid())")
-        let target = try open(temporary, .writeOnly, create: true)
+        let target = try open(temporary, .writeOnly, create: true, truncate: true)
         do throws(TransferError) {
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
@@ -68,9 +74,14 @@ public enum Files {
         try copy(from, to: to, mode: mode)
     }
 
-    public static func open(_ path: FilePath, _ mode: FileDescriptor.AccessMode, create: Bool = false) throws(TransferError) -> FileDescriptor {
+    /// Opens `path`; `create` makes it if missing, `truncate` empties it.
+    public static func open(
+        _ path: FilePath, _ mode: FileDescriptor.AccessMode, create: Bool = false, truncate: Bool = false
+    ) throws(TransferError) -> FileDescriptor {
+        var options: FileDescriptor.OpenOptions = create ? [.create] : []
+        if truncate { options.insert(.truncate) }
         do {
-            return try FileDescriptor.open(path, mode, options: create ? [.create] : [], permissions: create ? [.ownerReadWrite, .groupRead, .otherRead] : nil)
+            return try FileDescriptor.open(path, mode, options: options, permissions: create ? [.ownerReadWrite, .groupRead, .otherRead] : nil)
         } catch {
             throw .io("opening \(path)", errno: error)
         }
@@ -144,7 +155,8 @@ public enum Files {
     /// Writes `bytes` to `path` durably: a temporary name, fsync, rename, fsync of the directory.
     public static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: Int = 0o644) throws(TransferError) {
         let temporary = FilePath(path.string + ".tmp-\(getpid())")
-        let fd = try open(temporary, .writeOnly, create: true)
+        // Truncate: a leftover temporary of an earlier process with this pid must not leave its tail.
+        let fd = try open(temporary, .writeOnly, create: true, truncate: true)
         do throws(TransferError) {
             do { _ = try fd.writeAll(bytes) } catch { throw TransferError.io("writing \(temporary)", errno: error) }
             try sync(fd, path: temporary)
