@@ -109,6 +109,30 @@ import Testing
         #expect(badBeat == 400)
     }
 
+    /// An idle agent that beats with `?wait=` gets its order within moments of the rollout's
+    /// creation, not at its next slow beat.
+    @Test func longPollDeliversOrdersAtOnce() async throws {
+        let data = try TemporaryDirectory()
+        defer { data.remove() }
+        let hbs = try await HBSProcess.start(data: data.string)
+        defer { hbs.kill() }
+        let first = try #require(try await hbs.beat(Self.beat("idle", version: "1.0.0")).body as? [String: Any])
+        #expect(first["nextBeatSeconds"] as? Double == 60, "an idle fleet beats slowly")
+        let started = ContinuousClock.now
+        async let waiting = LoopbackHTTP.request(
+            port: hbs.agentPort, method: "POST", target: "/v1/heartbeat?wait=30", headers: ["Content-Type": "application/json"],
+            body: Array(Self.beat("idle", version: "1.0.0").utf8))
+        try await Task.sleep(for: .milliseconds(500))
+        let rollout = #"{"release":{"name":"fledge-agent","version":"2.0.0"},"sources":[{"url":"http://cdn.test","capacityMbps":10000}]}"#
+        let (created, _) = try await hbs.admin("POST", "/v1/rollouts", json: rollout)
+        #expect(created == 201)
+        let reply = try await waiting
+        let elapsed = ContinuousClock.now - started
+        let json = try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any]
+        #expect((json?["order"] as? [String: Any])?["version"] as? String == "2.0.0")
+        #expect(elapsed < .seconds(5), "answered when the rollout started, after \(elapsed)")
+    }
+
     /// kill -9 mid-rollout, start again on the same data: the rollout goes on where it was and
     /// no host is admitted twice.
     @Test func rolloutSurvivesKillNine() async throws {

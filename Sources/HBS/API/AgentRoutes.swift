@@ -30,9 +30,25 @@ struct AgentRoutes {
         }
         guard !beat.version.isEmpty else { return JSONResponse.error(.badRequest, "version is required", field: "version") }
         metrics.heartbeats.add(1, ordering: .relaxed)
-        let (reply, stored) = await controlPlane.beat(beat)
+        var (reply, stored) = await controlPlane.beat(beat)
+        // Long-poll: `?wait=S` holds a beat with nothing to do for up to S seconds, answering at
+        // once when a rollout starts; so an idle fleet beats once a minute yet gets its orders
+        // within moments. After a wait the next beat is due at once.
+        if let wait = Self.waitSeconds(request), reply.order == nil, reply.nextBeatSeconds > 1 {
+            if await controlPlane.signal.wait(upTo: .seconds(wait)) {
+                (reply, stored) = await controlPlane.beat(beat)
+            } else {
+                reply.nextBeatSeconds = 0
+            }
+        }
         if !stored { metrics.storeErrors.add(1, ordering: .relaxed) }
         if reply.order != nil { metrics.orders.add(1, ordering: .relaxed) }
         return JSONResponse.encode(reply)
+    }
+
+    /// The `wait` query parameter, in seconds (at most 120), if any.
+    static func waitSeconds(_ request: Request) -> Double? {
+        guard let text = request.uri.queryParameters.get("wait"), let seconds = Double(text), seconds > 0 else { return nil }
+        return min(seconds, 120)
     }
 }

@@ -9,6 +9,8 @@ public actor ControlPlane {
     private let store: any FleetStore
     private let logger: Logger
     private let clock: @Sendable () -> Int64
+    /// Fired when there is new work: a rollout started or resumed (here or, with Redis, elsewhere).
+    public nonisolated let signal = RolloutSignal()
 
     /// Loads the state from `store` and grants every admitted host a fresh lease (beats are
     /// not journaled, so the last ones before a restart are unknown).
@@ -68,7 +70,11 @@ public actor ControlPlane {
 
     /// Leases, deadlines, retries, completion: run every second or so.
     public func sweep() {
+        let before = engine.state.activeRollout.map { "\($0.id) \($0.phase)" }
         engine.update { store.synchronize(&$0) }
+        if let now = engine.state.activeRollout, now.phase == .running, "\(now.id) \(now.phase)" != before {
+            signal.fire()  // another instance started or resumed one
+        }
         let saved = engine
         engine.sweep(now: clock(), ledger: store.ledger)
         do { try persist() } catch {
@@ -101,6 +107,7 @@ public actor ControlPlane {
             throw .store(error)
         }
         logger.info("rollout \(rollout.id) \(rollout.spec.name) \(rollout.spec.version): \(rollout.phase.rawValue)")
+        if rollout.phase == .running { signal.fire() }
         return rollout
     }
 
