@@ -55,6 +55,14 @@ import Wire
                 #expect(sources.contains { url in cdns.contains { $0.url == url } }, "a CDN to fall back on")
                 let primary = sources[0]
                 #expect(load[primary, default: 0] < limit(primary), "primary \(primary) over its limit")
+                // Locality: when a peer in the host's rack has a free slot, the primary is one.
+                let rackPeers = fleet.filter {
+                    $0.hostname != host.hostname && planner.serves($0, name: "fledge-agent", version: "2.0.0")
+                        && $0.labels == host.labels && load[$0.peerURL!, default: 0] < configuration.peerFanout
+                }
+                if !rackPeers.isEmpty {
+                    #expect(rackPeers.contains { $0.peerURL == primary }, "a same-rack peer was free, yet the primary is \(primary)")
+                }
                 load[primary, default: 0] += 1
             }
             for (url, count) in load { #expect(count <= limit(url), "\(url) carries \(count)") }
