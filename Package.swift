@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "Transfer", "Wire", "Seeder", "FledgeTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
