@@ -55,6 +55,14 @@ enum Bench {
         return (ContinuousClock.now - start).seconds
     }
 
+    /// The CPU model, as /proc/cpuinfo names it ("unknown" if it does not).
+    static var cpuModel: String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("model name") }
+        let model = line?.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces)
+        return model.flatMap { $0.isEmpty ? nil : $0 } ?? "unknown"
+    }
+
     /// Decimal megabytes (10^6 bytes) per second.
     static func megabytesPerSecond(bytes: Int64, seconds: Double) -> Double {
         seconds > 0 ? Double(bytes) / seconds / 1e6 : 0
@@ -100,6 +108,7 @@ struct JSONLine {
 
     mutating func add(_ key: String, _ value: String) { fields.append((key, Self.quote(value))) }
     mutating func add(_ key: String, _ value: Int) { fields.append((key, "\(value)")) }
+    mutating func add(_ key: String, _ value: Bool) { fields.append((key, value ? "true" : "false")) }
     /// Rounded to `digits` decimals; non-finite numbers become null.
     mutating func add(_ key: String, _ value: Double, digits: Int = 3) {
         guard value.isFinite else { fields.append((key, "null")); return }

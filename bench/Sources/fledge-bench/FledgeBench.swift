@@ -1,12 +1,12 @@
 import ArgumentParser
 
-/// `fledge-bench`: measures Fledge's data plane against a well-known reference tool, both in
-/// the same run on this machine, and prints the ratios.
+/// `fledge-bench`: measures Fledge's data plane and heartbeat server against a well-known
+/// reference, both in the same run on this machine, and prints the ratios.
 @main
 struct FledgeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fledge-bench",
-        abstract: "Benchmark Fledge's range server, downloader and hashing against nginx, curl and openssl.",
+        abstract: "Benchmark Fledge's range server, downloader, hashing and heartbeat server against nginx, curl, openssl and hello-world Hummingbird.",
         discussion: """
             Each subcommand measures ours and a reference in the same run, on loopback (127.0.0.1) \
             only, prints a table, and ends its standard output with exactly one JSON line holding \
@@ -14,5 +14,5 @@ struct FledgeBench: AsyncParsableCommand {
             standard error. Speeds are measured, never asserted: the exit status is 0 whenever \
             the measurement itself succeeded.
             """,
-        subcommands: [ServeBench.self, FetchBench.self, HashBench.self])
+        subcommands: [ServeBench.self, FetchBench.self, HashBench.self, HBSBench.self, HelloServer.self])
 }

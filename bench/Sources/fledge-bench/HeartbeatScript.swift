@@ -1,0 +1,65 @@
+import Foundation
+import SystemPackage
+
+/// The wrk Lua script of `fledge-bench hbs`: every request POSTs one JSON heartbeat of an idle
+/// agent, the hostname cycling through `hosts` distinct names. wrk thread i sends the names
+/// i, i + threads, i + 2 * threads, ... so no two threads ever beat as the same host, and
+/// together they cover every name. The script's argument (`wrk ... -s SCRIPT URL -- START`)
+/// makes each thread begin START names into its own cycle, so consecutive passes can carry on
+/// where the last one stopped instead of beating the same first hosts again.
+struct HeartbeatScript {
+    /// Distinct hostnames; at least `threads`.
+    let hosts: Int
+    let threads: Int
+
+    /// Digits of the number in a hostname (`host-00042`): at least 5.
+    var digits: Int { max(5, String(max(hosts - 1, 0)).count) }
+
+    /// The body sent for host number `index`.
+    func body(host index: Int) -> String {
+        let number = String(index)
+        let name = "host-" + String(repeating: "0", count: max(0, digits - number.count)) + number
+        return #"{"hostname":"\#(name)","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}"#
+    }
+
+    /// The script's text. `setup` runs in wrk's main Lua state once per thread and numbers the
+    /// threads; each thread's own state then keeps its own counter.
+    var text: String {
+        """
+        -- fledge-bench hbs: one JSON heartbeat per request, \(hosts) distinct hostnames over \(threads) thread(s).
+        local hosts = \(hosts)
+        local stride = \(threads)
+        local threads_started = 0
+
+        function setup(thread)
+          thread:set("thread_index", threads_started)
+          threads_started = threads_started + 1
+        end
+
+        local counter = 0
+
+        function init(args)
+          local start = tonumber(args[1]) or 0
+          local cycle = math.floor((hosts - thread_index - 1) / stride) + 1
+          counter = thread_index + (start % cycle) * stride
+        end
+
+        wrk.method = "POST"
+        wrk.headers["Content-Type"] = "application/json"
+
+        function request()
+          local body = string.format('{"hostname":"host-%0\(digits)d","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}', counter)
+          counter = counter + stride
+          if counter >= hosts then counter = thread_index end
+          return wrk.format(nil, nil, nil, body)
+        end
+        """
+    }
+
+    /// Writes the script to `path`.
+    func write(to path: FilePath) throws {
+        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path.string)) } catch {
+            throw BenchError.io("cannot write the wrk script \(path): \(error)")
+        }
+    }
+}
