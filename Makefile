@@ -5,7 +5,7 @@ SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # tests and benches start for real.
 BUILD_DEPS := pkg-config libcurl4-openssl-dev libssl-dev libhiredis-dev
 TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server
-BENCH_DEPS := $(TEST_DEPS) nginx-light
+BENCH_DEPS := $(TEST_DEPS) nginx-light wrk redis-server
 
 .PHONY: all build test bench deps-build deps-test deps-bench clean
 
@@ -35,6 +35,7 @@ test: deps-test
 bench: deps-bench
 	$(SWIFT) build -c release --product fledge-bench
 	$(SWIFT) build -c release --product fledge-seeder
+	$(SWIFT) build -c release --product fledge-hbs
 	@echo "run: .build/release/fledge-bench --help"
 
 clean:
