@@ -233,7 +233,13 @@ import Wire
         // Leases are memory only; everything else must match.
         func withoutLeases(_ state: FleetState) -> FleetState {
             var state = state
-            for (id, rollout) in state.rollouts { for host in rollout.hosts.keys { state.rollouts[id]!.hosts[host]!.leaseUntil = nil } }
+            for (id, rollout) in state.rollouts {
+                for (host, progress) in rollout.hosts {
+                    var progress = progress
+                    progress.leaseUntil = nil
+                    state.rollouts[id]!.set(host, progress)
+                }
+            }
             for name in state.agents.keys {
                 state.agents[name]!.lastSeen = 0
                 state.agents[name]!.state = .idle

@@ -35,13 +35,13 @@ public actor ControlPlane {
     /// that is not durable.
     public func beat(_ beat: HeartbeatRequest) -> (reply: HeartbeatReply, stored: Bool) {
         engine.update { store.refresh(&$0, host: beat.hostname) }
-        let saved = engine
+        let checkpoint = engine.checkpoint(for: beat.hostname)
         var reply = engine.beat(beat, now: clock(), ledger: store.ledger)
         do {
             try persist()
             return (reply, true)
         } catch {
-            engine = saved
+            engine.restore(checkpoint)
             logger.error("beat from \(beat.hostname) not stored, order withheld: \(error)")
             reply.order = nil
             return (reply, false)

@@ -12,9 +12,9 @@ public struct FleetState: Codable, Sendable, Equatable {
 
     /// The rollout that is running or paused, if any: one at a time, since every rollout
     /// upgrades the agent itself.
-    public var activeRollout: Rollout? {
-        rollouts.values.filter(\.phase.isActive).min { $0.createdAt < $1.createdAt }
-    }
+    public var activeRollout: Rollout? { activeRolloutID.flatMap { rollouts[$0] } }
+
+    public var activeRolloutID: String? { rollouts.first { $0.value.phase.isActive }?.key }
 
     /// Applies one change. Idempotent: applying the same events again gives the same state.
     public mutating func apply(_ event: FleetEvent) {
@@ -26,7 +26,7 @@ public struct FleetState: Codable, Sendable, Equatable {
             // Idempotent, so replaying a journal over a snapshot that has it changes nothing.
             if let number = Int(rollout.id.dropFirst()) { nextRolloutNumber = max(nextRolloutNumber, number + 1) }
         case .hostUpdated(let id, let host, let progress):
-            rollouts[id]?.hosts[host] = progress
+            rollouts[id]?.set(host, progress)
         case .rolloutPhase(let id, let phase, let reason, let at):
             rollouts[id]?.phase = phase
             rollouts[id]?.pauseReason = phase == .paused ? reason : nil

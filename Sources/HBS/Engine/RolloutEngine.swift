@@ -83,8 +83,7 @@ public struct RolloutEngine: Sendable {
             throw .conflict("rollout \(active.id) (\(active.spec.name) \(active.spec.version)) is \(active.phase.rawValue); abort it first")
         }
         var rollout = Rollout(
-            id: "r\(state.nextRolloutNumber)", spec: spec, phase: .running, createdAt: now,
-            allowsDowngrade: allowsDowngrade, hosts: [:])
+            id: "r\(state.nextRolloutNumber)", spec: spec, phase: .running, createdAt: now, allowsDowngrade: allowsDowngrade)
         // Hosts gone silent are left out; they join as latecomers if they come back.
         let targets = state.agents.values
             .filter { $0.lastSeen >= now - configuration.absentAfterSeconds }
@@ -96,7 +95,7 @@ public struct RolloutEngine: Sendable {
         for (batch, size) in sizes.enumerated() {
             for _ in 0..<size {
                 guard let agent = next.next() else { break }
-                rollout.hosts[agent.hostname] = HostProgress(phase: .pending, batch: batch, fromVersion: agent.version)
+                rollout.set(agent.hostname, HostProgress(phase: .pending, batch: batch, fromVersion: agent.version))
             }
         }
         record(.rolloutCreated(rollout))
@@ -165,29 +164,30 @@ public struct RolloutEngine: Sendable {
         } else {
             record(.agentSeen(agent))
         }
-        guard let rollout = state.activeRollout else {
+        // By id, never holding a copy of the rollout while it changes: a held copy would make
+        // every change copy the whole host table.
+        guard let id = state.activeRolloutID else {
             return HeartbeatReply(nextBeatSeconds: configuration.slowBeatSeconds)
         }
-        let order = step(agent, beat: beat, in: rollout, now: now, ledger: ledger)
-        let upgrading = state.rollouts[rollout.id]?.hosts[agent.hostname]?.phase.isActive ?? false
-        let busy = state.rollouts[rollout.id].map { $0.phase == .running && $0.hasWork } ?? false
+        let order = step(agent, beat: beat, rollout: id, now: now, ledger: ledger)
+        let upgrading = state.rollouts[id]?.hosts[agent.hostname]?.phase.isActive ?? false
+        let busy = state.rollouts[id].map { $0.phase == .running && $0.hasWork } ?? false
         return HeartbeatReply(
             order: order, nextBeatSeconds: upgrading || busy ? configuration.fastBeatSeconds : configuration.slowBeatSeconds)
     }
 
     private mutating func step(
-        _ agent: AgentRecord, beat: HeartbeatRequest, in rollout: Rollout, now: Int64, ledger: (any AdmissionLedger)?
+        _ agent: AgentRecord, beat: HeartbeatRequest, rollout id: String, now: Int64, ledger: (any AdmissionLedger)?
     ) -> UpgradeOrder? {
-        let id = rollout.id
-        let target = rollout.spec.version
-        let atTarget = Self.same(beat.version, target)
-        guard var progress = rollout.hosts[agent.hostname] else {
+        guard let spec = state.rollouts[id]?.spec else { return nil }
+        let atTarget = Self.same(beat.version, spec.version)
+        guard var progress = state.rollouts[id]?.hosts[agent.hostname] else {
             // A host that joins mid-rollout goes into the last batch.
-            guard !atTarget, rollout.spec.selector.matches(hostname: agent.hostname, labels: agent.labels),
-                  rollout.isTarget(version: beat.version) else { return nil }
-            record(.hostUpdated(rollout: id, host: agent.hostname,
-                                HostProgress(phase: .pending, batch: rollout.lastBatch, fromVersion: beat.version)))
-            return step(agent, beat: beat, in: state.rollouts[id]!, now: now, ledger: ledger)
+            guard !atTarget, spec.selector.matches(hostname: agent.hostname, labels: agent.labels),
+                  state.rollouts[id]?.isTarget(version: beat.version) == true else { return nil }
+            let batch = state.rollouts[id]?.lastBatch ?? 0
+            record(.hostUpdated(rollout: id, host: agent.hostname, HostProgress(phase: .pending, batch: batch, fromVersion: beat.version)))
+            return step(agent, beat: beat, rollout: id, now: now, ledger: ledger)
         }
 
         switch progress.phase {
@@ -203,41 +203,37 @@ public struct RolloutEngine: Sendable {
         case .absent:
             progress.phase = .pending
             record(.hostUpdated(rollout: id, host: agent.hostname, progress))
-            return step(agent, beat: beat, in: state.rollouts[id]!, now: now, ledger: ledger)
+            return step(agent, beat: beat, rollout: id, now: now, ledger: ledger)
         case .pending:
             if atTarget {
                 progress.phase = .done
                 record(.hostUpdated(rollout: id, host: agent.hostname, progress))
                 return nil
             }
-            // With a shared ledger (Redis) the ledger counts the slots of every HBS instance;
-            // alone, this engine's own count is the truth.
             // Never a host that is busy with an upgrade (of an aborted rollout, or one whose
             // lease ran out while it was installing): it finishes first.
             guard beat.state == .idle || beat.state == .failed else { return nil }
-            guard rollout.phase == .running, let current = rollout.currentBatch, progress.batch <= current,
-                  ledger != nil || rollout.activeCount < rollout.spec.maxConcurrent, (progress.retryAt ?? 0) <= now,
-                  let sources = planner.plan(for: agent, spec: rollout.spec, batch: progress.batch,
-                                             peers: Array(state.agents.values), load: load(of: rollout))
+            guard mayAdmit(progress, rollout: id, now: now, counting: ledger == nil) else { return nil }
+            guard let sources = planner.plan(for: agent, spec: spec, batch: progress.batch,
+                                             peers: Array(state.agents.values), load: load(of: id))
             else { return nil }
-            if let ledger, !ledger.admit(host: agent.hostname, limit: rollout.spec.maxConcurrent,
-                                         leaseUntil: now + rollout.spec.leaseSeconds, now: now) {
+            if let ledger, !ledger.admit(host: agent.hostname, limit: spec.maxConcurrent, leaseUntil: now + spec.leaseSeconds, now: now) {
                 return nil
             }
             progress.phase = .admitted
             progress.attempts += 1
             progress.admittedAt = now
-            progress.leaseUntil = now + rollout.spec.leaseSeconds
-            progress.deadline = now + rollout.spec.deadlineSeconds
+            progress.leaseUntil = now + spec.leaseSeconds
+            progress.deadline = now + spec.deadlineSeconds
             progress.retryAt = nil
             progress.sources = sources
             progress.progressBytes = 0
             progress.bytesBySource = [:]
             record(.hostUpdated(rollout: id, host: agent.hostname, progress))
-            return order(for: progress, in: rollout)
+            return order(for: progress, rollout: id, spec: spec)
         case .admitted, .downloading, .installing, .restarting, .confirming:
             let before = progress
-            progress.leaseUntil = now + rollout.spec.leaseSeconds
+            progress.leaseUntil = now + spec.leaseSeconds
             progress.progressBytes = beat.progressBytes ?? progress.progressBytes
             progress.bytesBySource = beat.downloadedFrom ?? progress.bytesBySource
             if atTarget && beat.state == .idle {
@@ -261,22 +257,33 @@ public struct RolloutEngine: Sendable {
             }
             // Still idle on the old version: the order was lost, or the agent restarted. Again.
             if progress.phase == .admitted && beat.state == .idle && !atTarget {
-                return order(for: progress, in: rollout)
+                return order(for: progress, rollout: id, spec: spec)
             }
             return nil
         }
     }
 
-    private func order(for progress: HostProgress, in rollout: Rollout) -> UpgradeOrder {
+    /// Whether a pending host's turn has come: the rollout runs, its batch is open, its backoff
+    /// is over, and (`counting`, without a shared ledger) a slot is free. With a shared ledger
+    /// (Redis) the ledger counts the slots of every HBS instance; alone, this engine's own
+    /// count is the truth.
+    private func mayAdmit(_ progress: HostProgress, rollout id: String, now: Int64, counting: Bool) -> Bool {
+        guard let rollout = state.rollouts[id], rollout.phase == .running, let current = rollout.currentBatch else { return false }
+        return progress.batch <= current && (progress.retryAt ?? 0) <= now
+            && (!counting || rollout.activeCount < rollout.spec.maxConcurrent)
+    }
+
+    private func order(for progress: HostProgress, rollout id: String, spec: RolloutSpec) -> UpgradeOrder {
         UpgradeOrder(
-            rolloutId: rollout.id, name: rollout.spec.name, version: rollout.spec.version, locator: rollout.spec.locator,
+            rolloutId: id, name: spec.name, version: spec.version, locator: spec.locator,
             sources: progress.sources, deadline: progress.deadline ?? 0)
     }
 
     /// Downloads in flight by primary source, for the planner.
-    private func load(of rollout: Rollout) -> [String: Int] {
+    private func load(of id: String) -> [String: Int] {
         var load: [String: Int] = [:]
-        for host in rollout.hosts.values where host.phase.isActive && host.phase.rank <= HostPhase.downloading.rank {
+        for host in state.rollouts[id]?.hosts.values ?? [:].values
+        where host.phase.isActive && host.phase.rank <= HostPhase.downloading.rank {
             if let primary = host.sources.first { load[primary, default: 0] += 1 }
         }
         return load
@@ -342,6 +349,39 @@ public struct RolloutEngine: Sendable {
         }
     }
 
+    /// What a beat from one host can change: its agent record, its progress in the active
+    /// rollout, and that rollout's phase (a failure can pause it). Small, unlike a copy of the
+    /// whole state, which would make every beat copy the fleet.
+    public struct Checkpoint: Sendable {
+        let host: String
+        let agent: AgentRecord?
+        let rollout: String?
+        let progress: HostProgress?
+        let phase: RolloutPhase?
+        let pauseReason: String?
+        let finishedAt: Int64?
+    }
+
+    public func checkpoint(for host: String) -> Checkpoint {
+        let id = state.activeRolloutID
+        return Checkpoint(
+            host: host, agent: state.agents[host], rollout: id, progress: id.flatMap { state.rollouts[$0]?.hosts[host] },
+            phase: id.flatMap { state.rollouts[$0]?.phase }, pauseReason: id.flatMap { state.rollouts[$0]?.pauseReason },
+            finishedAt: id.flatMap { state.rollouts[$0]?.finishedAt })
+    }
+
+    /// Puts back what a beat changed, and forgets its events.
+    public mutating func restore(_ checkpoint: Checkpoint) {
+        state.agents[checkpoint.host] = checkpoint.agent
+        if let id = checkpoint.rollout, let phase = checkpoint.phase {
+            state.rollouts[id]?.set(checkpoint.host, checkpoint.progress)
+            state.rollouts[id]?.phase = phase
+            state.rollouts[id]?.pauseReason = checkpoint.pauseReason
+            state.rollouts[id]?.finishedAt = checkpoint.finishedAt
+        }
+        outbox = []
+    }
+
     /// Brings in changes made elsewhere (other HBS instances, through a shared store).
     public mutating func update(_ body: (inout FleetState) -> Void) { body(&state) }
 
@@ -367,7 +407,7 @@ public struct RolloutEngine: Sendable {
 extension FleetState {
     /// A change not worth a journal entry (a lease renewal): memory only.
     mutating func setHost(_ rollout: String, _ host: String, _ progress: HostProgress) {
-        rollouts[rollout]?.hosts[host] = progress
+        rollouts[rollout]?.set(host, progress)
     }
 }
 
@@ -377,17 +417,6 @@ extension AgentRecord {
     func sameIdentity(as other: AgentRecord) -> Bool {
         ip == other.ip && version == other.version && labels == other.labels && peerPort == other.peerPort && held == other.held
     }
-}
-
-extension Rollout {
-    /// Hosts still to start, upgrading, or failed with a retry ahead: worth fast beats.
-    var hasWork: Bool {
-        hosts.values.contains { $0.phase == .pending || $0.phase.isActive || ($0.phase == .failed && $0.retryAt != nil) }
-    }
-
-    /// Nothing left to do and nobody missing: an absent host may still come back, so a rollout
-    /// waiting for one stays running (an operator may abort it).
-    var isFinished: Bool { !hasWork && !hosts.values.contains { $0.phase == .absent } }
 }
 
 extension RolloutSpec {

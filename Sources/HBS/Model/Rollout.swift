@@ -53,7 +53,9 @@ public enum RolloutPhase: String, Codable, Sendable {
     public var isActive: Bool { self == .running || self == .paused }
 }
 
-/// A rollout and every host's progress in it.
+/// A rollout and every host's progress in it. Host progress changes only through `set`, which
+/// keeps the counts the hot path reads (open hosts per batch, hosts per phase), so a beat never
+/// scans the fleet.
 public struct Rollout: Codable, Sendable, Equatable {
     public var id: String
     public var spec: RolloutSpec
@@ -63,21 +65,107 @@ public struct Rollout: Codable, Sendable, Equatable {
     public var finishedAt: Int64?
     /// Set for rollbacks: hosts newer than the target are targets too.
     public var allowsDowngrade: Bool
-    public var hosts: [String: HostProgress]
+    public private(set) var hosts: [String: HostProgress]
+    private var counts = Counts()
+
+    /// Derived from `hosts`; never stored, never compared.
+    private struct Counts: Sendable {
+        var byPhase: [HostPhase: Int] = [:]
+        /// Pending or upgrading hosts, by batch.
+        var openByBatch: [Int: Int] = [:]
+        /// Failed hosts with a retry ahead.
+        var retrying = 0
+        /// Hosts that failed and have not succeeded since.
+        var failedHosts = 0
+        var lastBatch = 0
+
+        mutating func add(_ progress: HostProgress, _ sign: Int) {
+            byPhase[progress.phase, default: 0] += sign
+            if progress.phase == .pending || progress.phase.isActive { openByBatch[progress.batch, default: 0] += sign }
+            if progress.phase == .failed && progress.retryAt != nil { retrying += sign }
+            if progress.failures > 0 && progress.phase != .done { failedHosts += sign }
+            if sign > 0 { lastBatch = max(lastBatch, progress.batch) }
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, spec, phase, pauseReason, createdAt, finishedAt, allowsDowngrade, hosts
+    }
+
+    /// Equal when everything but the derived counts is equal.
+    public static func == (a: Rollout, b: Rollout) -> Bool {
+        a.id == b.id && a.spec == b.spec && a.phase == b.phase && a.pauseReason == b.pauseReason
+            && a.createdAt == b.createdAt && a.finishedAt == b.finishedAt && a.allowsDowngrade == b.allowsDowngrade
+            && a.hosts == b.hosts
+    }
+
+    public init(
+        id: String, spec: RolloutSpec, phase: RolloutPhase, createdAt: Int64, allowsDowngrade: Bool,
+        hosts: [String: HostProgress] = [:]
+    ) {
+        self.id = id
+        self.spec = spec
+        self.phase = phase
+        self.createdAt = createdAt
+        self.allowsDowngrade = allowsDowngrade
+        self.hosts = [:]
+        replaceHosts(hosts)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        spec = try container.decode(RolloutSpec.self, forKey: .spec)
+        phase = try container.decode(RolloutPhase.self, forKey: .phase)
+        pauseReason = try container.decodeIfPresent(String.self, forKey: .pauseReason)
+        createdAt = try container.decode(Int64.self, forKey: .createdAt)
+        finishedAt = try container.decodeIfPresent(Int64.self, forKey: .finishedAt)
+        allowsDowngrade = try container.decode(Bool.self, forKey: .allowsDowngrade)
+        hosts = [:]
+        replaceHosts(try container.decode([String: HostProgress].self, forKey: .hosts))
+    }
+
+    /// Sets (or, with nil, removes) one host's progress.
+    public mutating func set(_ host: String, _ progress: HostProgress?) {
+        if let old = hosts[host] { counts.add(old, -1) }
+        hosts[host] = progress
+        if let progress { counts.add(progress, +1) }
+    }
+
+    public mutating func replaceHosts(_ all: [String: HostProgress]) {
+        hosts = all
+        counts = Counts()
+        for progress in all.values { counts.add(progress, +1) }
+    }
+
+    /// The same rollout without its hosts (how a shared store keeps it apart from them).
+    public var withoutHosts: Rollout {
+        var copy = self
+        copy.replaceHosts([:])
+        return copy
+    }
+
+    public func count(_ phase: HostPhase) -> Int { counts.byPhase[phase, default: 0] }
 
     /// Hosts that failed and have not succeeded since: what the failure budget counts.
-    public var failedHosts: Int { hosts.values.filter { $0.failures > 0 && $0.phase != .done }.count }
+    public var failedHosts: Int { counts.failedHosts }
 
-    public var activeCount: Int { hosts.values.filter(\.phase.isActive).count }
+    /// Hosts holding a concurrency slot.
+    public var activeCount: Int { HostPhase.allCases.filter(\.isActive).reduce(0) { $0 + count($1) } }
 
     /// The lowest batch with hosts still to start or still upgrading; failed and absent hosts
     /// never hold a batch open. Nil when every host is done, failed or absent.
-    public var currentBatch: Int? {
-        hosts.values.filter { $0.phase == .pending || $0.phase.isActive }.map(\.batch).min()
-    }
+    public var currentBatch: Int? { counts.openByBatch.filter { $0.value > 0 }.keys.min() }
 
     /// The batch hosts joining now are put in: the last one.
-    var lastBatch: Int { hosts.values.map(\.batch).max() ?? 0 }
+    var lastBatch: Int { counts.lastBatch }
+
+    /// Hosts still to start, upgrading, or failed with a retry ahead: worth fast beats.
+    var hasWork: Bool { counts.openByBatch.values.contains { $0 > 0 } || counts.retrying > 0 }
+
+    /// Nothing left to do and nobody missing: an absent host may still come back, so a rollout
+    /// waiting for one stays running (an operator may abort it).
+    var isFinished: Bool { !hasWork && count(.absent) == 0 }
 
     /// Whether a host running `version` is one this rollout should upgrade.
     func isTarget(version: String) -> Bool {

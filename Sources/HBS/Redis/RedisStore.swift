@@ -135,9 +135,9 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                 for (id, json) in try hash("\(prefix)rollouts") {
                     guard var rollout = Self.decode(Rollout.self, json) else { continue }
                     if let known = state.rollouts[id] {
-                        rollout.hosts = known.hosts
+                        rollout.replaceHosts(known.hosts)
                     } else {
-                        rollout.hosts = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
+                        rollout.replaceHosts(try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) })
                     }
                     if state.rollouts[id] == nil || state.rollouts[id]?.phase != rollout.phase { state.rollouts[id] = rollout }
                     if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
@@ -149,13 +149,13 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                var progress = Self.decode(HostProgress.self, json) {
                 // Leases live in the sorted set; keep this instance's view of the lease time.
                 progress.leaseUntil = state.rollouts[active.id]?.hosts[host]?.leaseUntil ?? progress.leaseUntil
-                state.rollouts[active.id]?.hosts[host] = progress
+                state.rollouts[active.id]?.set(host, progress)
             }
             if everything, let active = state.activeRollout {
                 for (name, json) in try hash("\(prefix)hosts:\(active.id)") {
                     guard var progress = Self.decode(HostProgress.self, json) else { continue }
                     progress.leaseUntil = state.rollouts[active.id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
-                    state.rollouts[active.id]?.hosts[name] = progress
+                    state.rollouts[active.id]?.set(name, progress)
                 }
             }
             if everything {
@@ -192,11 +192,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         }
     }
 
-    static func meta(_ rollout: Rollout) -> Rollout {
-        var meta = rollout
-        meta.hosts = [:]
-        return meta
-    }
+    static func meta(_ rollout: Rollout) -> Rollout { rollout.withoutHosts }
 
     static func json(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
