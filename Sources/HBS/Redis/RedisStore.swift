@@ -25,7 +25,10 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     public let slotKey: String
     private let logger: Logger
     private let errors = Atomic<Int>(0)
-    private let lastEpoch = Mutex<Int64?>(nil)
+    /// The rollout epoch last seen, and when it was last asked for.
+    private let lastEpoch = Mutex<(epoch: Int64?, checked: ContinuousClock.Instant?)>((nil, nil))
+    /// How stale a beat's view of the rollouts may be (sweeps always ask).
+    private let epochInterval = Duration.milliseconds(250)
 
     public init(client: RedisClient, prefix: String = "fledge:", slotKey: String = "agent_upgrade_set", logger: Logger) {
         self.client = client
@@ -130,8 +133,13 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     /// `host` in the active rollout, and (for `everything`) every host's progress and agent.
     func refresh(_ state: inout FleetState, host: String?, everything: Bool) {
         _ = attempt("refreshing from redis") { () throws(RedisError) in
-            let epoch = try client.command(["GET", "\(prefix)epoch"]).integer ?? 0
-            if lastEpoch.withLock({ $0 }) != epoch {
+            // Rollouts change rarely: a beat asks for the epoch at most every 250 ms, so an idle
+            // fleet's beats cost Redis nothing.
+            let now = ContinuousClock.now
+            let due = everything || lastEpoch.withLock { $0.checked.map { now - $0 >= epochInterval } ?? true }
+            let epoch = due ? try client.command(["GET", "\(prefix)epoch"]).integer ?? 0 : lastEpoch.withLock { $0.epoch } ?? 0
+            if due { lastEpoch.withLock { $0.checked = now } }
+            if lastEpoch.withLock({ $0.epoch }) != epoch {
                 for (id, json) in try hash("\(prefix)rollouts") {
                     guard var rollout = Self.decode(Rollout.self, json) else { continue }
                     if let known = state.rollouts[id] {
@@ -142,20 +150,21 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                     if state.rollouts[id] == nil || state.rollouts[id]?.phase != rollout.phase { state.rollouts[id] = rollout }
                     if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
                 }
-                lastEpoch.withLock { $0 = epoch }
+                lastEpoch.withLock { $0.epoch = epoch }
             }
-            if let host, let active = state.activeRollout,
-               let json = try client.command(["HGET", "\(prefix)hosts:\(active.id)", host]).text,
+            // By id: holding a copy of the rollout while changing it would copy its host table.
+            if let host, let id = state.activeRolloutID,
+               let json = try client.command(["HGET", "\(prefix)hosts:\(id)", host]).text,
                var progress = Self.decode(HostProgress.self, json) {
                 // Leases live in the sorted set; keep this instance's view of the lease time.
-                progress.leaseUntil = state.rollouts[active.id]?.hosts[host]?.leaseUntil ?? progress.leaseUntil
-                state.rollouts[active.id]?.set(host, progress)
+                progress.leaseUntil = state.rollouts[id]?.hosts[host]?.leaseUntil ?? progress.leaseUntil
+                state.rollouts[id]?.set(host, progress)
             }
-            if everything, let active = state.activeRollout {
-                for (name, json) in try hash("\(prefix)hosts:\(active.id)") {
+            if everything, let id = state.activeRolloutID {
+                for (name, json) in try hash("\(prefix)hosts:\(id)") {
                     guard var progress = Self.decode(HostProgress.self, json) else { continue }
-                    progress.leaseUntil = state.rollouts[active.id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
-                    state.rollouts[active.id]?.set(name, progress)
+                    progress.leaseUntil = state.rollouts[id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
+                    state.rollouts[id]?.set(name, progress)
                 }
             }
             if everything {
