@@ -66,12 +66,18 @@ import Wire
         #expect(loaded.rollouts[rollout.id]?.hosts.count == 3)
         #expect(loaded.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(0)]?.phase == .admitted)
         #expect(loaded.agents.count == 3)
-        // A phase change made through one is seen by the other on refresh.
+        // A phase change made through one is seen by the other: at its next sweep at once, and
+        // by its beats within 250 ms.
         _ = try engine.pause(rollout.id, now: 3)
         try one.append(engine.takeOutbox(), state: engine.state)
         var state = loaded
-        two.refresh(&state, host: RolloutEngineTests.host(1))
+        two.synchronize(&state)
         #expect(state.rollouts[rollout.id]?.phase == .paused)
+        _ = try engine.resume(rollout.id, now: 4)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        try await Task.sleep(for: .milliseconds(300))
+        two.refresh(&state, host: RolloutEngineTests.host(1))
+        #expect(state.rollouts[rollout.id]?.phase == .running)
     }
 
     @Test func outageAdmitsNobodyAndRecovers() async throws {
