@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "fledge-seeder", targets: ["fledge-seeder"]),
         .executable(name: "fledge-hbs", targets: ["fledge-hbs"]),
+        .executable(name: "fledge-agent", targets: ["fledge-agent"]),
         .executable(name: "fledge-bench", targets: ["fledge-bench"]),
         .library(name: "Transfer", targets: ["Transfer"]),
         .library(name: "Wire", targets: ["Wire"]),
@@ -82,6 +83,29 @@ let package = Package(
             path: "Sources/fledge-hbs"
         ),
 
+        // The endpoint: heartbeats, self-upgrade, peer piece server, /metrics. Links neither
+        // HBS nor Redis, and no Foundation beyond FoundationEssentials where it can.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Transfer", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "fledge-agent",
+            dependencies: [
+                "Agent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/fledge-agent"
+        ),
+
         // Benchmarks: each compares against a reference measured in the same run.
         .executableTarget(
             name: "fledge-bench",
@@ -102,6 +126,10 @@ let package = Package(
             path: "Tests/FledgeTesting"
         ),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "Wire", "FledgeTesting", "fledge-agent", "fledge-seeder", "fledge-hbs"]
+        ),
         .testTarget(
             name: "HBSTests",
             dependencies: [

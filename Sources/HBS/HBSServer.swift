@@ -71,12 +71,8 @@ public struct HBSServer {
     }
 
     static func address(_ text: String, flag: String) throws -> BindAddress {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw HBSStartError("\(flag): '\(text)' is not HOST:PORT")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return .hostname(host.isEmpty ? "0.0.0.0" : host, port: port)
+        guard let listen = ListenAddress(text) else { throw HBSStartError("\(flag): '\(text)' is not HOST:PORT") }
+        return .hostname(listen.host, port: listen.port)
     }
 
     static func token(from path: String, flag: String) throws -> String {

@@ -14,7 +14,7 @@ struct FledgeSeeder: AsyncParsableCommand {
         commandName: "fledge-seeder",
         abstract: "Publish signed Fledge releases and serve them as an origin.",
         discussion: "Exit status: 0 done, 1 failed (the message says why), 64 bad arguments.",
-        subcommands: [Keygen.self, Publish.self, Serve.self, Mirror.self])
+        subcommands: [Keygen.self, Publish.self, Serve.self, Mirror.self, Stamp.self])
 }
 
 /// Prints an error the way every subcommand does and exits 1.
@@ -40,6 +40,20 @@ struct Keygen: ParsableCommand {
             printJSON(["keyId": publicKey.keyID, "privateKey": "\(out)/\(ReleaseKeys.privateKeyName)",
                        "publicKey": "\(out)/\(ReleaseKeys.publicKeyName)"])
         } catch { throw fail(error) }
+    }
+}
+
+struct Stamp: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy a fledge-agent binary so that it reports another version (no rebuild per version).")
+
+    @Option(help: "The fledge-agent binary to copy.") var binary: String
+    @Option(help: "The version the copy reports.") var version: String
+    @Option(help: "Where to write the copy (mode 0755).") var out: String
+
+    func run() throws {
+        do { try VersionStamp.stamp(binary: FilePath(binary), version: version, output: FilePath(out)) } catch { throw fail(error) }
+        printJSON(["binary": out, "version": version])
     }
 }
 
@@ -98,19 +112,8 @@ struct PublishSummary: Encodable {
     }
 }
 
-/// `HOST:PORT`, `[IPv6]:PORT` or `:PORT`.
-struct ListenAddress: ExpressibleByArgument {
-    var host: String
-    var port: Int
-
-    init?(argument: String) {
-        guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]),
-              (0...65535).contains(port) else { return nil }
-        var host = String(argument[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        self.host = host.isEmpty ? "0.0.0.0" : host
-        self.port = port
-    }
+extension ListenAddress: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 }
 
 struct Serve: AsyncParsableCommand {

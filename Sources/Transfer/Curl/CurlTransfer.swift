@@ -22,6 +22,12 @@ struct CurlRequestOptions {
     var followRedirects = false
     /// Statuses whose body goes to the sink; any other status keeps a short body for the error.
     var acceptedStatuses: Set<Int> = [200]
+    /// A POST with this body instead of a GET.
+    var postBody: [UInt8]? = nil
+    /// Extra request headers, `Name: value`.
+    var headers: [String] = []
+    /// Whole-request limit (a long-poll's), in milliseconds; nil for none.
+    var totalTimeoutMs: Int? = nil
 }
 
 /// One libcurl easy handle doing one GET into a sink. Used by `CurlMulti` or performed alone.
@@ -31,6 +37,7 @@ final class CurlTransfer {
     private let sink: CurlBodySink
     private let accepted: Set<Int>
     private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    private var headerList: UnsafeMutablePointer<curl_slist>?
     private var statusChecked = false
     private var statusAccepted = false
 
@@ -63,6 +70,17 @@ final class CurlTransfer {
         if let range = options.range {
             fledge_curl_easy_setopt_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)")
         }
+        if let body = options.postBody {
+            fledge_curl_easy_setopt_long(handle, CURLOPT_POST, 1)
+            fledge_curl_easy_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+            // COPYPOSTFIELDS: curl keeps its own copy, so the array need not outlive this call.
+            body.withUnsafeBytes { raw in
+                _ = fledge_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress))
+            }
+        }
+        for header in options.headers { headerList = curl_slist_append(headerList, header) }
+        if let headerList { fledge_curl_easy_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
+        if let total = options.totalTimeoutMs { fledge_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, total) }
         if let cap = options.maxRecvBytesPerSecond, cap > 0 {
             fledge_curl_easy_setopt_off(handle, CURLOPT_MAX_RECV_SPEED_LARGE, curl_off_t(cap))
         }
@@ -72,6 +90,7 @@ final class CurlTransfer {
 
     deinit {
         curl_easy_cleanup(handle)
+        curl_slist_free_all(headerList)
         errorBuffer.deallocate()
     }
 
@@ -80,6 +99,14 @@ final class CurlTransfer {
         var code = 0
         fledge_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
         return code
+    }
+
+    /// The local address the connection used: what the server saw this host as.
+    var localIP: String? {
+        var pointer: UnsafeMutableRawPointer?
+        guard fledge_curl_easy_getinfo_pointer(handle, CURLINFO_LOCAL_IP, &pointer) == CURLE_OK, let pointer else { return nil }
+        let text = String(cString: pointer.assumingMemoryBound(to: CChar.self))
+        return text.isEmpty ? nil : text
     }
 
     /// Whether the response's status was one the caller accepts.
@@ -166,6 +193,25 @@ public enum Curl {
     }()
 
     static func initializeOnce() { _ = initialized }
+
+    /// POSTs `body` (JSON) and returns the status and a small answer (up to `limit` bytes), on
+    /// the calling thread. `timeoutSeconds` bounds the whole exchange (a long-poll's wait).
+    public static func postJSON(
+        _ url: String, body: [UInt8], headers: [String] = [], limit: Int = 1 << 20, timeoutSeconds: Double
+    ) throws(TransferError) -> (status: Int, body: [UInt8], localIP: String?) {
+        var options = CurlRequestOptions()
+        options.postBody = body
+        options.headers = ["Content-Type: application/json"] + headers
+        options.totalTimeoutMs = Int(timeoutSeconds * 1000)
+        options.lowSpeedBytes = 0  // a long-poll is silent on purpose
+        options.acceptedStatuses = Set(100..<600)
+        let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
+        switch transfer.perform() {
+        case .completed(let status): return (status, transfer.body, transfer.localIP)
+        case .transportFailed(_, let message, _): throw .http("POST \(url): \(message)")
+        case .sinkFailed(let error): throw error
+        }
+    }
 
     /// GETs a small body (up to `limit` bytes) on the calling thread; throws unless the status is 200.
     public static func get(_ url: String, limit: Int = 4 << 20, timeoutSeconds: Int = 10) throws(TransferError) -> [UInt8] {

@@ -124,16 +124,23 @@ public enum Files {
 
     public static func remove(_ path: FilePath) { unlink(path.string) }
 
-    /// Removes a directory and the plain files directly in it.
-    public static func removeFlatDirectory(_ path: FilePath) {
-        guard let dir = opendir(path.string) else { return }
+    /// The names in a directory (none if it cannot be read), `.` and `..` left out.
+    public static func entries(_ path: FilePath) -> [String] {
+        guard let dir = opendir(path.string) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            if name != "." && name != ".." { unlink(path.appending(name).string) }
+            if name != "." && name != ".." { names.append(name) }
         }
-        closedir(dir)
+        return names
+    }
+
+    /// Removes a directory and the plain files directly in it.
+    public static func removeFlatDirectory(_ path: FilePath) {
+        for name in entries(path) { unlink(path.appending(name).string) }
         rmdir(path.string)
     }
 

@@ -41,6 +41,20 @@ public final class PieceStore: Sendable {
         return try? Manifest.decode(bytes)
     }
 
+    /// Releases held complete and verified (their manifest.json is present), for heartbeats:
+    /// what this host can serve to peers.
+    public func completeReleases() -> [HeldRelease] {
+        var held: [HeldRelease] = []
+        for name in Files.entries(root) where ReleaseName.isValid(name) {
+            for version in Files.entries(root.appending(name)) where ReleaseName.isValid(version) {
+                if Files.exists(releaseDirectory(name: name, version: version).appending(ReleaseAssembly.manifestFileName)) {
+                    held.append(HeldRelease(name: name, version: version, complete: true))
+                }
+            }
+        }
+        return held.sorted { ($0.name, $0.version) < ($1.name, $1.version) }
+    }
+
     /// An assembly this store has open, if any (complete ones included).
     public func openAssembly(name: String, version: String) -> ReleaseAssembly? {
         open.withLock { $0["\(name)/\(version)"] }

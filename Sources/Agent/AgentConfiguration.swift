@@ -1,0 +1,111 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Transfer
+import Wire
+
+/// What an agent is told in its JSON config file. Every key but `hbs`, `data` and `trustedKeys`
+/// has a default; `validate()` says exactly what is wrong.
+public struct AgentConfiguration: Codable, Sendable, Equatable {
+    /// Agent listener URLs of HBS (`http://hbs:6030`), tried in turn.
+    public var hbs: [String]
+    /// Defaults to the host's name.
+    public var hostname: String?
+    public var labels: [String: String] = [:]
+    /// Where releases, the piece store and the upgrade state live.
+    public var data: String
+    /// PEM public keys of the release signers this agent trusts.
+    public var trustedKeys: [String]
+    /// Where peers fetch verified pieces from this host (`HOST:PORT`); nil: serve none.
+    public var peerListen: String?
+    /// The address peers reach this host at (default: the HBS-facing address it reports).
+    public var advertiseIP: String?
+    public var peerUploadBytesPerSecond: Int64?
+    public var peerMaxConnections: Int = 32
+    public var downloadBytesPerSecond: Int64?
+    /// Where `/metrics` is served (`HOST:PORT`); nil: nowhere.
+    public var metricsListen: String?
+    /// Longest pause between beats; HBS asks for shorter ones while a rollout runs.
+    public var heartbeatSeconds: Double = 60
+    /// File with the fleet token HBS asks for, if it asks.
+    public var fleetTokenFile: String?
+
+    public init(hbs: [String], data: String, trustedKeys: [String]) {
+        self.hbs = hbs
+        self.data = data
+        self.trustedKeys = trustedKeys
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        hbs = try container.decode([String].self, forKey: .hbs)
+        hostname = try container.decodeIfPresent(String.self, forKey: .hostname)
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        data = try container.decode(String.self, forKey: .data)
+        trustedKeys = try container.decode([String].self, forKey: .trustedKeys)
+        peerListen = try container.decodeIfPresent(String.self, forKey: .peerListen)
+        advertiseIP = try container.decodeIfPresent(String.self, forKey: .advertiseIP)
+        peerUploadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .peerUploadBytesPerSecond)
+        peerMaxConnections = try container.decodeIfPresent(Int.self, forKey: .peerMaxConnections) ?? 32
+        downloadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .downloadBytesPerSecond)
+        metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen)
+        heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds) ?? 60
+        fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
+    }
+
+    /// Reads and validates a config file.
+    public static func load(_ path: String) throws(AgentConfigError) -> AgentConfiguration {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw .unreadable(path, "\(error)") }
+        let configuration: AgentConfiguration
+        do { configuration = try JSONDecoder().decode(AgentConfiguration.self, from: data) } catch let error as DecodingError {
+            throw .invalid(Self.describe(error))
+        } catch {
+            throw .invalid("\(error)")
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    public func validate() throws(AgentConfigError) {
+        guard !hbs.isEmpty else { throw .invalid("hbs: give at least one HBS URL") }
+        for (index, url) in hbs.enumerated() where !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw .invalid("hbs[\(index)]: '\(url)' is not an http(s) URL")
+        }
+        guard !data.isEmpty, data.hasPrefix("/") else { throw .invalid("data: must be an absolute directory, is '\(data)'") }
+        guard !trustedKeys.isEmpty else { throw .invalid("trustedKeys: pin at least one release key") }
+        if let hostname, hostname.isEmpty || hostname.utf8.count > 255 { throw .invalid("hostname: must be 1-255 bytes") }
+        for (name, listen) in [("peerListen", peerListen), ("metricsListen", metricsListen)] {
+            if let listen, ListenAddress(listen) == nil { throw .invalid("\(name): '\(listen)' is not HOST:PORT") }
+        }
+        if let cap = peerUploadBytesPerSecond, cap <= 0 { throw .invalid("peerUploadBytesPerSecond: must be positive") }
+        if let cap = downloadBytesPerSecond, cap <= 0 { throw .invalid("downloadBytesPerSecond: must be positive") }
+        guard peerMaxConnections > 0 else { throw .invalid("peerMaxConnections: must be positive") }
+        guard heartbeatSeconds >= 1 else { throw .invalid("heartbeatSeconds: must be at least 1") }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, _): "\(key.stringValue): missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            "\(context.codingPath.map(\.stringValue).joined(separator: ".")): wrong type"
+        case .dataCorrupted(let context): "not valid JSON: \(context.debugDescription)"
+        @unknown default: "\(error)"
+        }
+    }
+}
+
+/// Why a config was refused.
+public enum AgentConfigError: Error, CustomStringConvertible {
+    case unreadable(String, String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let detail): "cannot read \(path): \(detail)"
+        case .invalid(let reason): reason
+        }
+    }
+}
