@@ -7,13 +7,17 @@ import Transfer
 import Wire
 
 /// `fledge-agent` put together: its store, the peer range server (verified releases and pieces
-/// only), `/metrics`, and the heartbeat loop, until SIGTERM or SIGINT.
+/// only), `/metrics`, the heartbeat loop and the upgrade executor, until SIGTERM or SIGINT, or
+/// until an upgrade switched the release (then it exits cleanly and the supervisor starts the
+/// new version).
 public struct AgentApp: Sendable {
     public let configuration: AgentConfiguration
+    public let configPath: String
     public let logger: Logger
 
-    public init(configuration: AgentConfiguration, logger: Logger) {
+    public init(configuration: AgentConfiguration, configPath: String, logger: Logger) {
         self.configuration = configuration
+        self.configPath = configPath
         self.logger = logger
     }
 
@@ -21,10 +25,27 @@ public struct AgentApp: Sendable {
         let keys = try configuration.trustedKeys.map { path throws(TransferError) in
             try Ed25519PublicKey(pem: String(decoding: try Files.read(FilePath(path)), as: UTF8.self))
         }
-        let store = try PieceStore(root: FilePath(configuration.data).appending("store"))
+        let layout = ReleaseLayout(data: FilePath(configuration.data))
+        let store = try PieceStore(root: layout.store)
         let status = AgentStatus()
         status.update { $0.held = store.completeReleases() }
         let version = AgentVersion.current
+        let logger = self.logger
+        // Started after a switch: confirm with the first answered beat. Started after the guard
+        // switched back: report why.
+        let pending = layout.read(PendingRelease.self, at: layout.pending)
+        if let pending, pending.version == version {
+            logger.info("\(version) is pending: confirming with HBS")
+            status.update { $0.state = .confirming; $0.rolloutId = pending.rolloutId }
+        }
+        if let rollback = layout.read(RollbackRecord.self, at: layout.rollback) {
+            logger.error("rolled back from \(rollback.from) to \(rollback.to): \(rollback.reason)")
+            status.update {
+                $0.state = .failed
+                $0.rolloutId = rollback.rolloutId
+                $0.error = "rolled back from \(rollback.from) to \(rollback.to): \(rollback.reason)"
+            }
+        }
 
         var peerServer: RangeServer?
         var peerPort: Int?
@@ -50,17 +71,30 @@ public struct AgentApp: Sendable {
 
         let hostname = configuration.hostname ?? Self.systemHostname()
         logger.info("fledge-agent \(version) on \(hostname): \(keys.count) trusted key(s), beating to \(configuration.hbs.joined(separator: ", "))")
-        let logger = self.logger
+        let executor = UpgradeExecutor(
+            layout: layout, configuration: configuration, configPath: configPath,
+            verifier: ManifestVerifier(trusting: keys), store: store, status: status, version: version, logger: logger)
+        let terminator = Terminator()
         let loop = HeartbeatLoop(
             configuration: configuration, hostname: hostname, version: version, peerPort: peerPort, status: status,
-            logger: logger
-        ) { order in
-            // Carrying orders out (fetch, verify, stage, swap, restart, confirm) arrives with the
-            // upgrade executor; until then an order is logged and left to its lease.
-            logger.warning("order for \(order.name) \(order.version) (rollout \(order.rolloutId)) not carried out: this build has no upgrade executor yet")
+            logger: logger,
+            onAnswered: {
+                let now = status.current
+                if now.state == .confirming {
+                    // HBS heard the new version: the switch is confirmed, the release committed.
+                    layout.commit()
+                    status.update { $0.state = .idle; $0.rolloutId = nil }
+                    logger.info("\(version) confirmed and committed")
+                } else if now.state == .failed, Files.exists(layout.rollback) {
+                    Files.remove(layout.rollback)  // reported
+                }
+            },
+            onOrder: { order in await executor.execute(order) })
+        let beats = Task {
+            await loop.run()
+            terminator.trigger()  // switched: exit so the supervisor starts the new version
         }
-        let beats = Task { await loop.run() }
-        await Self.waitForTermination()
+        await terminator.wait()
         logger.info("stopping")
         // Not waiting for the beat in flight: a long-poll may hold it for a minute, and the
         // process must stop promptly.
@@ -75,17 +109,43 @@ public struct AgentApp: Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Returns on SIGTERM or SIGINT (handled, so the agent stops cleanly instead of dying).
-    static func waitForTermination() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let once = OnceFlag()
-            for number in [SIGTERM, SIGINT] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { if once.claim() { continuation.resume() } }
-                source.resume()
-                SignalSources.keep(source)
-            }
+}
+
+/// Ends the agent's run: on SIGTERM or SIGINT (handled, so the agent stops cleanly instead of
+/// dying), or when the heartbeat loop ends after an upgrade switched the release.
+final class Terminator: Sendable {
+    private let once = OnceFlag()
+    private let continuation = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let fired = Atomic<Bool>(false)
+
+    init() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in trigger() }
+            source.resume()
+            SignalSources.keep(source)
+        }
+    }
+
+    func trigger() {
+        guard once.claim() else { return }
+        fired.store(true, ordering: .releasing)
+        take()?.resume()
+    }
+
+    /// The waiting continuation, cleared: whoever takes it resumes it, exactly once.
+    private func take() -> CheckedContinuation<Void, Never>? {
+        continuation.withLock { waiting in
+            defer { waiting = nil }
+            return waiting
+        }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (waiting: CheckedContinuation<Void, Never>) in
+            continuation.withLock { $0 = waiting }
+            if fired.load(ordering: .acquiring) { take()?.resume() }
         }
     }
 }

@@ -11,7 +11,9 @@ import Wire
 
 /// Beats to HBS for as long as the agent runs: on start, then when HBS says (long-polling while
 /// idle, so a new rollout's order arrives at once), with jitter, and with backoff and the next
-/// HBS URL in turn when one does not answer. Orders go to `onOrder`.
+/// HBS URL in turn when one does not answer. Orders go to `onOrder`; when it returns true (the
+/// release is switched) one more beat reports "restarting" and the loop ends. `onAnswered` runs
+/// after every answered beat (the new version confirms its health there).
 public struct HeartbeatLoop: Sendable {
     public let configuration: AgentConfiguration
     public let hostname: String
@@ -19,11 +21,13 @@ public struct HeartbeatLoop: Sendable {
     public let peerPort: Int?
     public let status: AgentStatus
     public let logger: Logger
-    public let onOrder: @Sendable (UpgradeOrder) async -> Void
+    public let onOrder: @Sendable (UpgradeOrder) async -> Bool
+    public let onAnswered: @Sendable () -> Void
 
     public init(
         configuration: AgentConfiguration, hostname: String, version: String, peerPort: Int?, status: AgentStatus,
-        logger: Logger, onOrder: @escaping @Sendable (UpgradeOrder) async -> Void
+        logger: Logger, onAnswered: @escaping @Sendable () -> Void = {},
+        onOrder: @escaping @Sendable (UpgradeOrder) async -> Bool
     ) {
         self.configuration = configuration
         self.hostname = hostname
@@ -32,9 +36,10 @@ public struct HeartbeatLoop: Sendable {
         self.status = status
         self.logger = logger
         self.onOrder = onOrder
+        self.onAnswered = onAnswered
     }
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled, or an order switched the release.
     public func run() async {
         let thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
@@ -45,8 +50,10 @@ public struct HeartbeatLoop: Sendable {
         var failures = 0
         var ip = configuration.advertiseIP ?? ""
         let wait = Int(configuration.heartbeatSeconds)
+        var finishing = false
         while !Task.isCancelled {
-            let url = configuration.hbs[index] + "/v1/heartbeat?wait=\(wait)"
+            // The last beat before a restart reports "restarting" and does not wait.
+            let url = configuration.hbs[index] + (finishing ? "/v1/heartbeat" : "/v1/heartbeat?wait=\(wait)")
             let body = beatBody(ip: ip)
             do {
                 let (status, answer, localIP) = try await thread.runIfActive {
@@ -60,7 +67,12 @@ public struct HeartbeatLoop: Sendable {
                 }
                 failures = 0
                 self.status.update { $0.beats += 1 }
-                if let order = reply.order { await onOrder(order) }
+                if finishing { return }
+                onAnswered()
+                if let order = reply.order, await onOrder(order) {
+                    finishing = true
+                    continue
+                }
                 // The first answer tells which address HBS sees this host at: report it at once.
                 if configuration.advertiseIP == nil, let localIP, localIP != ip {
                     ip = localIP
@@ -70,6 +82,7 @@ public struct HeartbeatLoop: Sendable {
             } catch {
                 failures += 1
                 self.status.update { $0.beatFailures += 1 }
+                if finishing { return }  // restarting matters more than saying so
                 let backoff = min(30, 0.5 * Double(1 << min(failures, 6)))
                 logger.warning("heartbeat to \(configuration.hbs[index]) failed (\(error)); next HBS in \(backoff) s")
                 index = (index + 1) % configuration.hbs.count

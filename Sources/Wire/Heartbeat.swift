@@ -84,14 +84,20 @@ public struct UpgradeOrder: Codable, Sendable, Equatable {
     public var sources: [String]
     /// Unix seconds by which the host must have confirmed the new version.
     public var deadline: Int64
+    /// Set for rollbacks: the one case where an older version is ordered on purpose.
+    public var allowsDowngrade: Bool?
 
-    public init(rolloutId: String, name: String, version: String, locator: ReleaseLocator, sources: [String], deadline: Int64) {
+    public init(
+        rolloutId: String, name: String, version: String, locator: ReleaseLocator, sources: [String], deadline: Int64,
+        allowsDowngrade: Bool? = nil
+    ) {
         self.rolloutId = rolloutId
         self.name = name
         self.version = version
         self.locator = locator
         self.sources = sources
         self.deadline = deadline
+        self.allowsDowngrade = allowsDowngrade
     }
 }
 

@@ -31,7 +31,7 @@ struct Run: AsyncParsableCommand {
         do { settings = try AgentConfiguration.load(config) } catch { throw fail("\(config): \(error)", status: 64) }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         do {
-            try await AgentApp(configuration: settings, logger: Logger(label: "fledge-agent")).run()
+            try await AgentApp(configuration: settings, configPath: config, logger: Logger(label: "fledge-agent")).run()
         } catch {
             throw fail(error)
         }

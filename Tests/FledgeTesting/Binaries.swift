@@ -19,6 +19,12 @@ public enum Binaries {
             .deletingLastPathComponent().appendingPathComponent(".build/debug").path
     }
 
+    /// A script of this repository (`scripts/supervise`, `scripts/fledge-guard`).
+    public static func script(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/\(name)").path
+    }
+
     /// The path of `product`, an executable this package builds.
     public static func path(_ product: String) -> String { "\(directory)/\(product)" }
 

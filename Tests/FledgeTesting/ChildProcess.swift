@@ -31,10 +31,14 @@ public final class ChildProcess: Sendable {
 
     /// Starts `executable` (a path, or the name of a product of this package, found by
     /// `Binaries`) with `arguments`, standard input from /dev/null.
-    public init(_ executable: String, _ arguments: [String]) throws {
+    /// `environment` is added to this process's own.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         let path = executable.contains("/") ? executable : Binaries.path(executable)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.arguments = arguments
         process.standardInput = FileHandle.nullDevice
         let output = try CapturedOutput(), errors = try CapturedOutput()

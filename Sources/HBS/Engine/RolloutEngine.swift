@@ -276,7 +276,8 @@ public struct RolloutEngine: Sendable {
     private func order(for progress: HostProgress, rollout id: String, spec: RolloutSpec) -> UpgradeOrder {
         UpgradeOrder(
             rolloutId: id, name: spec.name, version: spec.version, locator: spec.locator,
-            sources: progress.sources, deadline: progress.deadline ?? 0)
+            sources: progress.sources, deadline: progress.deadline ?? 0,
+            allowsDowngrade: state.rollouts[id]?.allowsDowngrade == true ? true : nil)
     }
 
     /// Downloads in flight by primary source, for the planner.

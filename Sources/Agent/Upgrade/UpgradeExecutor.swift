@@ -1,0 +1,232 @@
+import Foundation
+import Logging
+import Synchronization
+import SystemPackage
+import Transfer
+import Wire
+
+/// Carries out an upgrade order: fetch (signed manifest and verified pieces, or falcon's one
+/// file and md5), stage the release's files, self-test the new binary (`--version` must print
+/// the target, `check-config` must pass), switch `current` with the old release kept as
+/// `previous`, record the switch as pending, and tell the caller to exit so the supervisor
+/// starts the new version. Any refusal or failure leaves the running version as it was and is
+/// reported with its reason.
+public final class UpgradeExecutor: Sendable {
+    public enum Refusal: Error, CustomStringConvertible {
+        case notNewer(String, running: String)
+        case wrongRelease(String)
+        case selfTest(String)
+
+        public var description: String {
+            switch self {
+            case .notNewer(let version, let running): "refused: \(version) is not newer than \(running), and the order is no rollback"
+            case .wrongRelease(let detail): "refused: \(detail)"
+            case .selfTest(let detail): "the new binary failed its self-test: \(detail)"
+            }
+        }
+    }
+
+    let layout: ReleaseLayout
+    let configuration: AgentConfiguration
+    let configPath: String
+    let verifier: ManifestVerifier
+    let store: PieceStore
+    let status: AgentStatus
+    let version: String
+    let logger: Logger
+    private let busy = Atomic<Bool>(false)
+
+    public init(
+        layout: ReleaseLayout, configuration: AgentConfiguration, configPath: String, verifier: ManifestVerifier,
+        store: PieceStore, status: AgentStatus, version: String, logger: Logger
+    ) {
+        self.layout = layout
+        self.configuration = configuration
+        self.configPath = configPath
+        self.verifier = verifier
+        self.store = store
+        self.status = status
+        self.version = version
+        self.logger = logger
+    }
+
+    /// Returns true when the release is switched and the agent must exit for it to start.
+    public func execute(_ order: UpgradeOrder) async -> Bool {
+        guard !busy.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        defer { busy.store(false, ordering: .releasing) }
+        logger.info("upgrading to \(order.name) \(order.version) (rollout \(order.rolloutId)) from \(order.sources.joined(separator: ", "))")
+        status.update {
+            $0.state = .downloading
+            $0.rolloutId = order.rolloutId
+            $0.error = nil
+            $0.progressBytes = 0
+            $0.downloadedFrom = [:]
+        }
+        do {
+            try check(order)
+            let files = try await fetch(order)
+            status.update { $0.state = .installing }
+            let release = try stage(order, files)
+            try selfTest(release, order: order)
+            try switchTo(release, order: order)
+            status.update { $0.state = .restarting }
+            logger.info("switched to \(order.version); restarting into it")
+            return true
+        } catch {
+            logger.error("upgrade to \(order.version) failed: \(error); \(version) keeps running")
+            status.update {
+                $0.state = .failed
+                $0.error = "\(error)"
+            }
+            return false
+        }
+    }
+
+    private func check(_ order: UpgradeOrder) throws {
+        guard let target = SemanticVersion(order.version), let running = SemanticVersion(version) else {
+            throw Refusal.wrongRelease("'\(order.version)' is not a version")
+        }
+        guard target > running || (order.allowsDowngrade == true && target != running) else {
+            throw Refusal.notNewer(order.version, running: version)
+        }
+        guard ReleaseName.isValid(order.version) else { throw Refusal.wrongRelease("'\(order.version)' is not a release name") }
+    }
+
+    /// The verified files of the release, by role.
+    private func fetch(_ order: UpgradeOrder) async throws -> [ReleaseFile.Role: FilePath] {
+        var options = DownloadOptions()
+        options.maxBytesPerSecond = configuration.downloadBytesPerSecond
+        switch order.locator {
+        case .fledge(let manifestURL):
+            let manifest = try manifest(for: order, at: manifestURL)
+            let assembly = try store.assembly(for: manifest)
+            let status = self.status
+            _ = try await ReleaseDownloader(assembly: assembly, sources: order.sources, options: options) { progress in
+                status.update {
+                    $0.progressBytes = progress.verifiedBytes
+                    $0.downloadedFrom = progress.bytesBySource
+                }
+            }.download()
+            self.status.update { $0.held = store.completeReleases() }
+            var files: [ReleaseFile.Role: FilePath] = [:]
+            for file in manifest.files {
+                let path = assembly.directory.appending(file.name)
+                // Whole files once more before anything runs them: what is on disk, as signed.
+                let digest = try Digest.file(at: path)
+                guard digest.sha256 == file.sha256 else {
+                    throw TransferError.hashMismatch("\(file.name) on disk hashes to \(digest.sha256), the manifest says \(file.sha256)")
+                }
+                files[file.role] = path
+            }
+            return files
+        case .falcon(let wgetURL, let type, let binMD5, let cfgMD5):
+            let directory = layout.data.appending("falcon").appending(order.version)
+            try Files.makeDirectory(directory)
+            var files: [ReleaseFile.Role: FilePath] = [:]
+            let downloader = WholeFileDownloader(options: options)
+            if type != 1 {
+                let path = directory.appending("bin")
+                _ = try downloader.fetch(urls: [WholeFileDownloader.falconURL(wgetURL: wgetURL, version: order.version)], md5: binMD5, to: path)
+                files[.bin] = path
+            }
+            if type != 0 {
+                let path = directory.appending("cfg")
+                _ = try downloader.fetch(
+                    urls: [WholeFileDownloader.falconURL(wgetURL: wgetURL, version: order.version, prefix: "cfg")], md5: cfgMD5,
+                    to: path, mode: 0o644)
+                files[.cfg] = path
+            }
+            return files
+        }
+    }
+
+    /// The manifest from the order's manifest URL, else from each source in turn; verified.
+    private func manifest(for order: UpgradeOrder, at manifestURL: String?) throws -> Manifest {
+        let urls = manifestURL.map { [$0] } ?? order.sources.map {
+            ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/\(order.name)/\(order.version)/manifest.json"
+        }
+        var failures: [SourceFailure] = []
+        for url in urls {
+            do {
+                let manifest = try verifier.open(try Curl.get(url))
+                guard manifest.name == order.name, manifest.version == order.version else {
+                    throw Refusal.wrongRelease("\(url) holds \(manifest.name) \(manifest.version), not \(order.name) \(order.version)")
+                }
+                return manifest
+            } catch let error as ManifestError {
+                // A bad signature, an unknown key, an expiry: the same everywhere; refuse now.
+                throw error
+            } catch {
+                failures.append(SourceFailure(source: url, reason: "\(error)"))
+            }
+        }
+        throw TransferError.allSourcesFailed(failures)
+    }
+
+    /// Copies the files into `releases/VERSION` under their fixed names (a falcon config-only
+    /// order keeps the running binary).
+    private func stage(_ order: UpgradeOrder, _ files: [ReleaseFile.Role: FilePath]) throws -> FilePath {
+        let release = layout.release(order.version)
+        let staging = FilePath(release.string + ".staging")
+        try? FileManager.default.removeItem(atPath: staging.string)
+        try Files.makeDirectory(staging)
+        let binary = files[.bin] ?? layout.current.appending(ReleaseLayout.binaryName)
+        try Files.copy(binary, to: staging.appending(ReleaseLayout.binaryName), mode: 0o755)
+        if let config = files[.cfg] { try Files.copy(config, to: staging.appending(ReleaseLayout.configName), mode: 0o644) }
+        if let unit = files[.unit] { try Files.copy(unit, to: staging.appending(ReleaseLayout.unitName), mode: 0o644) }
+        if layout.target(of: layout.current) != release { try? FileManager.default.removeItem(atPath: release.string) }
+        try Files.rename(staging, to: release)
+        Files.syncDirectory(layout.releases)
+        return release
+    }
+
+    /// `--version` must print the target; `check-config` must accept the config it will run with.
+    private func selfTest(_ release: FilePath, order: UpgradeOrder) throws {
+        let binary = release.appending(ReleaseLayout.binaryName).string
+        let configOnly: Bool = if case .falcon(_, 1, _, _) = order.locator { true } else { false }
+        if !configOnly {
+            let (status, output) = try Self.run(binary, ["--version"])
+            let printed = output.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard status == 0, printed == order.version else {
+                throw Refusal.selfTest("--version printed '\(printed)' (exit \(status)), expected '\(order.version)'")
+            }
+        }
+        let config = FileManager.default.fileExists(atPath: release.appending(ReleaseLayout.configName).string)
+            ? release.appending(ReleaseLayout.configName).string : configPath
+        let (status, output) = try Self.run(binary, ["check-config", "--config", config])
+        guard status == 0 else { throw Refusal.selfTest("check-config --config \(config) failed: \(output.suffix(300))") }
+        if let unit = try? Files.read(release.appending(ReleaseLayout.unitName)) {
+            // Where systemd runs, a changed unit is installed and daemon-reload done by the
+            // packaging of the host; this agent only stages it.
+            logger.info("unit file staged (\(unit.count) bytes); no systemd here, installing it is skipped")
+        }
+    }
+
+    /// `previous` := what runs now, `current` := the new release, and the switch recorded as
+    /// pending until the new version confirms.
+    private func switchTo(_ release: FilePath, order: UpgradeOrder) throws {
+        if let running = layout.target(of: layout.current), running != release {
+            try layout.point(layout.previous, at: running)
+        }
+        try layout.write(PendingRelease(version: order.version, from: version, rolloutId: order.rolloutId), to: layout.pending)
+        Files.remove(layout.attempts)
+        try layout.point(layout.current, at: release)
+    }
+
+    /// Runs a command to its end (at most 30 s); its exit status and combined output.
+    static func run(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import Glibc
+import FledgeTesting
+import Testing
+
+/// Whole upgrades with real processes: fledge-hbs, a seeder, and a fledge-agent under
+/// `scripts/supervise` (Restart=always plus the guard), on loopback.
+@Suite(.serialized) struct UpgradeTests {
+    /// A host's data dir with 1.0.0 installed, a config, the keys, an origin holding `release`.
+    struct Fleet {
+        let directory: TemporaryDirectory
+        let keys: String
+        let origin: String
+        let data: String
+
+        init() async throws {
+            directory = try TemporaryDirectory()
+            keys = directory.string + "/keys"
+            origin = directory.string + "/origin"
+            data = directory.string + "/data"
+            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), ["keygen", "--out", keys])
+            try FileManager.default.createDirectory(atPath: data + "/releases/1.0.0", withIntermediateDirectories: true)
+            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
+                "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.0.0", "--out", data + "/releases/1.0.0/fledge-agent"])
+            try FileManager.default.createSymbolicLink(atPath: data + "/current", withDestinationPath: data + "/releases/1.0.0")
+        }
+
+        /// Publishes `binary` as fledge-agent `version` (with a unit file).
+        func publish(version: String, binary: String) async throws {
+            let staged = directory.string + "/build-\(version)"
+            try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: binary, toPath: staged + "/fledge-agent")
+            let unit = try TemporaryDirectory(existing: .init(staged)).write("[Service]\nRestart=always\n", to: "fledge-agent.service")
+            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
+                "publish", "--root", origin, "--name", "fledge-agent", "--version", version,
+                "--binary", staged + "/fledge-agent", "--unit", unit.string, "--key", keys + "/release.key"])
+        }
+
+        func config(hbsPort: Int) throws -> String {
+            let json: [String: Any] = [
+                "hbs": ["http://127.0.0.1:\(hbsPort)"], "hostname": "host-a", "data": data,
+                "trustedKeys": [keys + "/release.pub"], "heartbeatSeconds": 2,
+            ]
+            let path = directory.string + "/agent.json"
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+
+        func current() -> String? {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: data + "/current")).map { ($0 as NSString).lastPathComponent }
+        }
+    }
+
+    static func agent(_ hbs: HBSProcess) async throws -> [String: Any]? {
+        let (_, agents) = try await hbs.admin("GET", "/v1/agents")
+        return (agents as? [[String: Any]])?.first { $0["host"] as? String == "host-a" }
+    }
+
+    static func rollout(_ hbs: HBSProcess, version: String, seeder: SeederProcess, budget: Int = 0) async throws -> String {
+        let (status, body) = try await hbs.admin("POST", "/v1/rollouts", json: """
+            {"release":{"name":"fledge-agent","version":"\(version)"},"sources":[{"url":"\(seeder.baseURL)","capacityMbps":10000}],"failureBudget":\(budget)}
+            """)
+        #expect(status == 201, "\(String(describing: body))")
+        return try #require((body as? [String: Any])?["id"] as? String)
+    }
+
+    static func supervise(_ fleet: Fleet, config: String) throws -> ChildProcess {
+        try ChildProcess("/bin/bash", [Binaries.script("supervise"), fleet.data, config],
+                         environment: ["FLEDGE_CONFIRM_SECONDS": "30", "FLEDGE_RESTART_SECONDS": "0.2"])
+    }
+
+    /// Stops the supervisor as systemd stops a unit: SIGTERM, which it passes to the agent and
+    /// waits for. Blocking and polling the pid itself, so it works in `defer`.
+    static func stop(_ supervisor: ChildProcess) {
+        Glibc.kill(supervisor.pid, SIGTERM)
+        for _ in 0..<200 where Glibc.kill(supervisor.pid, 0) == 0 && supervisor.isRunning { usleep(25_000) }
+        if supervisor.isRunning { Glibc.kill(supervisor.pid, SIGKILL) }
+    }
+
+    @Test func upgradesThroughARolloutAndCommits() async throws {
+        let fleet = try await Fleet()
+        defer { fleet.directory.remove() }
+        let stamped = fleet.directory.string + "/fledge-agent-1.1.0"
+        _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
+            "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.1.0", "--out", stamped])
+        try await fleet.publish(version: "1.1.0", binary: stamped)
+        let seeder = try await SeederProcess.start(root: fleet.origin)
+        defer { seeder.kill() }
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+        defer { hbs.kill() }
+        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
+        defer { Self.stop(supervisor) }
+
+        var registered = false
+        for _ in 0..<100 where !registered {
+            registered = try await Self.agent(hbs)?["version"] as? String == "1.0.0"
+            if !registered { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(registered, "\(supervisor.stderr.suffix(2000))")
+        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
+
+        var phase: String?
+        for _ in 0..<600 where phase != "completed" {
+            let (_, summary) = try await hbs.admin("GET", "/v1/rollouts/\(id)")
+            phase = (summary as? [String: Any])?["phase"] as? String
+            if phase != "completed" { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(phase == "completed", "\(supervisor.stderr.suffix(3000))")
+        #expect(try await Self.agent(hbs)?["version"] as? String == "1.1.0")
+        #expect(fleet.current() == "1.1.0")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: fleet.data + "/previous")).map { ($0 as NSString).lastPathComponent } == "1.0.0")
+        #expect(!FileManager.default.fileExists(atPath: fleet.data + "/pending"), "committed")
+        #expect(FileManager.default.fileExists(atPath: fleet.data + "/releases/1.1.0/fledge-agent.service"), "the unit is staged with it")
+        supervisor.signal(SIGTERM)
+        #expect(await supervisor.wait(timeout: .seconds(10)) == .exited(0), "a clean stop")
+    }
+
+    @Test func aReleaseThatDiesAtOnceIsRolledBackByTheGuard() async throws {
+        let fleet = try await Fleet()
+        defer { fleet.directory.remove() }
+        // Passes the self-test (prints its version, accepts the config), then exits at once.
+        let broken = try fleet.directory.write("""
+            #!/bin/sh
+            case "$1" in --version) echo 1.1.0 ;; check-config) exit 0 ;; *) echo "crashing" >&2; exit 1 ;; esac
+            """, to: "broken-1.1.0")
+        chmod(broken.string, 0o755)
+        try await fleet.publish(version: "1.1.0", binary: broken.string)
+        let seeder = try await SeederProcess.start(root: fleet.origin)
+        defer { seeder.kill() }
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+        defer { hbs.kill() }
+        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
+        defer { Self.stop(supervisor) }
+        for _ in 0..<100 where try await Self.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
+
+        var summary: [String: Any]?
+        for _ in 0..<600 {
+            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
+            if summary?["phase"] as? String == "paused" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(summary?["phase"] as? String == "paused", "the failure budget (0) pauses it: \(supervisor.stderr.suffix(3000))")
+        let failed = (summary?["failed"] as? [[String: Any]])?.first
+        #expect(failed?["host"] as? String == "host-a")
+        #expect((failed?["reason"] as? String)?.contains("rolled back from 1.1.0 to 1.0.0") == true, "\(String(describing: failed))")
+        #expect(fleet.current() == "1.0.0", "the host ends on the previous release")
+        #expect(try await Self.agent(hbs)?["version"] as? String == "1.0.0")
+        #expect(supervisor.stderr.contains("fledge-guard: rolled back from 1.1.0 to 1.0.0"))
+    }
+
+    @Test func aTamperedManifestIsRefusedAndNothingIsInstalled() async throws {
+        let fleet = try await Fleet()
+        defer { fleet.directory.remove() }
+        let stamped = fleet.directory.string + "/fledge-agent-1.1.0"
+        _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
+            "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.1.0", "--out", stamped])
+        try await fleet.publish(version: "1.1.0", binary: stamped)
+        let manifest = fleet.origin + "/fledge-agent/1.1.0/manifest.json"
+        var text = try String(contentsOfFile: manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"mode\" : 493", with: "\"mode\" : 2541")  // setuid
+        try text.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let seeder = try await SeederProcess.start(root: fleet.origin)
+        defer { seeder.kill() }
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+        defer { hbs.kill() }
+        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
+        defer { Self.stop(supervisor) }
+        for _ in 0..<100 where try await Self.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
+        var summary: [String: Any]?
+        for _ in 0..<300 {
+            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
+            if summary?["phase"] as? String == "paused" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
+        #expect(reason.contains("signature does not verify"), "\(reason) \(supervisor.stderr.suffix(2000))")
+        #expect(fleet.current() == "1.0.0")
+        #expect(!FileManager.default.fileExists(atPath: fleet.data + "/releases/1.1.0"), "nothing staged")
+        #expect(try await Self.agent(hbs)?["version"] as? String == "1.0.0")
+    }
+}
