@@ -4,8 +4,8 @@ SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # C libraries the package links (libcurl with OpenSSL, OpenSSL, hiredis) and the tools the
 # tests and benches start for real.
 BUILD_DEPS := pkg-config libcurl4-openssl-dev libssl-dev libhiredis-dev
-TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server
-BENCH_DEPS := $(TEST_DEPS) nginx-light wrk redis-server
+TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light
+BENCH_DEPS := $(TEST_DEPS) wrk redis-server
 
 .PHONY: all build test bench deps-build deps-test deps-bench clean
 

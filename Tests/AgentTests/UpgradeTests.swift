@@ -6,24 +6,29 @@ import Testing
 /// Whole upgrades with real processes: fledge-hbs, a seeder, and a fledge-agent under
 /// `scripts/supervise` (Restart=always plus the guard), on loopback.
 @Suite(.serialized) struct UpgradeTests {
-    /// A host's data dir with 1.0.0 installed, a config, the keys, an origin holding `release`.
+    /// Keys, an origin, and hosts with 1.0.0 installed in their data dirs (`data` is host-a's).
     struct Fleet {
         let directory: TemporaryDirectory
         let keys: String
         let origin: String
         let data: String
 
-        init() async throws {
+        init(hosts: [String] = ["host-a"]) async throws {
             directory = try TemporaryDirectory()
             keys = directory.string + "/keys"
             origin = directory.string + "/origin"
             data = directory.string + "/data"
             _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), ["keygen", "--out", keys])
-            try FileManager.default.createDirectory(atPath: data + "/releases/1.0.0", withIntermediateDirectories: true)
-            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
-                "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.0.0", "--out", data + "/releases/1.0.0/fledge-agent"])
-            try FileManager.default.createSymbolicLink(atPath: data + "/current", withDestinationPath: data + "/releases/1.0.0")
+            for host in hosts {
+                let data = dataDirectory(host)
+                try FileManager.default.createDirectory(atPath: data + "/releases/1.0.0", withIntermediateDirectories: true)
+                _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
+                    "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.0.0", "--out", data + "/releases/1.0.0/fledge-agent"])
+                try FileManager.default.createSymbolicLink(atPath: data + "/current", withDestinationPath: data + "/releases/1.0.0")
+            }
         }
+
+        func dataDirectory(_ host: String) -> String { host == "host-a" ? data : directory.string + "/data-\(host)" }
 
         /// Publishes `binary` as fledge-agent `version` (with a unit file).
         func publish(version: String, binary: String) async throws {
@@ -36,36 +41,45 @@ import Testing
                 "--binary", staged + "/fledge-agent", "--unit", unit.string, "--key", keys + "/release.key"])
         }
 
-        func config(hbsPort: Int) throws -> String {
-            let json: [String: Any] = [
-                "hbs": ["http://127.0.0.1:\(hbsPort)"], "hostname": "host-a", "data": data,
-                "trustedKeys": [keys + "/release.pub"], "heartbeatSeconds": 2,
+        /// A stamped copy of this build reporting `version`.
+        func stamped(_ version: String) async throws -> String {
+            let path = directory.string + "/fledge-agent-\(version)"
+            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
+                "stamp", "--binary", Binaries.path("fledge-agent"), "--version", version, "--out", path])
+            return path
+        }
+
+        func config(hbsPort: Int, host: String = "host-a", peerPort: Int? = nil) throws -> String {
+            var json: [String: Any] = [
+                "hbs": ["http://127.0.0.1:\(hbsPort)"], "hostname": host, "data": dataDirectory(host),
+                "trustedKeys": [keys + "/release.pub"], "heartbeatSeconds": 2, "labels": ["idc": "a", "rack": "1"],
             ]
-            let path = directory.string + "/agent.json"
+            if let peerPort { json["peerListen"] = "127.0.0.1:\(peerPort)" }
+            let path = directory.string + "/agent-\(host).json"
             try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
             return path
         }
 
-        func current() -> String? {
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: data + "/current")).map { ($0 as NSString).lastPathComponent }
+        func current(_ host: String = "host-a") -> String? {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: dataDirectory(host) + "/current")).map { ($0 as NSString).lastPathComponent }
         }
     }
 
-    static func agent(_ hbs: HBSProcess) async throws -> [String: Any]? {
+    static func agent(_ hbs: HBSProcess, _ host: String = "host-a") async throws -> [String: Any]? {
         let (_, agents) = try await hbs.admin("GET", "/v1/agents")
-        return (agents as? [[String: Any]])?.first { $0["host"] as? String == "host-a" }
+        return (agents as? [[String: Any]])?.first { $0["host"] as? String == host }
     }
 
-    static func rollout(_ hbs: HBSProcess, version: String, seeder: SeederProcess, budget: Int = 0) async throws -> String {
+    static func rollout(_ hbs: HBSProcess, version: String, seeder: SeederProcess, budget: Int = 0, extra: String = "") async throws -> String {
         let (status, body) = try await hbs.admin("POST", "/v1/rollouts", json: """
-            {"release":{"name":"fledge-agent","version":"\(version)"},"sources":[{"url":"\(seeder.baseURL)","capacityMbps":10000}],"failureBudget":\(budget)}
+            {"release":{"name":"fledge-agent","version":"\(version)"},"sources":[{"url":"\(seeder.baseURL)","capacityMbps":10000}],"failureBudget":\(budget)\(extra)}
             """)
         #expect(status == 201, "\(String(describing: body))")
         return try #require((body as? [String: Any])?["id"] as? String)
     }
 
-    static func supervise(_ fleet: Fleet, config: String) throws -> ChildProcess {
-        try ChildProcess("/bin/bash", [Binaries.script("supervise"), fleet.data, config],
+    static func supervise(_ fleet: Fleet, config: String, host: String = "host-a") throws -> ChildProcess {
+        try ChildProcess("/bin/bash", [Binaries.script("supervise"), fleet.dataDirectory(host), config],
                          environment: ["FLEDGE_CONFIRM_SECONDS": "30", "FLEDGE_RESTART_SECONDS": "0.2"])
     }
 
@@ -80,10 +94,7 @@ import Testing
     @Test func upgradesThroughARolloutAndCommits() async throws {
         let fleet = try await Fleet()
         defer { fleet.directory.remove() }
-        let stamped = fleet.directory.string + "/fledge-agent-1.1.0"
-        _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
-            "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.1.0", "--out", stamped])
-        try await fleet.publish(version: "1.1.0", binary: stamped)
+        try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
         let seeder = try await SeederProcess.start(root: fleet.origin)
         defer { seeder.kill() }
         let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
@@ -152,10 +163,7 @@ import Testing
     @Test func aTamperedManifestIsRefusedAndNothingIsInstalled() async throws {
         let fleet = try await Fleet()
         defer { fleet.directory.remove() }
-        let stamped = fleet.directory.string + "/fledge-agent-1.1.0"
-        _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
-            "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.1.0", "--out", stamped])
-        try await fleet.publish(version: "1.1.0", binary: stamped)
+        try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
         let manifest = fleet.origin + "/fledge-agent/1.1.0/manifest.json"
         var text = try String(contentsOfFile: manifest, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"mode\" : 493", with: "\"mode\" : 2541")  // setuid

@@ -1,0 +1,83 @@
+import Foundation
+import FledgeTesting
+import Glibc
+import SystemPackage
+import Testing
+
+/// Several agents, and falcon's way: real fledge-hbs, origins (a seeder, plain nginx) and agents
+/// under `scripts/supervise`, on loopback.
+@Suite(.serialized) struct FleetUpgradeTests {
+    typealias Fleet = UpgradeTests.Fleet
+
+    static func waitForPhase(_ hbs: HBSProcess, _ id: String, _ wanted: String, seconds: Int = 90) async throws -> [String: Any]? {
+        var summary: [String: Any]?
+        for _ in 0..<(seconds * 10) {
+            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
+            if summary?["phase"] as? String == wanted { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return summary
+    }
+
+    /// Three agents, a canary then a batch of two: the later ones take their bytes from the
+    /// canary, which serves the verified release from its peer server.
+    @Test func laterAgentsFetchFromEarlierOnes() async throws {
+        let hosts = ["host-a", "host-b", "host-c"]
+        let fleet = try await Fleet(hosts: hosts)
+        defer { fleet.directory.remove() }
+        try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
+        let releaseSize = try FileManager.default.attributesOfItem(atPath: fleet.origin + "/fledge-agent/bin_1.1.0")[.size] as! Int
+        let seeder = try await SeederProcess.start(root: fleet.origin)
+        defer { seeder.kill() }
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+        defer { hbs.kill() }
+        var supervisors: [ChildProcess] = []
+        defer { supervisors.forEach(UpgradeTests.stop) }
+        for host in hosts {
+            let config = try fleet.config(hbsPort: hbs.agentPort, host: host, peerPort: try Loopback.freePort())
+            supervisors.append(try UpgradeTests.supervise(fleet, config: config, host: host))
+        }
+        for host in hosts {
+            for _ in 0..<100 where try await UpgradeTests.agent(hbs, host) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder, extra: #","canary":1,"batchSize":2"#)
+        let summary = try await Self.waitForPhase(hbs, id, "completed")
+        #expect(summary?["phase"] as? String == "completed", "\(supervisors.map { $0.stderr.suffix(1500) })")
+        for host in hosts { #expect(fleet.current(host) == "1.1.0", "\(host)") }
+        let bytes = summary?["bytesBySourceKind"] as? [String: Int] ?? [:]
+        #expect((bytes["peer"] ?? 0) > 0, "later agents took bytes from the canary: \(bytes)")
+        #expect((bytes["cdn"] ?? 0) < 3 * releaseSize, "the origin served less than three copies: \(bytes), release \(releaseSize)")
+    }
+
+    /// falcon's POST /agent/upgrade against plain nginx serving `bin_VERSION`: md5, one URL.
+    @Test func falconRolloutFromPlainNginx() async throws {
+        let fleet = try await Fleet()
+        defer { fleet.directory.remove() }
+        let binary = try await fleet.stamped("1.1.0")
+        let root = fleet.directory.string + "/cdn/file/open-falcon"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: binary, toPath: root + "/bin_1.1.0")
+        chmod(fleet.directory.string + "/cdn", 0o755)
+        let (md5, _) = try await ChildProcess.run(try Binaries.tool("md5sum"), [root + "/bin_1.1.0"])
+        let nginx = try await Nginx.start(root: FilePath(fleet.directory.string + "/cdn"), prefix: FilePath(fleet.directory.string + "/nginx"))
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+        defer { hbs.kill() }
+        let supervisor = try UpgradeTests.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
+        defer { UpgradeTests.stop(supervisor) }
+        for _ in 0..<100 where try await UpgradeTests.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
+
+        let body = "{\"wgeturl\":\"\(nginx.baseURL)/file/open-falcon\",\"version\":\"1.1.0\",\"binfile_md5\":\"\(md5.prefix(32))\"}"
+        let (status, _) = try await hbs.admin("POST", "/agent/upgrade", json: body)
+        #expect(status == 200)
+        var version: String?
+        for _ in 0..<600 where version != "1.1.0" {
+            version = try await UpgradeTests.agent(hbs)?["version"] as? String
+            if version != "1.1.0" { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(version == "1.1.0", "\(supervisor.stderr.suffix(2000))")
+        #expect(fleet.current() == "1.1.0")
+        let (_, versions) = try await hbs.admin("GET", "/agentversions")
+        #expect(((versions as? [String: Any])?["data"] as? [String: String])?["host-a"] == "1.1.0")
+        await nginx.stop()
+    }
+}
