@@ -62,8 +62,12 @@ public struct AgentApp: Sendable {
         }
         var metricsServer: MetricsServer?
         if let listen = configuration.metricsListen.flatMap(ListenAddress.init) {
+            let peers = peerServer
             let server = MetricsServer(
-                render: { (ProcessMetrics.current()?.prometheusText ?? "") + status.prometheusText(version: version) },
+                render: {
+                    (ProcessMetrics.current()?.prometheusText ?? "")
+                        + status.prometheusText(version: version, servedBytes: peers?.bytesServed ?? 0)
+                },
                 logger: logger)
             try await server.start(host: listen.host, port: listen.port)
             metricsServer = server

@@ -31,6 +31,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var heartbeatSeconds: Double = 60
     /// File with the fleet token HBS asks for, if it asks.
     public var fleetTokenFile: String?
+    /// Where a release's unit file is installed when systemd runs.
+    public var unitPath: String?
 
     public init(hbs: [String], data: String, trustedKeys: [String]) {
         self.hbs = hbs
@@ -53,6 +55,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen)
         heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds) ?? 60
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
+        unitPath = try container.decodeIfPresent(String.self, forKey: .unitPath)
     }
 
     /// Reads and validates a config file.

@@ -13,7 +13,10 @@ public final class AgentStatus: Sendable {
         public var held: [HeldRelease] = []
         public var beats = 0
         public var beatFailures = 0
-        public var ordersRefused: [String: Int] = [:]
+        /// Upgrades that failed, by kind of reason (refused, download, disk, self-test, install).
+        public var failures: [String: Int] = [:]
+        /// Verified bytes fetched, by source URL, over every upgrade since start.
+        public var downloadedTotal: [String: Int64] = [:]
     }
 
     private let snapshot = Mutex(Snapshot())
@@ -24,8 +27,8 @@ public final class AgentStatus: Sendable {
 
     public func update(_ body: (inout Snapshot) -> Void) { snapshot.withLock { body(&$0) } }
 
-    /// Fledge's own metrics, next to the process ones.
-    public func prometheusText(version: String) -> String {
+    /// Fledge's own metrics, next to the process ones. `servedBytes`: what the peer server sent.
+    public func prometheusText(version: String, servedBytes: Int64 = 0) -> String {
         let now = current
         var lines = [
             "# HELP fledge_agent_version_info The version this agent runs.", "# TYPE fledge_agent_version_info gauge",
@@ -38,7 +41,14 @@ public final class AgentStatus: Sendable {
             "fledge_agent_heartbeats_total \(now.beats)",
             "# HELP fledge_agent_heartbeat_failures_total Heartbeats no HBS answered.", "# TYPE fledge_agent_heartbeat_failures_total counter",
             "fledge_agent_heartbeat_failures_total \(now.beatFailures)",
+            "# HELP fledge_agent_peer_served_bytes_total Bytes sent to peers.", "# TYPE fledge_agent_peer_served_bytes_total counter",
+            "fledge_agent_peer_served_bytes_total \(servedBytes)",
+            "# HELP fledge_agent_downloaded_bytes_total Verified bytes fetched, by source.",
+            "# TYPE fledge_agent_downloaded_bytes_total counter",
         ]
+        lines += now.downloadedTotal.sorted { $0.key < $1.key }.map { "fledge_agent_downloaded_bytes_total{source=\"\($0.key)\"} \($0.value)" }
+        lines += ["# HELP fledge_agent_upgrade_failures_total Upgrades that failed, by reason.", "# TYPE fledge_agent_upgrade_failures_total counter"]
+        lines += now.failures.sorted { $0.key < $1.key }.map { "fledge_agent_upgrade_failures_total{reason=\"\($0.key)\"} \($0.value)" }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -111,6 +111,7 @@ import Wire
         #expect(rss > 1_000_000 && rss < 200_000_000, "resident \(rss) bytes")
         #expect(metrics.contains("fledge_agent_version_info{version=\"1.0.0\"} 1"))
         #expect(metrics.contains("fledge_agent_upgrade_state{state=\"idle\"} 1"))
+        #expect(metrics.contains("fledge_agent_peer_served_bytes_total 100"), "the 100 bytes the peer fetched")
 
         // SIGTERM: a clean stop, not a death by signal.
         agent.signal(SIGTERM)

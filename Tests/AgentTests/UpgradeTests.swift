@@ -160,6 +160,37 @@ import Testing
         #expect(supervisor.stderr.contains("fledge-guard: rolled back from 1.1.0 to 1.0.0"))
     }
 
+    @Test func aCorruptReleaseOnTheCDNIsRefusedAndNothingIsInstalled() async throws {
+        let fleet = try await Fleet()
+        defer { fleet.directory.remove() }
+        try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
+        // Bit rot on the CDN after publishing: every copy it serves is wrong somewhere.
+        let binary = fleet.origin + "/fledge-agent/1.1.0/fledge-agent"
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: binary))
+        try handle.seek(toOffset: 4096)
+        try handle.write(contentsOf: Data([0xDE, 0xAD, 0xBE, 0xEF]))
+        try handle.close()
+        let seeder = try await SeederProcess.start(root: fleet.origin)
+        defer { seeder.kill() }
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+        defer { hbs.kill() }
+        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
+        defer { Self.stop(supervisor) }
+        for _ in 0..<100 where try await Self.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
+        var summary: [String: Any]?
+        for _ in 0..<300 {
+            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
+            if summary?["phase"] as? String == "paused" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
+        #expect(reason.contains("corrupt piece"), "\(reason)")
+        #expect(fleet.current() == "1.0.0")
+        #expect(!FileManager.default.fileExists(atPath: fleet.data + "/releases/1.1.0"), "nothing staged")
+        #expect(!FileManager.default.fileExists(atPath: fleet.data + "/store/fledge-agent/1.1.0/fledge-agent"), "nothing with a final name")
+    }
+
     @Test func aTamperedManifestIsRefusedAndNothingIsInstalled() async throws {
         let fleet = try await Fleet()
         defer { fleet.directory.remove() }

@@ -68,17 +68,33 @@ public final class UpgradeExecutor: Sendable {
             status.update { $0.state = .installing }
             let release = try stage(order, files)
             try selfTest(release, order: order)
+            try installUnit(release)
             try switchTo(release, order: order)
             status.update { $0.state = .restarting }
             logger.info("switched to \(order.version); restarting into it")
             return true
         } catch {
             logger.error("upgrade to \(order.version) failed: \(error); \(version) keeps running")
+            let kind = Self.kind(of: error)
             status.update {
                 $0.state = .failed
                 $0.error = "\(error)"
+                $0.failures[kind, default: 0] += 1
             }
             return false
+        }
+    }
+
+    /// The reason label of `fledge_agent_upgrade_failures_total`.
+    static func kind(of error: any Error) -> String {
+        switch error {
+        case is ManifestError: "manifest"
+        case Refusal.selfTest: "self_test"
+        case is Refusal: "refused"
+        case TransferError.diskFull: "disk_full"
+        case TransferError.hashMismatch: "hash_mismatch"
+        case TransferError.allSourcesFailed: "sources"
+        default: "other"
         }
     }
 
@@ -101,12 +117,15 @@ public final class UpgradeExecutor: Sendable {
             let manifest = try manifest(for: order, at: manifestURL)
             let assembly = try store.assembly(for: manifest)
             let status = self.status
-            _ = try await ReleaseDownloader(assembly: assembly, sources: order.sources, options: options) { progress in
+            let report = try await ReleaseDownloader(assembly: assembly, sources: order.sources, options: options) { progress in
                 status.update {
                     $0.progressBytes = progress.verifiedBytes
                     $0.downloadedFrom = progress.bytesBySource
                 }
             }.download()
+            status.update { now in
+                for (source, bytes) in report.bytesBySource { now.downloadedTotal[source, default: 0] += bytes }
+            }
             self.status.update { $0.held = store.completeReleases() }
             var files: [ReleaseFile.Role: FilePath] = [:]
             for file in manifest.files {
@@ -195,11 +214,22 @@ public final class UpgradeExecutor: Sendable {
             ? release.appending(ReleaseLayout.configName).string : configPath
         let (status, output) = try Self.run(binary, ["check-config", "--config", config])
         guard status == 0 else { throw Refusal.selfTest("check-config --config \(config) failed: \(output.suffix(300))") }
-        if let unit = try? Files.read(release.appending(ReleaseLayout.unitName)) {
-            // Where systemd runs, a changed unit is installed and daemon-reload done by the
-            // packaging of the host; this agent only stages it.
-            logger.info("unit file staged (\(unit.count) bytes); no systemd here, installing it is skipped")
+    }
+
+    /// Where systemd runs, a changed unit file is installed and systemd reloaded; elsewhere the
+    /// unit stays staged with the release and that is logged.
+    private func installUnit(_ release: FilePath) throws {
+        guard let unit = try? Files.read(release.appending(ReleaseLayout.unitName)) else { return }
+        guard Files.exists(FilePath("/run/systemd/system")) else {
+            logger.info("unit file staged (\(unit.count) bytes); no systemd runs here, so it is not installed")
+            return
         }
+        let installed = FilePath(configuration.unitPath ?? "/etc/systemd/system/fledge-agent.service")
+        if (try? Files.read(installed)) == unit { return }
+        try Files.writeAtomically(unit, to: installed)
+        let (status, output) = try Self.run("/bin/systemctl", ["daemon-reload"])
+        guard status == 0 else { throw Refusal.selfTest("systemctl daemon-reload failed: \(output.suffix(300))") }
+        logger.info("unit file installed at \(installed); systemd reloaded")
     }
 
     /// `previous` := what runs now, `current` := the new release, and the switch recorded as

@@ -14,13 +14,15 @@ final class RangeRequestHandler: ChannelInboundHandler {
     private let catalog: any RangeServerCatalog
     private let limiter: RateLimiter?
     private let retryAfter: Int
+    private let served: ServedBytes
     private let logger: Logger
     private var head: HTTPRequestHead?
 
-    init(catalog: any RangeServerCatalog, limiter: RateLimiter?, retryAfter: Int, logger: Logger) {
+    init(catalog: any RangeServerCatalog, limiter: RateLimiter?, retryAfter: Int, served: ServedBytes, logger: Logger) {
         self.catalog = catalog
         self.limiter = limiter
         self.retryAfter = retryAfter
+        self.served = served
         self.logger = logger
     }
 
@@ -91,6 +93,7 @@ final class RangeRequestHandler: ChannelInboundHandler {
             file = nil
         }
         log(request, status: status, bytes: file == nil ? 0 : length)
+        if file != nil { served.total.add(length, ordering: .relaxed) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
         guard let file, let range else { return finish(request, context: context) }
         sendBody(file: file, from: range.lowerBound, to: range.upperBound + 1, request: request, context: context)

@@ -30,6 +30,11 @@ public final class RangeServer: Sendable {
     private let limiter: RateLimiter?
     private let group: MultiThreadedEventLoopGroup
     private let connections = ConnectionCounter()
+    private let served = ServedBytes()
+
+    /// Body bytes of the answers given so far (what peers were sent; a cut connection counts
+    /// its whole answer).
+    public var bytesServed: Int64 { served.total.load(ordering: .relaxed) }
     private let channel = Mutex<(any Channel)?>(nil)
 
     public init(catalog: any RangeServerCatalog, configuration: RangeServerConfiguration = .init(), logger: Logger) {
@@ -43,7 +48,7 @@ public final class RangeServer: Sendable {
     /// Binds and starts serving; returns the bound port.
     @discardableResult
     public func start() async throws -> Int {
-        let catalog = self.catalog, logger = self.logger, limiter = self.limiter
+        let catalog = self.catalog, logger = self.logger, limiter = self.limiter, served = self.served
         let configuration = self.configuration
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 512)
@@ -64,7 +69,7 @@ public final class RangeServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         RangeRequestHandler(
                             catalog: catalog, limiter: limiter, retryAfter: configuration.retryAfterSeconds,
-                            logger: logger))
+                            served: served, logger: logger))
                 }
             }
         let bound = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
@@ -87,6 +92,11 @@ public final class RangeServer: Sendable {
         if let bound = channel.withLock({ $0 }) { try? await bound.close() }
         try await group.shutdownGracefully()
     }
+}
+
+/// Body bytes answered, shared by every connection.
+final class ServedBytes: Sendable {
+    let total = Atomic<Int64>(0)
 }
 
 /// Open connections, shared by the accept path and each connection's close.
