@@ -23,8 +23,8 @@ final class HBSServers: Sendable {
     /// Starts them all, with their data in `directory`; whatever started is stopped again if
     /// a later one fails.
     static func start(in directory: TemporaryDirectory) async throws -> HBSServers {
-        try useReleaseProducts()
-        let own = try ownExecutable()
+        try ReleaseProducts.use(["fledge-hbs"])
+        let own = try ReleaseProducts.ownExecutable()
         let (hello, helloPort) = try await LoopbackServer.start("fledge-bench hello-server") { port in
             try ChildProcess(own, ["hello-server", "--listen", "\(Loopback.host):\(port)"])
         }
@@ -97,27 +97,5 @@ final class HBSServers: Sendable {
             samples[String(line[..<space])] = value
         }
         return samples
-    }
-
-    /// This executable, which is also the hello server.
-    private static func ownExecutable() throws -> String {
-        guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
-            throw BenchError.io("cannot resolve /proc/self/exe")
-        }
-        return path
-    }
-
-    /// fledge-hbs is taken from beside this executable (the release build the bench is part
-    /// of), not from wherever `Binaries` would look first, unless FLEDGE_BIN_DIR says otherwise.
-    private static func useReleaseProducts() throws {
-        if ProcessInfo.processInfo.environment["FLEDGE_BIN_DIR"] == nil {
-            let directory = URL(fileURLWithPath: try ownExecutable()).deletingLastPathComponent().path
-            setenv("FLEDGE_BIN_DIR", directory, 1)
-        }
-        let hbs = Binaries.path("fledge-hbs")
-        guard FileManager.default.isExecutableFile(atPath: hbs) else {
-            throw BenchError.tool("\(hbs) not found: build it beside fledge-bench (swift build -c release --product fledge-hbs, same --scratch-path), or set FLEDGE_BIN_DIR")
-        }
-        Bench.progress("fledge-hbs: \(hbs)")
     }
 }
