@@ -1,6 +1,6 @@
 import Agent
 import ArgumentParser
-import Foundation
+import Glibc
 import Logging
 
 /// `fledge-agent`: runs on every host; beats to HBS, serves verified pieces to peers, exports
@@ -17,7 +17,8 @@ struct FledgeAgent: AsyncParsableCommand {
 }
 
 func fail(_ message: Any, status: Int32 = 1) -> ExitCode {
-    FileHandle.standardError.write(Data("fledge-agent: error: \(message)\n".utf8))
+    let line = Array("fledge-agent: error: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     return ExitCode(status)
 }
 

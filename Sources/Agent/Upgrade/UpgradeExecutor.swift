@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import Synchronization
 import SystemPackage
@@ -187,13 +191,13 @@ public final class UpgradeExecutor: Sendable {
     private func stage(_ order: UpgradeOrder, _ files: [ReleaseFile.Role: FilePath]) throws -> FilePath {
         let release = layout.release(order.version)
         let staging = FilePath(release.string + ".staging")
-        try? FileManager.default.removeItem(atPath: staging.string)
+        Files.removeFlatDirectory(staging)
         try Files.makeDirectory(staging)
         let binary = files[.bin] ?? layout.current.appending(ReleaseLayout.binaryName)
         try Files.copy(binary, to: staging.appending(ReleaseLayout.binaryName), mode: 0o755)
         if let config = files[.cfg] { try Files.copy(config, to: staging.appending(ReleaseLayout.configName), mode: 0o644) }
         if let unit = files[.unit] { try Files.copy(unit, to: staging.appending(ReleaseLayout.unitName), mode: 0o644) }
-        if layout.target(of: layout.current) != release { try? FileManager.default.removeItem(atPath: release.string) }
+        if layout.target(of: layout.current) != release { Files.removeFlatDirectory(release) }
         try Files.rename(staging, to: release)
         Files.syncDirectory(layout.releases)
         return release
@@ -205,12 +209,12 @@ public final class UpgradeExecutor: Sendable {
         let configOnly: Bool = if case .falcon(_, 1, _, _) = order.locator { true } else { false }
         if !configOnly {
             let (status, output) = try Self.run(binary, ["--version"])
-            let printed = output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let printed = String(output.split(whereSeparator: \.isNewline).first ?? "").split(separator: " ").joined(separator: " ")
             guard status == 0, printed == order.version else {
                 throw Refusal.selfTest("--version printed '\(printed)' (exit \(status)), expected '\(order.version)'")
             }
         }
-        let config = FileManager.default.fileExists(atPath: release.appending(ReleaseLayout.configName).string)
+        let config = Files.exists(release.appending(ReleaseLayout.configName))
             ? release.appending(ReleaseLayout.configName).string : configPath
         let (status, output) = try Self.run(binary, ["check-config", "--config", config])
         guard status == 0 else { throw Refusal.selfTest("check-config --config \(config) failed: \(output.suffix(300))") }
@@ -245,18 +249,6 @@ public final class UpgradeExecutor: Sendable {
 
     /// Runs a command to its end (at most 30 s); its exit status and combined output.
     static func run(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Subprocess.run(path, arguments)
     }
 }
