@@ -128,7 +128,11 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "Wire", "FledgeTesting", "fledge-agent", "fledge-seeder", "fledge-hbs"]
+            dependencies: [
+                "Agent", "Wire", "Transfer", "FledgeTesting", "fledge-agent", "fledge-seeder", "fledge-hbs",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .testTarget(
             name: "HBSTests",
