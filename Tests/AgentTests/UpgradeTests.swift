@@ -160,16 +160,11 @@ import Testing
         #expect(supervisor.stderr.contains("fledge-guard: rolled back from 1.1.0 to 1.0.0"))
     }
 
-    @Test func aCorruptReleaseOnTheCDNIsRefusedAndNothingIsInstalled() async throws {
-        let fleet = try await Fleet()
-        defer { fleet.directory.remove() }
+    /// Publishes 1.1.0, lets `spoil` damage the origin, rolls it out to one supervised agent,
+    /// and returns the first failure's reason once the rollout paused at its budget of 0.
+    static func refusedRollout(_ fleet: Fleet, spoil: (Fleet) throws -> Void) async throws -> (reason: String, agent: [String: Any]?) {
         try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
-        // Bit rot on the CDN after publishing: every copy it serves is wrong somewhere.
-        let binary = fleet.origin + "/fledge-agent/1.1.0/fledge-agent"
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: binary))
-        try handle.seek(toOffset: 4096)
-        try handle.write(contentsOf: Data([0xDE, 0xAD, 0xBE, 0xEF]))
-        try handle.close()
+        try spoil(fleet)
         let seeder = try await SeederProcess.start(root: fleet.origin)
         defer { seeder.kill() }
         let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
@@ -178,15 +173,24 @@ import Testing
         defer { Self.stop(supervisor) }
         for _ in 0..<100 where try await Self.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
         let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
-        var summary: [String: Any]?
-        for _ in 0..<300 {
-            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
-            if summary?["phase"] as? String == "paused" { break }
-            try await Task.sleep(for: .milliseconds(100))
+        let summary = try await FleetUpgradeTests.waitForPhase(hbs, id, "paused", seconds: 30)
+        let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? "no failure: \(supervisor.stderr.suffix(1500))"
+        return (reason, try await Self.agent(hbs))
+    }
+
+    @Test func aCorruptReleaseOnTheCDNIsRefusedAndNothingIsInstalled() async throws {
+        let fleet = try await Fleet()
+        defer { fleet.directory.remove() }
+        let (reason, agent) = try await Self.refusedRollout(fleet) { fleet in
+            // Bit rot on the CDN after publishing: every copy it serves is wrong somewhere.
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: fleet.origin + "/fledge-agent/1.1.0/fledge-agent"))
+            try handle.seek(toOffset: 4096)
+            try handle.write(contentsOf: Data([0xDE, 0xAD, 0xBE, 0xEF]))
+            try handle.close()
         }
-        let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
         #expect(reason.contains("corrupt piece"), "\(reason)")
         #expect(fleet.current() == "1.0.0")
+        #expect(agent?["version"] as? String == "1.0.0")
         #expect(!FileManager.default.fileExists(atPath: fleet.data + "/releases/1.1.0"), "nothing staged")
         #expect(!FileManager.default.fileExists(atPath: fleet.data + "/store/fledge-agent/1.1.0/fledge-agent"), "nothing with a final name")
     }
@@ -194,29 +198,15 @@ import Testing
     @Test func aTamperedManifestIsRefusedAndNothingIsInstalled() async throws {
         let fleet = try await Fleet()
         defer { fleet.directory.remove() }
-        try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
-        let manifest = fleet.origin + "/fledge-agent/1.1.0/manifest.json"
-        var text = try String(contentsOfFile: manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "\"mode\" : 493", with: "\"mode\" : 2541")  // setuid
-        try text.write(toFile: manifest, atomically: true, encoding: .utf8)
-        let seeder = try await SeederProcess.start(root: fleet.origin)
-        defer { seeder.kill() }
-        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-        defer { hbs.kill() }
-        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
-        defer { Self.stop(supervisor) }
-        for _ in 0..<100 where try await Self.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
-        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
-        var summary: [String: Any]?
-        for _ in 0..<300 {
-            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
-            if summary?["phase"] as? String == "paused" { break }
-            try await Task.sleep(for: .milliseconds(100))
+        let (reason, agent) = try await Self.refusedRollout(fleet) { fleet in
+            let manifest = fleet.origin + "/fledge-agent/1.1.0/manifest.json"
+            let text = try String(contentsOfFile: manifest, encoding: .utf8)
+                .replacingOccurrences(of: "\"mode\" : 493", with: "\"mode\" : 2541")  // setuid
+            try text.write(toFile: manifest, atomically: true, encoding: .utf8)
         }
-        let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
-        #expect(reason.contains("signature does not verify"), "\(reason) \(supervisor.stderr.suffix(2000))")
+        #expect(reason.contains("signature does not verify"), "\(reason)")
         #expect(fleet.current() == "1.0.0")
+        #expect(agent?["version"] as? String == "1.0.0")
         #expect(!FileManager.default.fileExists(atPath: fleet.data + "/releases/1.1.0"), "nothing staged")
-        #expect(try await Self.agent(hbs)?["version"] as? String == "1.0.0")
     }
 }
