@@ -16,33 +16,11 @@ public struct Mirror: Sendable {
         self.options = options
     }
 
-    /// The first source's manifest that verifies; every source's failure otherwise.
-    public func fetchManifest(name: String, version: String, sources: [String]) throws(TransferError) -> Manifest {
-        var failures: [SourceFailure] = []
-        for source in sources {
-            let base = source.hasSuffix("/") ? String(source.dropLast()) : source
-            do {
-                let bytes = try Curl.get("\(base)/\(name)/\(version)/manifest.json")
-                let manifest = try verifier.open(bytes)
-                guard manifest.name == name, manifest.version == version else {
-                    failures.append(SourceFailure(source: source, reason: "serves \(manifest.name) \(manifest.version) as \(name) \(version)"))
-                    continue
-                }
-                return manifest
-            } catch let error as ManifestError {
-                failures.append(SourceFailure(source: source, reason: error.description))
-            } catch {
-                failures.append(SourceFailure(source: source, reason: "\(error)"))
-            }
-        }
-        throw .allSourcesFailed(failures)
-    }
-
     public func run(
         name: String, version: String, sources: [String],
         onProgress: (@Sendable (DownloadProgress) -> Void)? = nil
     ) async throws(TransferError) -> (Manifest, DownloadReport) {
-        let manifest = try fetchManifest(name: name, version: version, sources: sources)
+        let manifest = try verifier.fetch(name: name, version: version, from: sources)
         let store = try PieceStore(root: root)
         let assembly = try store.assembly(for: manifest)
         let report = try await ReleaseDownloader(assembly: assembly, sources: sources, options: options, onProgress: onProgress).download()

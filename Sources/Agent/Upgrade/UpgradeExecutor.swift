@@ -92,7 +92,6 @@ public final class UpgradeExecutor: Sendable {
     /// The reason label of `fledge_agent_upgrade_failures_total`.
     static func kind(of error: any Error) -> String {
         switch error {
-        case is ManifestError: "manifest"
         case Refusal.selfTest: "self_test"
         case is Refusal: "refused"
         case TransferError.diskFull: "disk_full"
@@ -118,7 +117,7 @@ public final class UpgradeExecutor: Sendable {
         options.maxBytesPerSecond = configuration.downloadBytesPerSecond
         switch order.locator {
         case .fledge(let manifestURL):
-            let manifest = try manifest(for: order, at: manifestURL)
+            let manifest = try verifier.fetch(name: order.name, version: order.version, from: order.sources, manifestURL: manifestURL)
             let assembly = try store.assembly(for: manifest)
             let status = self.status
             let report = try await ReleaseDownloader(assembly: assembly, sources: order.sources, options: options) { progress in
@@ -161,29 +160,6 @@ public final class UpgradeExecutor: Sendable {
             }
             return files
         }
-    }
-
-    /// The manifest from the order's manifest URL, else from each source in turn; verified.
-    private func manifest(for order: UpgradeOrder, at manifestURL: String?) throws -> Manifest {
-        let urls = manifestURL.map { [$0] } ?? order.sources.map {
-            ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/\(order.name)/\(order.version)/manifest.json"
-        }
-        var failures: [SourceFailure] = []
-        for url in urls {
-            do {
-                let manifest = try verifier.open(try Curl.get(url))
-                guard manifest.name == order.name, manifest.version == order.version else {
-                    throw Refusal.wrongRelease("\(url) holds \(manifest.name) \(manifest.version), not \(order.name) \(order.version)")
-                }
-                return manifest
-            } catch let error as ManifestError {
-                // A bad signature, an unknown key, an expiry: the same everywhere; refuse now.
-                throw error
-            } catch {
-                failures.append(SourceFailure(source: url, reason: "\(error)"))
-            }
-        }
-        throw TransferError.allSourcesFailed(failures)
     }
 
     /// Copies the files into `releases/VERSION` under their fixed names (a falcon config-only
