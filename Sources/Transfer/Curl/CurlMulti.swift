@@ -1,7 +1,7 @@
 import CCurl
 
 /// libcurl's multi interface: many transfers on one thread, driven by `perform` and `poll`.
-/// Not thread-safe; one owner thread drives it (the downloader's), `wakeUp` excepted.
+/// Not thread-safe; one owner thread drives it (the downloader's).
 final class CurlMulti {
     private let handle: UnsafeMutableRawPointer
     private var transfers: [UnsafeMutableRawPointer: CurlTransfer] = [:]
@@ -37,14 +37,11 @@ final class CurlMulti {
         while curl_multi_perform(handle, &running) == CURLM_CALL_MULTI_PERFORM {}
     }
 
-    /// Blocks until a socket is ready, `timeoutMs` passes, or `wakeUp` is called.
+    /// Blocks until a socket is ready or `timeoutMs` passes.
     func poll(timeoutMs: Int32) {
         var ready: Int32 = 0
         curl_multi_poll(handle, nil, 0, timeoutMs, &ready)
     }
-
-    /// Safe from any thread: makes a blocked `poll` return.
-    func wakeUp() { curl_multi_wakeup(handle) }
 
     /// Transfers that ended since the last call, removed from the multi handle.
     func takeFinished() -> [(CurlTransfer, CurlOutcome)] {

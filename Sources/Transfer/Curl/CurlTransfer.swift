@@ -123,7 +123,7 @@ final class CurlTransfer {
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            return .transportFailed(code: Int(code.rawValue), message: text, timedOut: code == CURLE_OPERATION_TIMEDOUT)
+            return .transportFailed(text)
         }
         return .completed(status: status)
     }
@@ -173,7 +173,7 @@ enum CurlOutcome {
     /// The server answered and the body (if any) was consumed in full.
     case completed(status: Int)
     /// Connect refused, timeout, reset mid-body, ...
-    case transportFailed(code: Int, message: String, timedOut: Bool)
+    case transportFailed(String)
     /// Our side stopped it: disk full, oversize body.
     case sinkFailed(TransferError)
 }
@@ -208,7 +208,7 @@ public enum Curl {
         let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
         switch transfer.perform() {
         case .completed(let status): return (status, transfer.body, transfer.localIP)
-        case .transportFailed(_, let message, _): throw .http("POST \(url): \(message)")
+        case .transportFailed(let message): throw .http("POST \(url): \(message)")
         case .sinkFailed(let error): throw error
         }
     }
@@ -222,7 +222,7 @@ public enum Curl {
         switch transfer.perform() {
         case .completed(let status) where status == 200: return transfer.body
         case .completed(let status): throw .http("GET \(url): HTTP \(status)")
-        case .transportFailed(_, let message, _): throw .http("GET \(url): \(message)")
+        case .transportFailed(let message): throw .http("GET \(url): \(message)")
         case .sinkFailed(let error): throw error
         }
     }

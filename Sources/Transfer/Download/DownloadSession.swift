@@ -149,7 +149,7 @@ final class DownloadSession {
             let body = String(decoding: transfer.body.prefix(120), as: UTF8.self)
             pool.failed(flight.source, reason: "HTTP \(status) for \(what)\(body.isEmpty ? "" : ": \(body)")", now: .now)
             queue.failed(flight.piece, on: flight.source)
-        case .transportFailed(_, let message, _):
+        case .transportFailed(let message):
             pool.failed(flight.source, reason: message, now: .now)
             queue.failed(flight.piece, on: flight.source)
         case .sinkFailed(.http(let detail)):

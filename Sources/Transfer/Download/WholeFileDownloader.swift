@@ -51,7 +51,7 @@ public struct WholeFileDownloader: Sendable {
                     return (shaHasher.finalizeHex(), transfer.received)
                 case .completed(let status):
                     failures.append(SourceFailure(source: url, reason: "HTTP \(status)"))
-                case .transportFailed(_, let message, _):
+                case .transportFailed(let message):
                     failures.append(SourceFailure(source: url, reason: message))
                 case .sinkFailed(let error):
                     throw error

@@ -34,13 +34,6 @@ public final class PieceStore: Sendable {
         return assembly
     }
 
-    /// The manifest of a complete release, as stored (verified when it was stored).
-    public func completeManifest(name: String, version: String) -> Manifest? {
-        let path = releaseDirectory(name: name, version: version).appending(ReleaseAssembly.manifestFileName)
-        guard let bytes = try? Files.read(path) else { return nil }
-        return try? Manifest.decode(bytes)
-    }
-
     /// Releases held complete and verified (their manifest.json is present), for heartbeats:
     /// what this host can serve to peers.
     public func completeReleases() -> [HeldRelease] {
