@@ -16,15 +16,18 @@ struct AdminAuthority: RouterMiddleware {
         if let address = context.remoteAddress, allowed.contains(where: { $0.contains(address) }) {
             return try await next(request, context)
         }
-        if let token, let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-           Self.constantTimeEquals(String(header.dropFirst(7)), token) {
-            return try await next(request, context)
-        }
+        if let token, Self.presents(token, request) { return try await next(request, context) }
         let reason = token == nil
             ? "forbidden: changes are accepted only from \(allowed.map(\.description).joined(separator: ", "))"
             : "forbidden: changes need a local peer or the admin bearer token"
         // Each API keeps its own error shape: falcon's envelope on falcon's routes.
         return request.uri.path.hasPrefix("/v1/") ? JSONResponse.error(.forbidden, reason) : JSONResponse.falconError(.forbidden, reason)
+    }
+
+    /// Whether the request carries `Authorization: Bearer <token>` (the admin or the fleet token).
+    static func presents(_ token: String, _ request: Request) -> Bool {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
+        return constantTimeEquals(String(header.dropFirst(7)), token)
     }
 
     /// Compares hashes of both, byte by byte without an early exit: the time taken says

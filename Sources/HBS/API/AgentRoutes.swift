@@ -14,11 +14,8 @@ struct AgentRoutes {
     }
 
     private func heartbeat(_ request: Request, _ context: HBSRequestContext) async -> Response {
-        if let fleetToken {
-            guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-                  AdminAuthority.constantTimeEquals(String(header.dropFirst(7)), fleetToken) else {
-                return JSONResponse.error(.unauthorized, "a fleet token is required: Authorization: Bearer TOKEN")
-            }
+        if let fleetToken, !AdminAuthority.presents(fleetToken, request) {
+            return JSONResponse.error(.unauthorized, "a fleet token is required: Authorization: Bearer TOKEN")
         }
         let beat: HeartbeatRequest
         switch await JSONResponse.decode(HeartbeatRequest.self, from: request, context: context) {
