@@ -9,7 +9,7 @@ import Testing
     typealias Fleet = UpgradeTests.Fleet
 
     static func agentPID(_ fleet: Fleet) -> Int32? {
-        let (out, _) = (try? ChildProcessSync.run("/usr/bin/pgrep", ["-f", fleet.data + "/current/fledge-agent"])) ?? ("", "")
+        let out = (try? ChildProcess.runBlocking("/usr/bin/pgrep", ["-f", fleet.data + "/current/fledge-agent"]).stdout) ?? ""
         return out.split(separator: "\n").first.flatMap { Int32($0) }
     }
 
@@ -18,19 +18,17 @@ import Testing
         defer { fleet.directory.remove() }
         try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
         let size = try FileManager.default.attributesOfItem(atPath: fleet.origin + "/fledge-agent/bin_1.1.0")[.size] as! Int
-        let seeder = try await SeederProcess.start(root: fleet.origin)
-        defer { seeder.kill() }
-        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-        defer { hbs.kill() }
         // Slow enough to be caught half-way: the whole release takes about four seconds.
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try fleet.config(hbsPort: hbs.agentPort)))) as! [String: Any]
-        config["downloadBytesPerSecond"] = size / 4
-        let path = fleet.directory.string + "/agent-slow.json"
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
-        let supervisor = try UpgradeTests.supervise(fleet, config: path)
-        defer { UpgradeTests.stop(supervisor) }
-        for _ in 0..<100 where try await UpgradeTests.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
-        let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder, budget: 3)
+        let stage = try await UpgradeTests.Stage(fleet) { hbsPort in
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try fleet.config(hbsPort: hbsPort)))) as! [String: Any]
+            config["downloadBytesPerSecond"] = size / 4
+            let path = fleet.directory.string + "/agent-slow.json"
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        defer { stage.stop() }
+        let (hbs, supervisor, seeder) = (stage.hbs, stage.supervisor, stage.seeder)
+        let id = try await stage.rollout("1.1.0", budget: 3)
 
         // Kill it (SIGKILL) once part of the release is on disk.
         let record = fleet.data + "/store/fledge-agent/1.1.0/.partial/fledge-agent.pieces"
@@ -60,20 +58,16 @@ import Testing
         let binarySize = try FileManager.default.attributesOfItem(atPath: Binaries.path("fledge-agent"))[.size] as! Int
         try FileManager.default.createDirectory(atPath: fleet.data, withIntermediateDirectories: true)
         let (_, _) = try await ChildProcess.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(binarySize + binarySize / 2)", "tmpfs", fleet.data])
-        defer { _ = try? ChildProcessSync.run("/bin/umount", ["-l", fleet.data]) }
+        defer { _ = try? ChildProcess.runBlocking("/bin/umount", ["-l", fleet.data]) }
         try FileManager.default.createDirectory(atPath: fleet.data + "/releases/1.0.0", withIntermediateDirectories: true)
         _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
             "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.0.0", "--out", fleet.data + "/releases/1.0.0/fledge-agent"])
         try FileManager.default.createSymbolicLink(atPath: fleet.data + "/current", withDestinationPath: fleet.data + "/releases/1.0.0")
         try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
-        let seeder = try await SeederProcess.start(root: fleet.origin)
-        defer { seeder.kill() }
-        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-        defer { hbs.kill() }
-        let supervisor = try UpgradeTests.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
-        defer { UpgradeTests.stop(supervisor) }
-        for _ in 0..<100 where try await UpgradeTests.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
-        let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder)
+        let stage = try await UpgradeTests.Stage(fleet)
+        defer { stage.stop() }
+        let (hbs, supervisor) = (stage.hbs, stage.supervisor)
+        let id = try await stage.rollout("1.1.0")
         let summary = try await FleetUpgradeTests.waitForPhase(hbs, id, "paused", seconds: 30)
         let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
         #expect(reason.contains("no space left"), "\(reason) \(supervisor.stderr.suffix(1500))")
@@ -83,17 +77,3 @@ import Testing
     }
 }
 
-/// Runs a short command to its end on the calling thread (for `defer`).
-enum ChildProcessSync {
-    static func run(_ path: String, _ arguments: [String]) throws -> (String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (String(decoding: data, as: UTF8.self), "")
-    }
-}

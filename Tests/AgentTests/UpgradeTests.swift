@@ -85,6 +85,36 @@ import Testing
 
     /// Stops the supervisor as systemd stops a unit: SIGTERM, which it passes to the agent and
     /// waits for. Blocking and polling the pid itself, so it works in `defer`.
+    /// What every upgrade test runs: a seeder over the fleet's origin, fledge-hbs, and host-a's
+    /// agent under the supervisor, registered with HBS (on 1.0.0). `config` writes host-a's
+    /// config for an HBS agent port (default: `Fleet.config`).
+    final class Stage {
+        let seeder: SeederProcess
+        let hbs: HBSProcess
+        let supervisor: ChildProcess
+
+        init(_ fleet: Fleet, config: ((Int) throws -> String)? = nil) async throws {
+            seeder = try await SeederProcess.start(root: fleet.origin)
+            hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+            supervisor = try UpgradeTests.supervise(fleet, config: try (config ?? { try fleet.config(hbsPort: $0) })(hbs.agentPort))
+            for _ in 0..<100 where try await UpgradeTests.agent(hbs)?["version"] as? String != "1.0.0" {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+
+        /// Rolls `version` out from the seeder.
+        func rollout(_ version: String, budget: Int = 0, extra: String = "") async throws -> String {
+            try await UpgradeTests.rollout(hbs, version: version, seeder: seeder, budget: budget, extra: extra)
+        }
+
+        /// Stops all three; works in `defer`.
+        func stop() {
+            UpgradeTests.stop(supervisor)
+            hbs.kill()
+            seeder.kill()
+        }
+    }
+
     static func stop(_ supervisor: ChildProcess) {
         Glibc.kill(supervisor.pid, SIGTERM)
         for _ in 0..<200 where Glibc.kill(supervisor.pid, 0) == 0 && supervisor.isRunning { usleep(25_000) }
@@ -95,27 +125,12 @@ import Testing
         let fleet = try await Fleet()
         defer { fleet.directory.remove() }
         try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
-        let seeder = try await SeederProcess.start(root: fleet.origin)
-        defer { seeder.kill() }
-        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-        defer { hbs.kill() }
-        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
-        defer { Self.stop(supervisor) }
-
-        var registered = false
-        for _ in 0..<100 where !registered {
-            registered = try await Self.agent(hbs)?["version"] as? String == "1.0.0"
-            if !registered { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        #expect(registered, "\(supervisor.stderr.suffix(2000))")
-        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
-
-        var phase: String?
-        for _ in 0..<600 where phase != "completed" {
-            let (_, summary) = try await hbs.admin("GET", "/v1/rollouts/\(id)")
-            phase = (summary as? [String: Any])?["phase"] as? String
-            if phase != "completed" { try await Task.sleep(for: .milliseconds(100)) }
-        }
+        let stage = try await Stage(fleet)
+        defer { stage.stop() }
+        let (hbs, supervisor) = (stage.hbs, stage.supervisor)
+        #expect(try await Self.agent(hbs)?["version"] as? String == "1.0.0", "\(supervisor.stderr.suffix(2000))")
+        let id = try await stage.rollout("1.1.0")
+        let phase = try await FleetUpgradeTests.waitForPhase(hbs, id, "completed", seconds: 60)?["phase"] as? String
         #expect(phase == "completed", "\(supervisor.stderr.suffix(3000))")
         #expect(try await Self.agent(hbs)?["version"] as? String == "1.1.0")
         #expect(fleet.current() == "1.1.0")
@@ -136,21 +151,10 @@ import Testing
             """, to: "broken-1.1.0")
         chmod(broken.string, 0o755)
         try await fleet.publish(version: "1.1.0", binary: broken.string)
-        let seeder = try await SeederProcess.start(root: fleet.origin)
-        defer { seeder.kill() }
-        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-        defer { hbs.kill() }
-        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
-        defer { Self.stop(supervisor) }
-        for _ in 0..<100 where try await Self.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
-        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
-
-        var summary: [String: Any]?
-        for _ in 0..<600 {
-            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
-            if summary?["phase"] as? String == "paused" { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        let stage = try await Stage(fleet)
+        defer { stage.stop() }
+        let (hbs, supervisor) = (stage.hbs, stage.supervisor)
+        let summary = try await FleetUpgradeTests.waitForPhase(hbs, try await stage.rollout("1.1.0"), "paused", seconds: 60)
         #expect(summary?["phase"] as? String == "paused", "the failure budget (0) pauses it: \(supervisor.stderr.suffix(3000))")
         let failed = (summary?["failed"] as? [[String: Any]])?.first
         #expect(failed?["host"] as? String == "host-a")
@@ -165,14 +169,10 @@ import Testing
     static func refusedRollout(_ fleet: Fleet, spoil: (Fleet) throws -> Void) async throws -> (reason: String, agent: [String: Any]?) {
         try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
         try spoil(fleet)
-        let seeder = try await SeederProcess.start(root: fleet.origin)
-        defer { seeder.kill() }
-        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-        defer { hbs.kill() }
-        let supervisor = try Self.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
-        defer { Self.stop(supervisor) }
-        for _ in 0..<100 where try await Self.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
-        let id = try await Self.rollout(hbs, version: "1.1.0", seeder: seeder)
+        let stage = try await Stage(fleet)
+        defer { stage.stop() }
+        let (hbs, supervisor) = (stage.hbs, stage.supervisor)
+        let id = try await stage.rollout("1.1.0")
         let summary = try await FleetUpgradeTests.waitForPhase(hbs, id, "paused", seconds: 30)
         let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? "no failure: \(supervisor.stderr.suffix(1500))"
         return (reason, try await Self.agent(hbs))

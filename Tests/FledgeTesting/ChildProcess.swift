@@ -149,6 +149,15 @@ public final class ChildProcess: Sendable {
         return (child.stdout, child.stderr)
     }
 
+    /// Runs a short command to its end on the calling thread (setup, and `defer`, where no
+    /// `await` is allowed): how it ended and what it printed.
+    @discardableResult
+    public static func runBlocking(_ executable: String, _ arguments: [String]) throws -> (exit: Exit, stdout: String) {
+        let child = try ChildProcess(executable, arguments)
+        while child.exit == nil { usleep(1000) }
+        return (child.exit!, child.stdout)
+    }
+
     deinit { signal(SIGKILL) }
 }
 

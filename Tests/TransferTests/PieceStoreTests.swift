@@ -102,19 +102,9 @@ import Wire
         let release = try TestRelease.publish(in: directory, binarySize: 3 << 20, pieceSize: 65536)
         let mount = directory.appending("small")
         try FileManager.default.createDirectory(atPath: mount.string, withIntermediateDirectories: true)
-        let mounted = Process()
-        mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mounted.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mount.string]
-        try mounted.run()
-        mounted.waitUntilExit()
-        try #require(mounted.terminationStatus == 0, "needs root to mount a small tmpfs")
-        defer {
-            let unmount = Process()
-            unmount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            unmount.arguments = [mount.string]
-            try? unmount.run()
-            unmount.waitUntilExit()
-        }
+        let mounted = try ChildProcess.runBlocking("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mount.string])
+        try #require(mounted.exit == .exited(0), "needs root to mount a small tmpfs")
+        defer { _ = try? ChildProcess.runBlocking("/bin/umount", [mount.string]) }
         do {
             _ = try PieceStore(root: mount.appending("store")).assembly(for: release.manifest)
             Issue.record("a 3 MiB release fit in 1 MiB")
