@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "fledge-hbs", targets: ["fledge-hbs"]),
         .executable(name: "fledge-agent", targets: ["fledge-agent"]),
         .executable(name: "fledge-bench", targets: ["fledge-bench"]),
+        .executable(name: "fledge-demo", targets: ["fledge-demo"]),
         .library(name: "Transfer", targets: ["Transfer"]),
         .library(name: "Wire", targets: ["Wire"]),
     ],
@@ -106,11 +107,26 @@ let package = Package(
             path: "Sources/fledge-agent"
         ),
 
+        // A whole fleet on one machine: HBS, seeders, N supervised agents as real processes.
+        // What `make demo` and `fledge-bench fleet` run.
+        .target(
+            name: "LocalFleet",
+            dependencies: [
+                "Transfer", "Wire", "Seeder", "FledgeTesting",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "fledge-demo",
+            dependencies: ["LocalFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/fledge-demo"
+        ),
+
         // Benchmarks: each compares against a reference measured in the same run.
         .executableTarget(
             name: "fledge-bench",
             dependencies: [
-                "Transfer", "Wire", "Seeder", "FledgeTesting",
+                "Transfer", "Wire", "Seeder", "FledgeTesting", "LocalFleet", "HBS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,2 @@
+import LocalFleet
+print("fledge-demo: not built yet")
