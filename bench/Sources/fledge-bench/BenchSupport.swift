@@ -1,3 +1,4 @@
+import FledgeTesting
 import Foundation
 import Logging
 
@@ -21,7 +22,7 @@ enum Bench {
     /// Logs to stderr (stdout carries only the table and the JSON line), cleanup on signals.
     private static func prepare() {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        Cleanup.shared.installSignalHandlers()
+        Cleanup.shared.installSignalHandlers(program: "fledge-bench")
     }
 
     /// Runs a bench body. An error caused by a signal's teardown (children killed under it) is
