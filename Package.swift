@@ -118,7 +118,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "fledge-demo",
-            dependencies: ["LocalFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LocalFleet", "FledgeTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fledge-demo"
         ),
 
