@@ -110,6 +110,8 @@ struct JSONLine {
     mutating func add(_ key: String, _ value: String) { fields.append((key, Self.quote(value))) }
     mutating func add(_ key: String, _ value: Int) { fields.append((key, "\(value)")) }
     mutating func add(_ key: String, _ value: Bool) { fields.append((key, value ? "true" : "false")) }
+    /// A value that is JSON already (a nested object).
+    mutating func add(_ key: String, raw json: String) { fields.append((key, json)) }
     /// Rounded to `digits` decimals; non-finite numbers become null.
     mutating func add(_ key: String, _ value: Double, digits: Int = 3) {
         guard value.isFinite else { fields.append((key, "null")); return }
