@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Wire", "Transfer", "FledgeTesting", "fledge-agent", "fledge-seeder", "fledge-hbs",
+                "Agent", "Wire", "Transfer", "FledgeTesting", "LocalFleet", "fledge-agent", "fledge-seeder", "fledge-hbs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
