@@ -67,7 +67,7 @@ import Testing
             for _ in 0..<100 where try await UpgradeTests.agent(hbs, host) == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder)
-        let summary = try await Self.waitForPhase(hbs, id, "completed")
+        let summary = try await hbs.waitForRollout(id, phase: "completed")
         #expect(summary?["phase"] as? String == "completed", "\(supervisors.map { $0.stderr.suffix(1500) })")
         for host in hosts { #expect(fleet.current(host) == "1.1.0", "\(host)") }
         let bytes = summary?["bytesBySourceKind"] as? [String: Int] ?? [:]
