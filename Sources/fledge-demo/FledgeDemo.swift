@@ -24,6 +24,8 @@ struct FledgeDemo: AsyncParsableCommand {
     @Option(name: .customLong("origin-mib"), help: "The origin's upload cap, MiB/s.") var originMiB = 20.0
     @Option(help: "Hosts in the canary batch.") var canary = 1
     @Option(name: .customLong("batch-size"), help: "Hosts per batch after the canary.") var batchSize = 5
+    @Flag(inversion: .prefixedNo, help: "Peers relay verified pieces as they arrive (a swarm), not only whole releases.")
+    var pieceRelay = true
     @Option(help: "Directory to create the temporary directory in (default: /tmp).") var workdir: String?
 
     func validate() throws {
@@ -41,6 +43,7 @@ struct FledgeDemo: AsyncParsableCommand {
         plan.agentUploadBytesPerSecond = Int64(agentMiB * 1_048_576)
         plan.fastBeatSeconds = 0.5
         plan.pieceSize = 512 << 10
+        plan.pieceRelay = pieceRelay
         var rollout = RolloutPlan()
         rollout.canary = canary
         rollout.batchSize = batchSize
@@ -64,7 +67,7 @@ struct FledgeDemo: AsyncParsableCommand {
         do {
             let release = try await fleet.publishTarget()
             say("published fledge-agent \(plan.toVersion): \(megabytes(release.totalSize)) MB in \(release.pieces) pieces of \(release.pieceSize >> 10) KiB (signed, fledge-seeder publish)")
-            say("rollout: canary \(rollout.canary), then batches of \(rollout.batchSize ?? plan.agents), peers allowed; caps: origin \(mib(plan.originBytesPerSecond)) MiB/s, each agent \(mib(plan.agentDownloadBytesPerSecond)) MiB/s down and up")
+            say("rollout: canary \(rollout.canary), then batches of \(rollout.batchSize ?? plan.agents), peers allowed (\(plan.pieceRelay ? "relaying pieces" : "whole releases")); caps: origin \(mib(plan.originBytesPerSecond)) MiB/s, each agent \(mib(plan.agentDownloadBytesPerSecond)) MiB/s down and up")
             let (id, postedAt) = try await fleet.startRollout(rollout)
             let line = ProgressLine(hosts: plan.agents)
             let timeline = try await fleet.watch(id, postedAt: postedAt, every: .milliseconds(500)) { line.show($0) }
