@@ -28,6 +28,9 @@ enum FleetMode: String, CaseIterable, Sendable {
         plan.agentUploadBytesPerSecond = shape.agentBytesPerSecond
         plan.fastBeatSeconds = shape.fastBeatSeconds
         plan.pieceRelay = self == .peerPiece
+        // Whole-file relay: a peer serves uplink / downlink downloads at once (the planner's
+        // rule), so each gets a host's full downlink; the swarm has its own limits.
+        plan.peerFanout = 1
         plan.releaseSize = shape.releaseBytes
         plan.pieceSize = shape.pieceBytes
         var rollout = RolloutPlan()
