@@ -1,5 +1,4 @@
 import Dispatch
-import FledgeTesting
 import Foundation
 import Synchronization
 import SystemPackage
