@@ -68,7 +68,7 @@ import Testing
         }
         let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder)
         let summary = try await hbs.waitForRollout(id, phase: "completed")
-        #expect(summary?["phase"] as? String == "completed", "\(supervisors.map { $0.stderr.suffix(1500) })")
+        #expect(summary?["phase"] as? String == "completed", "\(summary ?? [:]) \(supervisors.map { $0.stderr.split(separator: "\n").filter { !$0.contains("GET /") }.suffix(40).joined(separator: "\n") })")
         for host in hosts { #expect(fleet.current(host) == "1.1.0", "\(host)") }
         let bytes = summary?["bytesBySourceKind"] as? [String: Int] ?? [:]
         #expect((bytes["cdn"] ?? 0) < releaseSize * 8 / 5, "the origin sent about one copy: \(bytes), release \(releaseSize)")
