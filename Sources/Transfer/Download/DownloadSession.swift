@@ -124,9 +124,7 @@ final class DownloadSession {
             guard source.isUsable, !source.isFallback, source.notBefore.map({ $0 <= now }) ?? true else { continue }
             switch source.holdings {
             case .everything: continue
-            case .pieces(let map) where map.isComplete:
-                pool.setHoldings(index, .everything)
-                continue
+            case .pieces(let map) where map.isComplete: continue  // a whole peer: still a peer
             case .unknown, .pieces: break
             }
             if let last = mapPolledAt[index], now - last < options.pieceMapRefresh { continue }
@@ -147,6 +145,7 @@ final class DownloadSession {
         mapPolledAt.compactMap { index, last in
             switch pool.sources[index].holdings {
             case .everything: nil
+            case .pieces(let map) where map.isComplete: nil
             case .unknown, .pieces: pool.sources[index].isUsable ? last + options.pieceMapRefresh : nil
             }
         }.min()
@@ -160,7 +159,7 @@ final class DownloadSession {
             guard let map = PieceMap(text: transfer.body, count: manifest.totalPieces) else {
                 return pool.failed(index, reason: "sent a piece map that is not one for \(manifest.totalPieces) pieces", now: .now)
             }
-            pool.setHoldings(index, map.isComplete ? .everything : .pieces(map))
+            pool.setHoldings(index, .pieces(map))
         case .completed(503):
             pool.unavailable(index, now: .now, patience: options.unavailablePatience)
         case .completed:

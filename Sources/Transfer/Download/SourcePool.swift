@@ -4,11 +4,11 @@
 struct SourcePool {
     /// What a source can give.
     enum Holdings: Equatable {
-        /// Every piece: an origin or CDN, or a peer holding the whole release.
+        /// Every piece: an origin or CDN (it publishes no piece map).
         case everything
         /// Not known yet: its piece map is being asked for. Nothing is asked of it meanwhile.
         case unknown
-        /// The verified pieces its map lists.
+        /// The verified pieces its map lists: a peer (asked before origins, even once whole).
         case pieces(PieceMap)
     }
 
