@@ -33,6 +33,12 @@ public final class RateLimiter: Sendable {
         nextFree.withLock { next in next = max(now - slack, next - cost) }
     }
 
+    /// How long until the next piece may start: what a fresh look at the sources must beat.
+    public var delay: Duration {
+        let now = ContinuousClock.now
+        return nextFree.withLock { $0 > now ? $0 - now : .zero }
+    }
+
     /// How far the schedule may lag `now`: one chunk's worth.
     private var slack: Duration { .nanoseconds(Int64(chunkSize) * 1_000_000_000 / bytesPerSecond) }
 

@@ -121,6 +121,8 @@ final class DownloadSession {
     /// at most once per `pieceMapRefresh`. Fallbacks are not asked: they are origins.
     private func pollMaps() {
         guard !queue.isEmpty else { return }
+        // No piece may start before the next poll would be due anyway: news would be stale.
+        if let limiter, limiter.delay > options.pieceMapRefresh { return }
         let now = ContinuousClock.now
         let polling = Set(mapPolls.values.map(\.source))
         for index in pool.sources.indices where !polling.contains(index) {
