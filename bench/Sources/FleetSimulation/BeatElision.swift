@@ -1,0 +1,90 @@
+import HBS
+
+/// Which beats need not reach the engine because its answer cannot differ from one it just
+/// gave. Follows the engine's events (its outbox) to know each host's phase in the rollout,
+/// and counts a generation whenever something an admission depends on changes: a rollout's
+/// phase, a host's phase, batch or first source, a host's version or what it holds.
+///
+/// - Hosts done, or failed (waiting for a retry or given up): the engine answers nothing
+///   but a beat interval whatever they say, and only refreshes their last-seen time.
+/// - Hosts pending: if a pending host holding no pieces got no order in the current
+///   generation, no pending host of its batch gets one until the generation moves (the
+///   engine's admission reads only the rollout, the batch, the slot counts and the peers, and
+///   a host that serves nothing sees the fewest peers).
+///
+/// Hosts upgrading always beat for real. A skipped host still beats for real every
+/// `refresh` seconds, so HBS never takes it for absent.
+struct BeatElision {
+    /// A host's phase in the active rollout, as the engine's last event about it said.
+    enum Phase: UInt8 {
+        case unknown, pending, active, done, failed
+    }
+
+    private(set) var generation: UInt64 = 1
+    private(set) var phase: [Phase]
+    private var batch: [Int32]
+    private var signature: [Int]
+    private var held: [UInt8]
+    /// Per batch, the generation in which a pending host holding nothing got no order.
+    private var fruitless: [UInt64] = []
+
+    init(hosts: Int) {
+        phase = [Phase](repeating: .unknown, count: hosts)
+        batch = [Int32](repeating: 0, count: hosts)
+        signature = [Int](repeating: 0, count: hosts)
+        held = [UInt8](repeating: 0, count: hosts)
+    }
+
+    /// Follows one engine event about `host` (nil for rollout-wide events).
+    mutating func note(_ event: FleetEvent, host: Int?) {
+        switch event {
+        case .rolloutCreated, .rolloutPhase:
+            generation += 1
+        case .agentSeen(let agent):
+            guard let host else { return }
+            let mark: UInt8 = agent.held.isEmpty ? 0 : agent.held.contains(where: \.complete) ? 2 : 1
+            if mark != held[host] {
+                held[host] = mark
+                generation += 1
+            }
+        case .hostUpdated(_, _, let progress):
+            guard let host else { return }
+            var hasher = Hasher()
+            hasher.combine(progress.phase)
+            hasher.combine(progress.batch)
+            hasher.combine(progress.sources.first)
+            hasher.combine(progress.retryAt == nil)
+            let mark = hasher.finalize()
+            batch[host] = Int32(progress.batch)
+            phase[host] = switch progress.phase {
+            case .pending, .absent: .pending
+            case .admitted, .downloading, .installing, .restarting, .confirming: .active
+            case .done: .done
+            case .failed: .failed
+            }
+            if mark != signature[host] {
+                signature[host] = mark
+                generation += 1
+            }
+        }
+    }
+
+    /// Whether `host`'s beat may skip the engine. `holdsNothing`: it serves no piece.
+    func mayElide(_ host: Int) -> Bool {
+        switch phase[host] {
+        case .done, .failed: return true
+        case .pending:
+            let index = Int(batch[host])
+            return index < fruitless.count && fruitless[index] == generation
+        case .unknown, .active: return false
+        }
+    }
+
+    /// A pending host holding nothing beat and got no order.
+    mutating func noOrder(for host: Int, holdsNothing: Bool) {
+        guard holdsNothing, phase[host] == .pending else { return }
+        let index = Int(batch[host])
+        if fruitless.count <= index { fruitless += [UInt64](repeating: 0, count: index + 1 - fruitless.count) }
+        fruitless[index] = generation
+    }
+}
