@@ -93,6 +93,7 @@ public struct AgentApp: Sendable {
                     Files.remove(layout.rollback)  // reported
                 }
             },
+            onOffer: { order in executor.offer(order) },
             onOrder: { order in await executor.execute(order) })
         let beats = Task {
             await loop.run()

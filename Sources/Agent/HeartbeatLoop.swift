@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import Synchronization
 import NIOPosix
 import SystemPackage
 import Transfer
@@ -11,9 +12,11 @@ import Wire
 
 /// Beats to HBS for as long as the agent runs: on start, then when HBS says (long-polling while
 /// idle, so a new rollout's order arrives at once), with jitter, and with backoff and the next
-/// HBS URL in turn when one does not answer. Orders go to `onOrder`; when it returns true (the
-/// release is switched) one more beat reports "restarting" and the loop ends. `onAnswered` runs
-/// after every answered beat (the new version confirms its health there).
+/// HBS URL in turn when one does not answer. An order runs in `onOrder` beside the loop, which
+/// keeps beating (progress, verified pieces for peers, the lease) and hands the same order sent
+/// again (with more peers) to `onOffer`; when `onOrder` returns true (the release is switched)
+/// one more beat reports "restarting" and the loop ends. `onAnswered` runs after every answered
+/// beat (the new version confirms its health there).
 public struct HeartbeatLoop: Sendable {
     public let configuration: AgentConfiguration
     public let hostname: String
@@ -22,11 +25,13 @@ public struct HeartbeatLoop: Sendable {
     public let status: AgentStatus
     public let logger: Logger
     public let onOrder: @Sendable (UpgradeOrder) async -> Bool
+    public let onOffer: @Sendable (UpgradeOrder) -> Void
     public let onAnswered: @Sendable () -> Void
 
     public init(
         configuration: AgentConfiguration, hostname: String, version: String, peerPort: Int?, status: AgentStatus,
         logger: Logger, onAnswered: @escaping @Sendable () -> Void = {},
+        onOffer: @escaping @Sendable (UpgradeOrder) -> Void = { _ in },
         onOrder: @escaping @Sendable (UpgradeOrder) async -> Bool
     ) {
         self.configuration = configuration
@@ -36,6 +41,7 @@ public struct HeartbeatLoop: Sendable {
         self.status = status
         self.logger = logger
         self.onOrder = onOrder
+        self.onOffer = onOffer
         self.onAnswered = onAnswered
     }
 
@@ -51,9 +57,17 @@ public struct HeartbeatLoop: Sendable {
         var ip = configuration.advertiseIP ?? ""
         let wait = Int(configuration.heartbeatSeconds)
         var finishing = false
+        var upgrade: UpgradeRun?
+        defer { upgrade?.task.cancel() }
         while !Task.isCancelled {
-            // The last beat before a restart reports "restarting" and does not wait.
-            let url = configuration.hbs[index] + (finishing ? "/v1/heartbeat" : "/v1/heartbeat?wait=\(wait)")
+            if let run = upgrade, let switched = run.result {
+                upgrade = nil
+                finishing = switched
+            }
+            // The last beat before a restart reports "restarting" and does not wait; nor do
+            // beats during an upgrade (they carry its progress).
+            // Nor the first: HBS must learn this host's address before it can list it as a peer.
+            let url = configuration.hbs[index] + (finishing || upgrade != nil || ip.isEmpty ? "/v1/heartbeat" : "/v1/heartbeat?wait=\(wait)")
             let body = beatBody(ip: ip)
             do {
                 let (status, answer, localIP) = try await thread.runIfActive {
@@ -69,16 +83,16 @@ public struct HeartbeatLoop: Sendable {
                 self.status.update { $0.beats += 1 }
                 if finishing { return }
                 onAnswered()
-                if let order = reply.order, await onOrder(order) {
-                    finishing = true
-                    continue
+                if let order = reply.order {
+                    if let upgrade { onOffer(order) } else { upgrade = UpgradeRun(order: order, onOrder) }
                 }
                 // The first answer tells which address HBS sees this host at: report it at once.
                 if configuration.advertiseIP == nil, let localIP, localIP != ip {
                     ip = localIP
                     continue
                 }
-                try? await Task.sleep(for: Self.jittered(min(reply.nextBeatSeconds, configuration.heartbeatSeconds)))
+                let pause = Self.jittered(min(reply.nextBeatSeconds, configuration.heartbeatSeconds))
+                if let upgrade { await upgrade.wait(upTo: pause) } else { try? await Task.sleep(for: pause) }
             } catch {
                 failures += 1
                 self.status.update { $0.beatFailures += 1 }
@@ -104,5 +118,34 @@ public struct HeartbeatLoop: Sendable {
     /// ±10 %, so a fleet restarted at once does not beat in lockstep.
     static func jittered(_ seconds: Double) -> Duration {
         .milliseconds(Int(max(0, seconds) * 1000 * Double.random(in: 0.9...1.1)))
+    }
+}
+
+/// An upgrade running beside the heartbeat loop, and how it ended once it has.
+final class UpgradeRun: Sendable {
+    private final class Outcome: Sendable {
+        let value = Mutex<Bool?>(nil)
+    }
+
+    let task: Task<Void, Never>
+    private let outcome = Outcome()
+
+    init(order: UpgradeOrder, _ body: @escaping @Sendable (UpgradeOrder) async -> Bool) {
+        let outcome = self.outcome
+        task = Task {
+            let switched = await body(order)
+            outcome.value.withLock { $0 = switched }
+        }
+    }
+
+    /// True when it switched the release, false when it failed; nil while it runs.
+    var result: Bool? { outcome.value.withLock { $0 } }
+
+    /// Sleeps for `pause`, or less if the upgrade ends first (the restart should not wait).
+    func wait(upTo pause: Duration) async {
+        let end = ContinuousClock.now + pause
+        while result == nil, ContinuousClock.now < end, !Task.isCancelled {
+            try? await Task.sleep(for: min(.milliseconds(50), end - ContinuousClock.now))
+        }
     }
 }

@@ -80,8 +80,12 @@ public struct UpgradeOrder: Codable, Sendable, Equatable {
     public var name: String
     public var version: String
     public var locator: ReleaseLocator
-    /// Base URLs to fetch from, best first: CDNs and peers chosen by the source planner.
+    /// Base URLs to fetch from, best first: CDNs and peers chosen by the source planner. In a
+    /// swarm, re-sent while the host downloads, with more peers.
     public var sources: [String]
+    /// Origins to ask only for pieces no source above has offered for a while: in a swarm
+    /// most hosts get the CDN only as a last resort, so the origin sends each piece about once.
+    public var fallbackSources: [String]?
     /// Unix seconds by which the host must have confirmed the new version.
     public var deadline: Int64
     /// Set for rollbacks: the one case where an older version is ordered on purpose.
@@ -89,13 +93,14 @@ public struct UpgradeOrder: Codable, Sendable, Equatable {
 
     public init(
         rolloutId: String, name: String, version: String, locator: ReleaseLocator, sources: [String], deadline: Int64,
-        allowsDowngrade: Bool? = nil
+        allowsDowngrade: Bool? = nil, fallbackSources: [String]? = nil
     ) {
         self.rolloutId = rolloutId
         self.name = name
         self.version = version
         self.locator = locator
         self.sources = sources
+        self.fallbackSources = fallbackSources
         self.deadline = deadline
         self.allowsDowngrade = allowsDowngrade
     }

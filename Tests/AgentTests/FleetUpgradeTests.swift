@@ -49,6 +49,42 @@ import Testing
         #expect((bytes["cdn"] ?? 0) < 3 * releaseSize, "the origin served less than three copies: \(bytes), release \(releaseSize)")
     }
 
+    /// Four agents in one batch as a swarm (piece relay, one seed): the seed fetches from the
+    /// origin, the others trade verified pieces while they download, and the origin sends
+    /// about one copy where whole-file relay would send several.
+    @Test func aSwarmTradesPiecesAndTheOriginSendsAboutOneCopy() async throws {
+        let hosts = ["host-a", "host-b", "host-c", "host-d"]
+        let fleet = try await Fleet(hosts: hosts)
+        defer { fleet.directory.remove() }
+        try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
+        let releaseSize = try FileManager.default.attributesOfItem(atPath: fleet.origin + "/fledge-agent/1.1.0/fledge-agent")[.size] as! Int
+        let seeder = try await SeederProcess.start(root: fleet.origin)
+        defer { seeder.kill() }
+        let settings = fleet.directory.string + "/hbs.json"
+        try Data(#"{"engine":{"fastBeatSeconds":0.5,"planner":{"pieceRelay":true,"cdnSeeds":1,"swarmPeers":3}}}"#.utf8)
+            .write(to: URL(fileURLWithPath: settings))
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs", extra: ["--config", settings])
+        defer { hbs.kill() }
+        var supervisors: [ChildProcess] = []
+        defer { supervisors.forEach(UpgradeTests.stop) }
+        // Capped, so the download lasts a few seconds and pieces have time to travel.
+        let caps: [String: Any] = ["downloadBytesPerSecond": releaseSize / 3, "peerUploadBytesPerSecond": releaseSize / 3]
+        for host in hosts {
+            let config = try fleet.config(hbsPort: hbs.agentPort, host: host, peerPort: try Loopback.freePort(), extra: caps)
+            supervisors.append(try UpgradeTests.supervise(fleet, config: config, host: host))
+        }
+        for host in hosts {
+            for _ in 0..<100 where try await UpgradeTests.agent(hbs, host) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder)
+        let summary = try await Self.waitForPhase(hbs, id, "completed")
+        #expect(summary?["phase"] as? String == "completed", "\(supervisors.map { $0.stderr.suffix(1500) })")
+        for host in hosts { #expect(fleet.current(host) == "1.1.0", "\(host)") }
+        let bytes = summary?["bytesBySourceKind"] as? [String: Int] ?? [:]
+        #expect((bytes["cdn"] ?? 0) < releaseSize * 8 / 5, "the origin sent about one copy: \(bytes), release \(releaseSize)")
+        #expect((bytes["peer"] ?? 0) > 2 * releaseSize, "the three others fetched from peers: \(bytes)")
+    }
+
     /// falcon's POST /agent/upgrade against plain nginx serving `bin_VERSION`: md5, one URL.
     @Test func falconRolloutFromPlainNginx() async throws {
         let fleet = try await Fleet()

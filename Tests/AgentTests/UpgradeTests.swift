@@ -49,11 +49,11 @@ import Testing
             return path
         }
 
-        func config(hbsPort: Int, host: String = "host-a", peerPort: Int? = nil) throws -> String {
+        func config(hbsPort: Int, host: String = "host-a", peerPort: Int? = nil, extra: [String: Any] = [:]) throws -> String {
             var json: [String: Any] = [
                 "hbs": ["http://127.0.0.1:\(hbsPort)"], "hostname": host, "data": dataDirectory(host),
                 "trustedKeys": [keys + "/release.pub"], "heartbeatSeconds": 2, "labels": ["idc": "a", "rack": "1"],
-            ]
+            ].merging(extra) { $1 }
             if let peerPort { json["peerListen"] = "127.0.0.1:\(peerPort)" }
             let path = directory.string + "/agent-\(host).json"
             try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))

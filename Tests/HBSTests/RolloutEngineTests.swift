@@ -252,4 +252,33 @@ import Wire
         for event in events { replayed.apply(event) }
         #expect(withoutLeases(replayed) == withoutLeases(engine.state))
     }
+
+    @Test func aSwarmGetsOneSeedAndPeersThatGrowWhileFetching() throws {
+        var configuration = EngineConfiguration()
+        configuration.planner.pieceRelay = true
+        configuration.planner.cdnSeeds = 1
+        configuration.planner.swarmPeers = 3
+        var engine = RolloutEngine(configuration: configuration)
+        func beat(_ i: Int, _ state: AgentState = .idle, rollout: String? = nil) -> HeartbeatRequest {
+            HeartbeatRequest(hostname: Self.host(i), ip: "127.0.0.\(i + 1)", version: "1.0.0", labels: ["idc": "a"],
+                             state: state, rolloutId: rollout, peerPort: 7000)
+        }
+        for i in 0..<6 { _ = engine.beat(beat(i), now: 0) }
+        let rollout = try engine.create(Self.spec(), now: 1)
+        var orders: [UpgradeOrder] = []
+        for i in 0..<6 {
+            orders.append(try #require(engine.beat(beat(i), now: 1).order, "host \(i) admitted at once"))
+        }
+        #expect(orders[0].sources == [Self.cdn.url] && orders[0].fallbackSources == nil, "the one seed")
+        for order in orders.dropFirst() {
+            #expect(order.fallbackSources == [Self.cdn.url], "everyone else: the CDN as a last resort")
+            #expect(!order.sources.contains(Self.cdn.url))
+        }
+        #expect(orders[1].sources == ["http://127.0.0.1:7000"], "the only member so far")
+        // The seed, fetching, hears of peers that joined after it: the order comes again.
+        let again = try #require(engine.beat(beat(0, .downloading, rollout: rollout.id), now: 2).order)
+        #expect(again.sources.first == Self.cdn.url)
+        #expect(again.sources.count == 4 && !again.sources.contains("http://127.0.0.1:7000"))
+        #expect(engine.beat(beat(0, .downloading, rollout: rollout.id), now: 3).order == nil, "full: no news")
+    }
 }

@@ -40,7 +40,7 @@ import Wire
                 cdns.first { $0.url == url }.map(planner.slots(of:)) ?? configuration.peerFanout
             }
             for host in fleet where !planner.serves(host, name: "fledge-agent", version: "2.0.0") {
-                guard let sources = planner.plan(for: host, spec: spec, batch: round % 3, peers: fleet, load: load) else {
+                guard let sources = planner.plan(for: host, spec: spec, batch: round % 3, peers: fleet, load: load)?.sources else {
                     // Refused only when every source is at its limit.
                     let peersFull = fleet.filter { planner.serves($0, name: "fledge-agent", version: "2.0.0") && $0.hostname != host.hostname }
                         .allSatisfy { load[$0.peerURL!, default: 0] >= configuration.peerFanout }
@@ -78,7 +78,7 @@ import Wire
         configuration.sourcesPerOrder = 4
         let sources = SourcePlanner(configuration: configuration).plan(
             for: host, spec: Self.spec(cdns: [CDNSource(url: "http://cdn.test", capacityMbps: 10_000)]), batch: 0,
-            peers: [far, sameIDC, sameRack, host], load: [:])!
+            peers: [far, sameIDC, sameRack, host], load: [:])!.sources
         #expect(sources == [sameRack.peerURL!, sameIDC.peerURL!, far.peerURL!, "http://cdn.test"])
     }
 
@@ -101,7 +101,7 @@ import Wire
         let planner = SourcePlanner()
         let cdns = (0..<3).map { CDNSource(url: "http://cdn\($0).test", capacityMbps: 10_000) }
         let host = Self.agent("h", idc: "x", rack: "1")
-        let primaries = (0..<3).map { planner.plan(for: host, spec: Self.spec(cdns: cdns, peers: false), batch: $0, peers: [], load: [:])![0] }
+        let primaries = (0..<3).map { planner.plan(for: host, spec: Self.spec(cdns: cdns, peers: false), batch: $0, peers: [], load: [:])!.sources[0] }
         #expect(Set(primaries).count == 3)
     }
 
@@ -109,8 +109,47 @@ import Wire
         let spec = RolloutSpec(name: "fledge-agent", version: "6.0.1",
                                locator: .falcon(wgetURL: "http://cdn.test/falcon", type: 0, binMD5: String(repeating: "a", count: 32), cfgMD5: ""),
                                sources: [CDNSource(url: "http://cdn.test/falcon", capacityMbps: 1)])
-        let sources = SourcePlanner().plan(for: Self.agent("h", idc: "a", rack: "1"), spec: spec, batch: 0, peers: [], load: ["http://cdn.test/falcon": 99])
+        let sources = SourcePlanner().plan(for: Self.agent("h", idc: "a", rack: "1"), spec: spec, batch: 0, peers: [], load: ["http://cdn.test/falcon": 99])?.sources
         #expect(sources == ["http://cdn.test/falcon"])
     }
-}
 
+    @Test func aSwarmHasFewSeedsAndEveryoneElseTradesPieces() {
+        var configuration = PlannerConfiguration()
+        configuration.pieceRelay = true
+        configuration.cdnSeeds = 2
+        configuration.swarmPeers = 3
+        let planner = SourcePlanner(configuration: configuration)
+        let cdn = CDNSource(url: "http://cdn.test", capacityMbps: 8_000)
+        let spec = Self.spec(cdns: [cdn])
+        let fleet = (0..<12).map { Self.agent("s\($0)", idc: "a", rack: "\($0 % 3)") }
+        var load: [String: Int] = [:], listings: [String: Int] = [:]
+        var admitted: [AgentRecord] = []
+        var seeds = 0
+        for host in fleet {
+            // The engine's candidates: everyone admitted before (fetching, so relaying).
+            guard let plan = planner.plan(for: host, spec: spec, batch: 0, peers: admitted, load: load, listings: listings) else {
+                Issue.record("\(host.hostname) got no sources though peers had room")
+                continue
+            }
+            #expect(!plan.sources.contains(host.peerURL!), "never itself")
+            if plan.sources.first == cdn.url {
+                seeds += 1
+                #expect(plan.fallbacks.isEmpty)
+            } else {
+                #expect(plan.fallbacks == [cdn.url], "the CDN only as a last resort")
+                #expect(!plan.sources.contains(cdn.url))
+            }
+            #expect(plan.sources.filter { $0 != cdn.url }.count == min(3, admitted.count))
+            load[plan.sources[0], default: 0] += 1
+            for url in plan.sources { listings[url, default: 0] += 1 }
+            admitted.append(host)
+        }
+        #expect(seeds == 2, "slots allow 8, seeds are capped at 2")
+        for (url, count) in listings where url != cdn.url { #expect(count <= 6, "\(url) listed \(count) times") }
+        // Later: more peers for a host that has few, none it already has.
+        let more = planner.swarmPeers(for: fleet[0], among: admitted, listings: listings, excluding: [fleet[1].peerURL!], limit: 3)
+        #expect(more.count == 3 && !more.contains(fleet[1].peerURL!) && !more.contains(fleet[0].peerURL!))
+        // A falcon rollout is never a swarm.
+        #expect(!planner.isSwarm(RolloutSpec(name: "a", version: "1.0.0", locator: .falcon(wgetURL: "http://x", type: 0, binMD5: "", cfgMD5: ""), sources: [])))
+    }
+}

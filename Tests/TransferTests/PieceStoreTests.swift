@@ -141,11 +141,25 @@ import Wire
         let manifest = try await LoopbackHTTP.request(port: port, target: "/fledge-agent/1.1.0/manifest.json")
         #expect(manifest.status == 200)
         #expect(try Manifest.decode(manifest.body) == release.manifest)
+        // Its piece map: what peers may ask it for.
+        let total = release.manifest.totalPieces
+        let map = try await LoopbackHTTP.request(port: port, target: PieceMap.path(name: "fledge-agent", version: "1.1.0"))
+        #expect(map.status == 200)
+        #expect(map.body == Array(("011" + String(repeating: "0", count: total - 3) + "\n").utf8))
+        #expect(PieceMap(text: map.body, count: total)?.verifiedCount == 2)
+        let none = try await LoopbackHTTP.request(port: port, target: PieceMap.path(name: "fledge-agent", version: "9.9.9"))
+        #expect(none.status == 200 && PieceMap(text: none.body, count: 5) == PieceMap(bits: Array(repeating: false, count: 5)),
+                "nothing of it yet: an empty map")
+        #expect(try await LoopbackHTTP.request(port: port, target: "/_fledge/pieces/fledge-agent/..").status == 403)
+        #expect(PieceMap(text: Array("01x\n".utf8), count: 3) == nil && PieceMap(text: Array("01\n".utf8), count: 3) == nil,
+                "a map of another length or with other bytes is no map")
 
         for piece in assembly.missingPieces() { try Self.deliver(piece, of: release, into: assembly) }
         try assembly.finalize()
         let whole = try await LoopbackHTTP.request(port: port, target: path)
         #expect(whole.status == 200)
         #expect(whole.body == origin)
+        let complete = try await LoopbackHTTP.request(port: port, target: PieceMap.path(name: "fledge-agent", version: "1.1.0"))
+        #expect(PieceMap(text: complete.body, count: release.manifest.totalPieces)?.isComplete == true)
     }
 }

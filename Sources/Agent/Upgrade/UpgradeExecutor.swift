@@ -39,6 +39,8 @@ public final class UpgradeExecutor: Sendable {
     let version: String
     let logger: Logger
     private let busy = Atomic<Bool>(false)
+    /// The download in progress and its rollout, to hand it the peers HBS sends later.
+    private let running = Mutex<(rollout: String, downloader: ReleaseDownloader)?>(nil)
 
     public init(
         layout: ReleaseLayout, configuration: AgentConfiguration, configPath: String, verifier: ManifestVerifier,
@@ -52,6 +54,13 @@ public final class UpgradeExecutor: Sendable {
         self.status = status
         self.version = version
         self.logger = logger
+    }
+
+    /// The order of the upgrade in progress, sent again with more sources (a swarm's new
+    /// peers): the running download takes them in.
+    public func offer(_ order: UpgradeOrder) {
+        guard let current = running.withLock({ $0 }), current.rollout == order.rolloutId else { return }
+        current.downloader.offer(sources: order.sources + (order.fallbackSources ?? []))
     }
 
     /// Returns true when the release is switched and the agent must exit for it to start.
@@ -115,17 +124,32 @@ public final class UpgradeExecutor: Sendable {
     private func fetch(_ order: UpgradeOrder) async throws -> [ReleaseFile.Role: FilePath] {
         var options = DownloadOptions()
         options.maxBytesPerSecond = configuration.downloadBytesPerSecond
+        // Two at a time per source: a peer's uplink is shared by everyone it serves, and a
+        // piece that finishes sooner is one more the swarm can relay.
+        options.maxPerSource = 2
         switch order.locator {
         case .fledge(let manifestURL):
-            let manifest = try verifier.fetch(name: order.name, version: order.version, from: order.sources, manifestURL: manifestURL)
+            // Peers serve the manifest too; the fallbacks hold it for sure.
+            let manifest = try verifier.fetch(
+                name: order.name, version: order.version, from: order.sources + (order.fallbackSources ?? []),
+                manifestURL: manifestURL)
             let assembly = try store.assembly(for: manifest)
             let status = self.status
-            let report = try await ReleaseDownloader(assembly: assembly, sources: order.sources, options: options) { progress in
+            // Peers see its verified pieces as they arrive: what a swarm's relay needs.
+            let held = store.completeReleases()
+            let downloader = ReleaseDownloader(
+                assembly: assembly, sources: order.sources, fallbacks: order.fallbackSources ?? [], options: options
+            ) { progress in
                 status.update {
                     $0.progressBytes = progress.verifiedBytes
                     $0.downloadedFrom = progress.bytesBySource
+                    $0.held = held + [HeldRelease(
+                        name: manifest.name, version: manifest.version, complete: false, verifiedPieces: progress.verifiedPieces)]
                 }
-            }.download()
+            }
+            running.withLock { $0 = (order.rolloutId, downloader) }
+            defer { running.withLock { $0 = nil } }
+            let report = try await downloader.download()
             status.update { now in
                 for (source, bytes) in report.bytesBySource { now.downloadedTotal[source, default: 0] += bytes }
             }

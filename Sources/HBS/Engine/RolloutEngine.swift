@@ -54,6 +54,8 @@ public struct RolloutEngine: Sendable {
     let planner: SourcePlanner
     /// Events applied since the last `takeOutbox()`.
     private var outbox: [FleetEvent] = []
+    /// Who can serve the active rollout's release; rebuilt when missing.
+    private var peerIndex: PeerIndex?
 
     public init(state: FleetState = .init(), configuration: EngineConfiguration = .init()) {
         self.state = state
@@ -169,6 +171,12 @@ public struct RolloutEngine: Sendable {
         guard let id = state.activeRolloutID else {
             return HeartbeatReply(nextBeatSeconds: configuration.slowBeatSeconds)
         }
+        if let index = peerIndex, index.rollout == id, !index.members.contains(agent.hostname), agent.peerURL != nil,
+           let rollout = state.rollouts[id] {
+            // Holding the release, or (in a swarm) fetching it: it can serve its peers.
+            let fetching = planner.isSwarm(rollout.spec) && rollout.hosts[agent.hostname].map { $0.phase.isActive || $0.phase == .done } == true
+            if fetching || planner.serves(agent, name: rollout.spec.name, version: rollout.spec.version) { peerIndex?.insert(agent) }
+        }
         let order = step(agent, beat: beat, rollout: id, now: now, ledger: ledger)
         let upgrading = state.rollouts[id]?.hosts[agent.hostname]?.phase.isActive ?? false
         let busy = state.rollouts[id].map { $0.phase == .running && $0.hasWork } ?? false
@@ -214,8 +222,9 @@ public struct RolloutEngine: Sendable {
             // lease ran out while it was installing): it finishes first.
             guard beat.state == .idle || beat.state == .failed else { return nil }
             guard mayAdmit(progress, rollout: id, now: now, counting: ledger == nil) else { return nil }
-            guard let sources = planner.plan(for: agent, spec: spec, batch: progress.batch,
-                                             peers: Array(state.agents.values), load: load(of: id))
+            guard let plan = planner.plan(
+                for: agent, spec: spec, batch: progress.batch, peers: peerCandidates(near: agent, rollout: id),
+                load: state.rollouts[id]?.primaryLoad ?? [:], listings: state.rollouts[id]?.listings ?? [:])
             else { return nil }
             if let ledger, !ledger.admit(host: agent.hostname, limit: spec.maxConcurrent, leaseUntil: now + spec.leaseSeconds, now: now) {
                 return nil
@@ -226,10 +235,13 @@ public struct RolloutEngine: Sendable {
             progress.leaseUntil = now + spec.leaseSeconds
             progress.deadline = now + spec.deadlineSeconds
             progress.retryAt = nil
-            progress.sources = sources
+            progress.sources = plan.sources
+            progress.fallbacks = plan.fallbacks.isEmpty ? nil : plan.fallbacks
             progress.progressBytes = 0
             progress.bytesBySource = [:]
             record(.hostUpdated(rollout: id, host: agent.hostname, progress))
+            // A swarm member serves its pieces as they arrive: a peer for those admitted next.
+            if planner.isSwarm(spec) { peerIndex?.insert(agent) }
             return order(for: progress, rollout: id, spec: spec)
         case .admitted, .downloading, .installing, .restarting, .confirming:
             let before = progress
@@ -249,14 +261,26 @@ public struct RolloutEngine: Sendable {
                 progress.phase = phase
             }
             if progress.phase.isActive { ledger?.renew(host: agent.hostname, leaseUntil: progress.leaseUntil ?? now) }
-            if progress.phase != before.phase || progress.bytesBySource != before.bytesBySource {
+            // A swarm member still fetching with fewer peers than it should have: more, re-sent.
+            var morePeers = false
+            if planner.isSwarm(spec), progress.isFetching, beat.state == .downloading {
+                let listed = progress.sources.filter { planner.kind(of: $0, spec: spec) == .peer }.count
+                let more = planner.swarmPeers(
+                    for: agent, among: peerCandidates(near: agent, rollout: id), listings: state.rollouts[id]?.listings ?? [:],
+                    excluding: Set(progress.sources), limit: configuration.planner.swarmPeers - listed)
+                if !more.isEmpty {
+                    progress.sources += more
+                    morePeers = true
+                }
+            }
+            if progress.phase != before.phase || progress.bytesBySource != before.bytesBySource || morePeers {
                 record(.hostUpdated(rollout: id, host: agent.hostname, progress))
             } else {
                 // Lease renewals stay in memory; a restarted HBS grants every lease afresh.
                 state.setHost(id, agent.hostname, progress)
             }
             // Still idle on the old version: the order was lost, or the agent restarted. Again.
-            if progress.phase == .admitted && beat.state == .idle && !atTarget {
+            if (progress.phase == .admitted && beat.state == .idle && !atTarget) || morePeers {
                 return order(for: progress, rollout: id, spec: spec)
             }
             return nil
@@ -277,17 +301,32 @@ public struct RolloutEngine: Sendable {
         UpgradeOrder(
             rolloutId: id, name: spec.name, version: spec.version, locator: spec.locator,
             sources: progress.sources, deadline: progress.deadline ?? 0,
-            allowsDowngrade: state.rollouts[id]?.allowsDowngrade == true ? true : nil)
+            allowsDowngrade: state.rollouts[id]?.allowsDowngrade == true ? true : nil, fallbackSources: progress.fallbacks)
     }
 
-    /// Downloads in flight by primary source, for the planner.
-    private func load(of id: String) -> [String: Int] {
-        var load: [String: Int] = [:]
-        for host in state.rollouts[id]?.hosts.values ?? [:].values
-        where host.phase.isActive && host.phase.rank <= HostPhase.downloading.rank {
-            if let primary = host.sources.first { load[primary, default: 0] += 1 }
+    /// A few dozen hosts that may serve `host` the rollout's release, nearest first.
+    private mutating func peerCandidates(near host: AgentRecord, rollout id: String) -> [AgentRecord] {
+        guard let spec = state.rollouts[id]?.spec, spec.peersMayServe else { return [] }
+        if peerIndex?.rollout != id { peerIndex = buildPeerIndex(rollout: id, spec: spec) }
+        let limit = 4 * max(configuration.planner.swarmPeers, configuration.planner.sourcesPerOrder, 8)
+        return (peerIndex?.candidates(near: host, limit: limit) ?? []).compactMap { state.agents[$0] }
+    }
+
+    /// Every agent holding the release, and in a swarm every host of the rollout fetching it
+    /// or done: one pass over the fleet, after a restart or a new rollout.
+    private func buildPeerIndex(rollout id: String, spec: RolloutSpec) -> PeerIndex {
+        var index = PeerIndex(rollout: id)
+        for agent in state.agents.values.sorted(by: { $0.hostname < $1.hostname })
+        where planner.serves(agent, name: spec.name, version: spec.version) {
+            index.insert(agent)
         }
-        return load
+        if planner.isSwarm(spec), let rollout = state.rollouts[id] {
+            for (host, progress) in rollout.hosts.sorted(by: { $0.key < $1.key })
+            where progress.phase.isActive || progress.phase == .done {
+                if let agent = state.agents[host] { index.insert(agent) }
+            }
+        }
+        return index
     }
 
     private mutating func fail(
@@ -373,6 +412,7 @@ public struct RolloutEngine: Sendable {
 
     /// Puts back what a beat changed, and forgets its events.
     public mutating func restore(_ checkpoint: Checkpoint) {
+        peerIndex = nil
         state.agents[checkpoint.host] = checkpoint.agent
         if let id = checkpoint.rollout, let phase = checkpoint.phase {
             state.rollouts[id]?.set(checkpoint.host, checkpoint.progress)
@@ -384,7 +424,10 @@ public struct RolloutEngine: Sendable {
     }
 
     /// Brings in changes made elsewhere (other HBS instances, through a shared store).
-    public mutating func update(_ body: (inout FleetState) -> Void) { body(&state) }
+    public mutating func update(_ body: (inout FleetState) -> Void) {
+        body(&state)
+        peerIndex = nil
+    }
 
     /// After a restart: every admitted host gets a fresh lease and every agent counts as just
     /// seen, since beats were not journaled.
@@ -414,10 +457,16 @@ extension FleetState {
 
 extension AgentRecord {
     /// Same host, address, version, labels, peer port and held releases: only the beat's
-    /// time and state differ.
+    /// time and state differ (a download's growing piece count is no news, its first piece is).
     func sameIdentity(as other: AgentRecord) -> Bool {
-        ip == other.ip && version == other.version && labels == other.labels && peerPort == other.peerPort && held == other.held
+        ip == other.ip && version == other.version && labels == other.labels && peerPort == other.peerPort
+            && held.map(\.servingKey) == other.held.map(\.servingKey)
     }
+}
+
+extension HeldRelease {
+    /// What a peer can serve of it: whole, some pieces, or nothing yet.
+    var servingKey: String { "\(name)/\(version)/\(complete ? "whole" : (verifiedPieces ?? 0) > 0 ? "pieces" : "none")" }
 }
 
 extension RolloutSpec {

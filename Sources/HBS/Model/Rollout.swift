@@ -45,6 +45,11 @@ public struct HostProgress: Codable, Sendable, Equatable {
     public var bytesBySource: [String: Int64] = [:]
     /// The sources it was ordered to use, best first.
     public var sources: [String] = []
+    /// Origins it may use only as a last resort (a swarm's CDN, for hosts that are no seed).
+    public var fallbacks: [String]?
+
+    /// Still fetching: what the planner's limits count.
+    var isFetching: Bool { phase == .admitted || phase == .downloading }
 }
 
 public enum RolloutPhase: String, Codable, Sendable {
@@ -78,8 +83,16 @@ public struct Rollout: Codable, Sendable, Equatable {
         /// Hosts that failed and have not succeeded since.
         var failedHosts = 0
         var lastBatch = 0
+        /// Hosts still fetching, by their primary source.
+        var primaryLoad: [String: Int] = [:]
+        /// Hosts still fetching, by every source their order lists.
+        var listings: [String: Int] = [:]
 
         mutating func add(_ progress: HostProgress, _ sign: Int) {
+            if progress.isFetching {
+                if let primary = progress.sources.first { primaryLoad[primary, default: 0] += sign }
+                for source in progress.sources { listings[source, default: 0] += sign }
+            }
             byPhase[progress.phase, default: 0] += sign
             if progress.phase == .pending || progress.phase.isActive { openByBatch[progress.batch, default: 0] += sign }
             if progress.phase == .failed && progress.retryAt != nil { retrying += sign }
@@ -147,6 +160,12 @@ public struct Rollout: Codable, Sendable, Equatable {
 
     public func count(_ phase: HostPhase) -> Int { counts.byPhase[phase, default: 0] }
 
+    /// Hosts still fetching, by primary source: what a CDN's slots and a peer's fan-out limit.
+    public var primaryLoad: [String: Int] { counts.primaryLoad }
+
+    /// Hosts still fetching, by every source listed in their orders: a swarm peer's load.
+    public var listings: [String: Int] { counts.listings }
+
     /// Hosts that failed and have not succeeded since: what the failure budget counts.
     public var failedHosts: Int { counts.failedHosts }
 
@@ -200,6 +219,9 @@ public struct AgentRecord: Codable, Sendable, Equatable {
         error = beat.error
     }
 
-    /// The peer base URL, when it serves.
-    var peerURL: String? { peerPort.map { "http://\(ip.contains(":") ? "[\(ip)]" : ip):\($0)" } }
+    /// The peer base URL, when it serves (and its address is known).
+    var peerURL: String? {
+        guard !ip.isEmpty else { return nil }
+        return peerPort.map { "http://\(ip.contains(":") ? "[\(ip)]" : ip):\($0)" }
+    }
 }

@@ -14,6 +14,10 @@ public struct DownloadOptions: Sendable {
     /// How long a source may answer only "not here yet" (503, a peer still assembling) before
     /// it is dropped.
     public var unavailablePatience: Duration = .seconds(30)
+    /// How often a peer's piece map is asked for again while it still grows.
+    public var pieceMapRefresh: Duration = .milliseconds(250)
+    /// How long a piece no other source holds waits before a fallback source is asked for it.
+    public var fallbackPatience: Duration = .seconds(2)
     /// Total receive rate cap in bytes per second; nil for none. Shared out over the pieces in
     /// flight (libcurl caps each transfer).
     public var maxBytesPerSecond: Int64? = nil

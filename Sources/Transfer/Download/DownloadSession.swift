@@ -1,7 +1,8 @@
 import Wire
 
-/// One run of a `ReleaseDownloader`: the pieces still wanted, the sources and what they did,
-/// the transfers in flight on one libcurl multi handle. Driven by `step()` on one thread.
+/// One run of a `ReleaseDownloader`: the pieces still wanted, the sources and what they did
+/// (and which pieces each holds, from its piece map), the transfers in flight on one libcurl
+/// multi handle. Driven by `step()` on one thread.
 final class DownloadSession {
     /// One piece on its way: which, from where, and the transfer and hasher carrying it.
     private struct InFlight {
@@ -18,7 +19,7 @@ final class DownloadSession {
     private let onProgress: (@Sendable (DownloadProgress) -> Void)?
     private let multi: CurlMulti
     /// The rate cap is kept twice: pieces start in turn (the average), and each transfer is
-    /// held to its share (so one large piece does not burst).
+    /// held to half of it (so one large piece does not burst).
     private let limiter: RateLimiter?
     private let perTransferCap: Int64?
     private let started = ContinuousClock.now
@@ -27,13 +28,16 @@ final class DownloadSession {
     private var queue: PieceQueue
     private var pool: SourcePool
     private var inFlight: [ObjectIdentifier: InFlight] = [:]
+    /// Piece-map requests in flight, by transfer, to the source they ask.
+    private var mapPolls: [ObjectIdentifier: (source: Int, transfer: CurlTransfer)] = [:]
+    private var mapPolledAt: [Int: ContinuousClock.Instant] = [:]
     private var rateWait: Duration?
     private var receivedBytes: Int64 = 0
     private var fetchedBytes: Int64 = 0
     private var verifiedPieces: Int
 
     init(
-        assembly: ReleaseAssembly, sources: [String], options: DownloadOptions,
+        assembly: ReleaseAssembly, sources: [String], fallbacks: [String] = [], options: DownloadOptions,
         onProgress: (@Sendable (DownloadProgress) -> Void)?
     ) throws(TransferError) {
         self.assembly = assembly
@@ -42,25 +46,50 @@ final class DownloadSession {
         self.onProgress = onProgress
         self.multi = try CurlMulti()
         self.limiter = options.maxBytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
-        self.perTransferCap = options.maxBytesPerSecond.map { max(1, $0 / Int64(max(1, options.maxInFlight))) }
+        // Half the cap each: two transfers fill it, as when only a peer or two have pieces yet.
+        self.perTransferCap = options.maxBytesPerSecond.map { max(1, $0 / Int64(max(1, min(2, options.maxInFlight)))) }
         self.resumedBytes = assembly.verifiedBytes
         let missing = assembly.missingPieces()
-        self.queue = PieceQueue(missing)
-        self.pool = SourcePool(bases: sources, failureLimit: options.sourceFailureLimit)
+        var offsets: [Int] = [], total = 0
+        for file in manifest.files {
+            offsets.append(total)
+            total += file.pieces.count
+        }
+        self.queue = PieceQueue(missing, fileOffsets: offsets)
+        self.pool = SourcePool(bases: sources, fallbacks: fallbacks, failureLimit: options.sourceFailureLimit)
         self.verifiedPieces = manifest.totalPieces - missing.count
+        for index in pool.sources.indices where !pool.sources[index].isFallback { pool.setHoldings(index, .unknown) }
     }
 
     var isDone: Bool { queue.isEmpty && inFlight.isEmpty }
 
+    /// Sources named after the download began (more peers from HBS).
+    func add(sources: [String]) {
+        for base in sources {
+            if let index = pool.add(base, fallback: false) {
+                pool.setHoldings(index, .unknown)
+                mapPolledAt[index] = nil
+            }
+        }
+    }
+
+    /// Stops what is still in flight once the download is over (piece-map requests).
+    func finish() {
+        for poll in mapPolls.values { multi.remove(poll.transfer) }
+        mapPolls = [:]
+    }
+
     /// Starts what can start, moves the transfers on, settles the finished ones, and waits
     /// for the next thing to happen (a socket, a backoff ending, the rate cap).
     func step() throws(TransferError) {
+        pollMaps()
         try fillSlots()
-        if inFlight.isEmpty {
+        if inFlight.isEmpty && mapPolls.isEmpty {
             if pool.allRemoved { throw .allSourcesFailed(pool.failures) }
             // Every usable source is backing off, or has none of the pieces yet: wait a little.
             let now = ContinuousClock.now
-            let ready = [pool.nextReady, queue.nextReady, rateWait.map { now + $0 }]
+            let ready = [pool.nextReady, queue.nextReady(fallbackPatience: options.fallbackPatience), rateWait.map { now + $0 },
+                         nextMapPoll(now: now)]
                 .compactMap { $0 }.filter { $0 > now }.min()
             multi.poll(timeoutMs: Int32(max(1, min(500, ((ready ?? now + .milliseconds(100)) - now).milliseconds))))
             rateWait = nil
@@ -68,20 +97,87 @@ final class DownloadSession {
         }
         multi.perform()
         for (transfer, outcome) in multi.takeFinished() {
+            if let poll = mapPolls.removeValue(forKey: ObjectIdentifier(transfer)) {
+                settleMap(poll.source, transfer, outcome)
+                continue
+            }
             guard let flight = inFlight.removeValue(forKey: ObjectIdentifier(transfer)) else { continue }
             try settle(flight, outcome)
         }
         if pool.allRemoved && !queue.isEmpty { throw .allSourcesFailed(pool.failures) }
-        if !inFlight.isEmpty {
+        if !inFlight.isEmpty || !mapPolls.isEmpty {
             multi.poll(timeoutMs: Int32(max(1, min(100, rateWait?.milliseconds ?? 100))))
         }
         rateWait = nil
     }
 
+    // MARK: Piece maps
+
+    /// Asks the sources whose holdings are unknown or still growing for their piece map, each
+    /// at most once per `pieceMapRefresh`. Fallbacks are not asked: they are origins.
+    private func pollMaps() {
+        guard !queue.isEmpty else { return }
+        let now = ContinuousClock.now
+        let polling = Set(mapPolls.values.map(\.source))
+        for index in pool.sources.indices where !polling.contains(index) {
+            let source = pool.sources[index]
+            guard source.isUsable, !source.isFallback, source.notBefore.map({ $0 <= now }) ?? true else { continue }
+            switch source.holdings {
+            case .everything: continue
+            case .pieces(let map) where map.isComplete:
+                pool.setHoldings(index, .everything)
+                continue
+            case .unknown, .pieces: break
+            }
+            if let last = mapPolledAt[index], now - last < options.pieceMapRefresh { continue }
+            var request = CurlRequestOptions()
+            request.connectTimeoutMs = options.connectTimeoutMs
+            request.lowSpeedSeconds = options.stallSeconds
+            let url = "\(source.base)\(PieceMap.path(name: manifest.name, version: manifest.version))"
+            guard let transfer = try? CurlTransfer(url: url, sink: .memory(limit: manifest.totalPieces + 16), options: request)
+            else { continue }
+            mapPolls[ObjectIdentifier(transfer)] = (index, transfer)
+            mapPolledAt[index] = now
+            multi.add(transfer)
+        }
+    }
+
+    /// When the next map poll is due, if any source's holdings still grow.
+    private func nextMapPoll(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        mapPolledAt.compactMap { index, last in
+            switch pool.sources[index].holdings {
+            case .everything: nil
+            case .unknown, .pieces: pool.sources[index].isUsable ? last + options.pieceMapRefresh : nil
+            }
+        }.min()
+    }
+
+    /// A map answer: the pieces the source holds. A source that publishes no maps (an origin,
+    /// nginx: 404) holds everything; one that cannot be reached is failed like for a piece.
+    private func settleMap(_ index: Int, _ transfer: CurlTransfer, _ outcome: CurlOutcome) {
+        switch outcome {
+        case .completed(200) where transfer.statusWasAccepted:
+            guard let map = PieceMap(text: transfer.body, count: manifest.totalPieces) else {
+                return pool.failed(index, reason: "sent a piece map that is not one for \(manifest.totalPieces) pieces", now: .now)
+            }
+            pool.setHoldings(index, map.isComplete ? .everything : .pieces(map))
+        case .completed(503):
+            pool.unavailable(index, now: .now, patience: options.unavailablePatience)
+        case .completed:
+            pool.setHoldings(index, .everything)
+        case .transportFailed(let message):
+            pool.failed(index, reason: message, now: .now)
+        case .sinkFailed(let error):
+            pool.failed(index, reason: "piece map: \(error)", now: .now)
+        }
+    }
+
     /// Fills free slots: the next piece from the first source that can take it.
     private func fillSlots() throws(TransferError) {
         while inFlight.count < options.maxInFlight {
-            guard let (piece, source) = queue.next(pool: pool, maxPerSource: options.maxPerSource, now: .now) else { return }
+            guard let (piece, source) = queue.next(
+                pool: pool, maxPerSource: options.maxPerSource, now: .now, fallbackPatience: options.fallbackPatience)
+            else { return }
             let range = assembly.range(of: piece)
             if let limiter {
                 let wait = limiter.admit(range.count)

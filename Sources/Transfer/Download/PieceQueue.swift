@@ -1,66 +1,112 @@
-/// The pieces a download still needs, in the order to ask for them, and for each the sources
-/// that could not give it lately, so a retry goes elsewhere first. Bookkeeping only, no I/O.
+/// The pieces a download still needs and which to ask for next: the rarest among its sources
+/// first (the fewest sources hold it, so it spreads before a holder leaves), ties in an order
+/// of this download's own, so hosts starting together fetch different pieces and have
+/// something to give each other at once. Remembers, per piece, the sources that could not give
+/// it lately, so a retry goes elsewhere first. Bookkeeping only, no I/O.
 struct PieceQueue {
     private var pending: [PieceRef]
+    /// The piece's index over the whole release (files in manifest order), as piece maps count.
+    private let fileOffsets: [Int]
+    /// This download's tie-break order.
+    private var rank: [PieceRef: UInt64] = [:]
     /// Sources a piece failed on or was not there yet (503): others are asked first.
     private var tried: [PieceRef: Set<Int>] = [:]
     /// Pieces every usable source was asked for in vain: not asked again before this moment.
     private var notBefore: [PieceRef: ContinuousClock.Instant] = [:]
+    /// Since when no source but a fallback holds the piece.
+    private var orphanSince: [PieceRef: ContinuousClock.Instant] = [:]
     /// How long a piece waits after every usable source was asked for it in vain.
     static let roundPause = Duration.milliseconds(250)
 
-    init(_ pieces: [PieceRef]) { pending = pieces }
+    /// `seed` fixes the tie-break order (tests); by default each download draws its own.
+    init(_ pieces: [PieceRef], fileOffsets: [Int] = [0], seed: UInt64 = .random(in: .min ... .max)) {
+        pending = pieces
+        self.fileOffsets = fileOffsets
+        var state = seed
+        for piece in pieces {
+            // SplitMix64: cheap, and enough to shuffle ties.
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            rank[piece] = z ^ (z >> 31)
+        }
+    }
 
     var isEmpty: Bool { pending.isEmpty }
     var count: Int { pending.count }
 
-    /// The first piece that can go now, and the source to ask: the first usable source in
-    /// preference order with a free slot that has not failed this piece. Nil when none can.
-    mutating func next(pool: SourcePool, maxPerSource: Int, now: ContinuousClock.Instant) -> (PieceRef, Int)? {
+    func globalIndex(_ piece: PieceRef) -> Int { fileOffsets[piece.file] + piece.index }
+
+    /// The piece to ask for now and the source to ask: the rarest piece some source with a free
+    /// slot holds and has not failed lately. A fallback source is asked only for a piece no
+    /// other source has held for `fallbackPatience`, or once no other source is left. Nil when
+    /// nothing can go now.
+    mutating func next(
+        pool: SourcePool, maxPerSource: Int, now: ContinuousClock.Instant, fallbackPatience: Duration = .zero
+    ) -> (PieceRef, Int)? {
         // No source has a free slot: nothing can go, whatever the piece.
-        guard pool.pick(maxPerSource: maxPerSource, excluding: [], now: now) != nil else { return nil }
-        var index = 0
-        while index < pending.count {
-            let piece = pending[index]
-            if let wait = notBefore[piece], wait > now {
-                index += 1
-                continue
-            }
+        guard pool.hasFreeSlot(maxPerSource: maxPerSource, now: now) else { return nil }
+        let holders = pending.map { pool.holderCount(of: globalIndex($0)) }
+        let order = pending.indices.sorted { a, b in
+            holders[a] != holders[b] ? holders[a] < holders[b] : rank[pending[a], default: 0] < rank[pending[b], default: 0]
+        }
+        var chosen: (position: Int, source: Int)?
+        for position in order {
+            let piece = pending[position]
+            if let wait = notBefore[piece], wait > now { continue }
             let excluded = tried[piece] ?? []
             if !pool.hasUsable(excluding: excluded) {
                 // Every usable source was asked: start this piece's round over, after a pause.
                 tried[piece] = nil
                 notBefore[piece] = now + Self.roundPause
-                index += 1
                 continue
             }
-            if let source = pool.pick(maxPerSource: maxPerSource, excluding: excluded, now: now) {
-                pending.remove(at: index)
-                notBefore[piece] = nil
-                return (piece, source)
+            let fallbacks: Bool
+            if holders[position] > 0 {
+                orphanSince[piece] = nil
+                fallbacks = !pool.hasUsablePrimary
+            } else {
+                let since = orphanSince[piece] ?? now
+                orphanSince[piece] = since
+                fallbacks = !pool.hasUsablePrimary || now - since >= fallbackPatience
             }
-            index += 1
+            if let source = pool.pick(
+                piece: globalIndex(piece), maxPerSource: maxPerSource, excluding: excluded, fallbacks: fallbacks, now: now)
+            {
+                chosen = (position, source)
+                break
+            }
         }
-        return nil
+        guard let chosen else { return nil }
+        let piece = pending.remove(at: chosen.position)
+        notBefore[piece] = nil
+        return (piece, chosen.source)
     }
 
-    /// Back to the front, untouched: it was taken but could not start (rate cap).
+    /// Back in the queue, untouched: it was taken but could not start (rate cap).
     mutating func putBack(_ piece: PieceRef) { pending.insert(piece, at: 0) }
 
-    /// The piece failed on `source`: retried first, elsewhere if possible.
+    /// The piece failed on `source`: retried, elsewhere if possible.
     mutating func failed(_ piece: PieceRef, on source: Int) {
         tried[piece, default: []].insert(source)
         pending.insert(piece, at: 0)
     }
 
-    /// `source` does not hold the piece yet: others first, and it goes to the back.
+    /// `source` does not hold the piece yet: others first.
     mutating func unavailable(_ piece: PieceRef, at source: Int) {
         tried[piece, default: []].insert(source)
         pending.append(piece)
     }
 
-    mutating func verified(_ piece: PieceRef) { tried[piece] = nil }
+    mutating func verified(_ piece: PieceRef) {
+        tried[piece] = nil
+        orphanSince[piece] = nil
+    }
 
-    /// The earliest moment a paused piece may be asked for again.
-    var nextReady: ContinuousClock.Instant? { notBefore.values.min() }
+    /// The earliest moment a paused piece may be asked for again, or a piece only a fallback
+    /// holds may go to it.
+    func nextReady(fallbackPatience: Duration = .zero) -> ContinuousClock.Instant? {
+        (Array(notBefore.values) + orphanSince.values.map { $0 + fallbackPatience }).min()
+    }
 }

@@ -11,25 +11,37 @@ import Wire
 /// or dies mid-body loses its piece to the next source and is dropped after repeated failures.
 /// When no source is left the download fails naming each and why. Pieces already verified on
 /// disk are never fetched again, so a killed download resumes where it was.
+///
+/// Peers publish piece maps (`PieceMap`): each is asked only for what it holds, the rarest
+/// pieces first, so a swarm of hosts downloading together trade pieces instead of all asking
+/// the origin. `fallbacks` (an origin kept as a last resort) are asked only for pieces no
+/// other source has offered for `DownloadOptions.fallbackPatience`.
 public final class ReleaseDownloader: Sendable {
     public let assembly: ReleaseAssembly
     public let sources: [String]
+    public let fallbacks: [String]
     public let options: DownloadOptions
     private let onProgress: (@Sendable (DownloadProgress) -> Void)?
     private let cancelled = Atomic<Bool>(false)
+    /// Sources offered while running, not yet taken in by the session.
+    private let offered = Mutex<[String]>([])
 
     public init(
-        assembly: ReleaseAssembly, sources: [String], options: DownloadOptions = .init(),
+        assembly: ReleaseAssembly, sources: [String], fallbacks: [String] = [], options: DownloadOptions = .init(),
         onProgress: (@Sendable (DownloadProgress) -> Void)? = nil
     ) {
         self.assembly = assembly
         self.sources = sources
+        self.fallbacks = fallbacks
         self.options = options
         self.onProgress = onProgress
     }
 
     /// Stops a running download at its next step; `run` then throws `.cancelled`.
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    /// More sources for the running download (peers HBS found since); taken in at its next step.
+    public func offer(sources: [String]) { offered.withLock { $0 += sources } }
 
     /// Runs the download on a thread of its own: the multi loop blocks in poll, which must
     /// never happen on the cooperative pool. Cancelling the task cancels the download.
@@ -53,11 +65,17 @@ public final class ReleaseDownloader: Sendable {
     /// Runs the download to its end on the calling thread.
     public func run() throws(TransferError) -> DownloadReport {
         let session = try DownloadSession(
-            assembly: assembly, sources: sources, options: options, onProgress: onProgress)
+            assembly: assembly, sources: sources, fallbacks: fallbacks, options: options, onProgress: onProgress)
         while !session.isDone {
             if cancelled.load(ordering: .relaxed) { throw .cancelled }
+            let more = offered.withLock { offered in
+                defer { offered = [] }
+                return offered
+            }
+            if !more.isEmpty { session.add(sources: more) }
             try session.step()
         }
+        session.finish()
         try assembly.finalize()
         return session.report()
     }

@@ -1,8 +1,23 @@
 /// The sources of one download, in the caller's order of preference, and what each has done:
-/// pieces in flight, bytes delivered, failures, and whether it is still usable.
+/// pieces in flight, bytes delivered, failures, whether it is still usable, and which pieces it
+/// holds (a peer's piece map; an origin holds everything).
 struct SourcePool {
+    /// What a source can give.
+    enum Holdings: Equatable {
+        /// Every piece: an origin or CDN, or a peer holding the whole release.
+        case everything
+        /// Not known yet: its piece map is being asked for. Nothing is asked of it meanwhile.
+        case unknown
+        /// The verified pieces its map lists.
+        case pieces(PieceMap)
+    }
+
     struct Source {
         let base: String
+        /// Asked only for pieces no other source has offered for a while: a CDN a swarm keeps
+        /// as its last resort, so the origin sends each piece about once.
+        let isFallback: Bool
+        var holdings: Holdings = .everything
         var inFlight = 0
         var deliveredBytes: Int64 = 0
         var consecutiveFailures = 0
@@ -13,14 +28,45 @@ struct SourcePool {
         var unavailableSince: ContinuousClock.Instant?
         /// Why the source is out of this download, if it is.
         var removal: String?
+        var banned = false
+
+        var isUsable: Bool { removal == nil }
+
+        func holds(_ piece: Int) -> Bool {
+            switch holdings {
+            case .everything: true
+            case .unknown: false
+            case .pieces(let map): map[piece]
+            }
+        }
     }
 
     private(set) var sources: [Source]
     let failureLimit: Int
 
-    init(bases: [String], failureLimit: Int) {
-        sources = bases.map { Source(base: $0.hasSuffix("/") ? String($0.dropLast()) : $0) }
+    init(bases: [String], fallbacks: [String] = [], failureLimit: Int) {
+        sources = []
         self.failureLimit = failureLimit
+        for base in bases { add(base, fallback: false) }
+        for base in fallbacks { add(base, fallback: true) }
+    }
+
+    /// Adds a source (a peer HBS named since the download began). One already here that was
+    /// dropped for failing (not banned) is given another chance: it may have restarted.
+    /// Returns its index when it is new or revived.
+    @discardableResult
+    mutating func add(_ base: String, fallback: Bool) -> Int? {
+        let base = base.hasSuffix("/") ? String(base.dropLast()) : base
+        if let index = sources.firstIndex(where: { $0.base == base }) {
+            guard sources[index].removal != nil, !sources[index].banned else { return nil }
+            sources[index].removal = nil
+            sources[index].consecutiveFailures = 0
+            sources[index].unavailableSince = nil
+            sources[index].notBefore = nil
+            return index
+        }
+        sources.append(Source(base: base, isFallback: fallback))
+        return sources.count - 1
     }
 
     var allRemoved: Bool { sources.allSatisfy { $0.removal != nil } }
@@ -29,18 +75,53 @@ struct SourcePool {
         sources.compactMap { source in source.removal.map { SourceFailure(source: source.base, reason: $0) } }
     }
 
+    private func isFree(_ index: Int, maxPerSource: Int, now: ContinuousClock.Instant) -> Bool {
+        let source = sources[index]
+        return source.isUsable && source.inFlight < maxPerSource && (source.notBefore.map { $0 <= now } ?? true)
+    }
+
     /// The first usable source, in preference order, with a free slot, skipping `excluded`.
     func pick(maxPerSource: Int, excluding excluded: Set<Int>, now: ContinuousClock.Instant) -> Int? {
-        sources.indices.first { index in
+        sources.indices.first { isFree($0, maxPerSource: maxPerSource, now: now) && !excluded.contains($0) }
+    }
+
+    /// The source to ask for `piece` (its index over the whole release): one holding it with a
+    /// free slot, not in `excluded`; peers with maps first, the least busy first (they serve
+    /// others too), then origins in preference order, then fallbacks when `fallbacks` allows.
+    func pick(piece: Int, maxPerSource: Int, excluding excluded: Set<Int>, fallbacks: Bool, now: ContinuousClock.Instant) -> Int? {
+        var best: Int?
+        var bestRank = (Int.max, Int.max)
+        for index in sources.indices where !excluded.contains(index) && isFree(index, maxPerSource: maxPerSource, now: now) {
             let source = sources[index]
-            return source.removal == nil && source.inFlight < maxPerSource && (source.notBefore.map { $0 <= now } ?? true)
-                && !excluded.contains(index)
+            guard source.holds(piece), !source.isFallback || fallbacks else { continue }
+            let tier: Int
+            switch (source.isFallback, source.holdings) {
+            case (true, _): tier = 2
+            case (false, .pieces): tier = 0
+            case (false, _): tier = 1
+            }
+            let rank = (tier, tier == 0 ? source.inFlight : index)
+            if rank < bestRank { (best, bestRank) = (index, rank) }
         }
+        return best
+    }
+
+    /// How many usable sources other than fallbacks hold `piece`: its rarity.
+    func holderCount(of piece: Int) -> Int {
+        sources.reduce(0) { $0 + ($1.isUsable && !$1.isFallback && $1.holds(piece) ? 1 : 0) }
     }
 
     /// Whether any usable source is left that is not in `excluded`.
     func hasUsable(excluding excluded: Set<Int>) -> Bool {
-        sources.indices.contains { sources[$0].removal == nil && !excluded.contains($0) }
+        sources.indices.contains { sources[$0].isUsable && !excluded.contains($0) }
+    }
+
+    /// Whether a usable source other than a fallback is left.
+    var hasUsablePrimary: Bool { sources.contains { $0.isUsable && !$0.isFallback } }
+
+    /// Whether some source could take a request now.
+    func hasFreeSlot(maxPerSource: Int, now: ContinuousClock.Instant) -> Bool {
+        sources.indices.contains { isFree($0, maxPerSource: maxPerSource, now: now) }
     }
 
     /// The moment the earliest backed-off usable source may be tried again.
@@ -50,6 +131,8 @@ struct SourcePool {
 
     mutating func started(_ index: Int) { sources[index].inFlight += 1 }
     mutating func finished(_ index: Int) { sources[index].inFlight -= 1 }
+
+    mutating func setHoldings(_ index: Int, _ holdings: Holdings) { sources[index].holdings = holdings }
 
     mutating func delivered(_ index: Int, bytes: Int64) {
         sources[index].deliveredBytes += bytes
@@ -81,7 +164,10 @@ struct SourcePool {
     }
 
     /// The source served bytes that do not match the signed manifest: never again in this download.
-    mutating func ban(_ index: Int, reason: String) { remove(index, reason: "banned: \(reason)") }
+    mutating func ban(_ index: Int, reason: String) {
+        sources[index].banned = true
+        remove(index, reason: "banned: \(reason)")
+    }
 
     private mutating func remove(_ index: Int, reason: String) {
         if sources[index].removal == nil { sources[index].removal = reason }

@@ -47,6 +47,9 @@ final class RangeRequestHandler: ChannelInboundHandler {
         case .badRequest(let reason): return sendStatus(.badRequest, request: request, context: context, reason: reason)
         case .forbidden(let reason): return sendStatus(.forbidden, request: request, context: context, reason: reason)
         }
+        if let release = PieceMap.release(in: components), let map = catalog.pieceMap(name: release.name, version: release.version) {
+            return sendText(map.text, request: request, context: context)
+        }
         guard let entry = catalog.entry(for: components) else {
             return sendStatus(.notFound, request: request, context: context)
         }
@@ -141,6 +144,18 @@ final class RangeRequestHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { bound.value.close(promise: nil) }
         }
+    }
+
+    /// A small body from memory (a piece map), not logged: peers poll it several times a second.
+    private func sendText(_ body: [UInt8], request: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")])
+        headers.add(name: "Content-Length", value: "\(request.method == .HEAD ? 0 : body.count)")
+        if !request.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
+        if request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        }
+        finish(request, context: context)
     }
 
     private func sendStatus(

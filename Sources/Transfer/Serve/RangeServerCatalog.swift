@@ -1,11 +1,19 @@
 import Glibc
 import SystemPackage
+import Wire
 
 /// What a range server may serve: it maps a request's path components to a file, or to nothing.
 /// The Seeder serves a directory tree (`DirectoryCatalog`); an agent serves its verified
 /// releases and the verified pieces of the one it is assembling (`PieceStoreCatalog`).
 public protocol RangeServerCatalog: Sendable {
     func entry(for components: [String]) -> CatalogEntry?
+    /// The verified pieces of a release this catalog relays, for `PieceMap.path`; nil when it
+    /// publishes no maps (an origin holds every piece of what it serves).
+    func pieceMap(name: String, version: String) -> PieceMap?
+}
+
+extension RangeServerCatalog {
+    public func pieceMap(name: String, version: String) -> PieceMap? { nil }
 }
 
 /// A servable file, and which of its bytes may be served now.
@@ -85,5 +93,15 @@ public struct PieceStoreCatalog: RangeServerCatalog {
         return CatalogEntry(
             size: releaseFile.size, etag: "\"\(releaseFile.sha256.prefix(32))\"",
             availability: .partial { range in assembly.servable(file: file, range: range) })
+    }
+
+    public func pieceMap(name: String, version: String) -> PieceMap? {
+        guard ReleaseName.isValid(name), ReleaseName.isValid(version) else { return nil }
+        if let assembly = store.openAssembly(name: name, version: version) { return assembly.pieceMap() }
+        // Held from before this process started: complete. Else nothing yet: an empty map
+        // (a peer that will have pieces soon, not an origin that has them all).
+        let manifestPath = store.releaseDirectory(name: name, version: version).appending(ReleaseAssembly.manifestFileName)
+        guard let bytes = try? Files.read(manifestPath), let manifest = try? Manifest.decode(bytes) else { return PieceMap(bits: []) }
+        return PieceMap(complete: manifest.totalPieces)
     }
 }

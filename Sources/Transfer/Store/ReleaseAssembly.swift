@@ -151,6 +151,24 @@ public final class ReleaseAssembly: Sendable {
         }
     }
 
+    /// The verified pieces, files in manifest order: what a peer may ask this host for.
+    public func pieceMap() -> PieceMap {
+        state.withLock { state in
+            PieceMap(bits: state.files.enumerated().flatMap { index, file in
+                file.isFinal ? Array(repeating: true, count: manifest.files[index].pieces.count) : file.verified
+            })
+        }
+    }
+
+    /// Pieces verified so far.
+    public var verifiedPieceCount: Int {
+        state.withLock { state in
+            state.files.enumerated().reduce(0) { total, entry in
+                total + (entry.element.isFinal ? manifest.files[entry.offset].pieces.count : entry.element.verifiedCount)
+            }
+        }
+    }
+
     /// The byte range of a piece within its file.
     public func range(of piece: PieceRef) -> Range<Int64> {
         manifest.files[piece.file].pieceRange(piece.index, pieceSize: manifest.pieceSize)
