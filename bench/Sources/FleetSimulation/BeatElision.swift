@@ -7,10 +7,11 @@ import HBS
 ///
 /// - Hosts done, or failed (waiting for a retry or given up): the engine answers nothing
 ///   but a beat interval whatever they say, and only refreshes their last-seen time.
-/// - Hosts pending: if a pending host holding no pieces got no order in the current
-///   generation, no pending host of its batch gets one until the generation moves (the
-///   engine's admission reads only the rollout, the batch, the slot counts and the peers, and
-///   a host that serves nothing sees the fewest peers).
+/// - Hosts pending, when peers do not serve (`pendingToo`): if a pending host got no order in
+///   the current generation, no pending host of its batch gets one until the generation moves
+///   (admission then reads only the rollout, the batch and the CDNs' slot counts). Where peers
+///   serve, the planner's answer depends on the host (its nearest peers, a rotating window of
+///   candidates), so pending hosts always beat for real.
 ///
 /// Hosts upgrading always beat for real. A skipped host still beats for real every
 /// `refresh` seconds, so HBS never takes it for absent.
@@ -21,6 +22,7 @@ struct BeatElision {
     }
 
     private(set) var generation: UInt64 = 1
+    let pendingToo: Bool
     private(set) var phase: [Phase]
     private var batch: [Int32]
     private var signature: [Int]
@@ -28,7 +30,8 @@ struct BeatElision {
     /// Per batch, the generation in which a pending host holding nothing got no order.
     private var fruitless: [UInt64] = []
 
-    init(hosts: Int) {
+    init(hosts: Int, pendingToo: Bool) {
+        self.pendingToo = pendingToo
         phase = [Phase](repeating: .unknown, count: hosts)
         batch = [Int32](repeating: 0, count: hosts)
         signature = [Int](repeating: 0, count: hosts)
@@ -69,20 +72,21 @@ struct BeatElision {
         }
     }
 
-    /// Whether `host`'s beat may skip the engine. `holdsNothing`: it serves no piece.
+    /// Whether `host`'s beat may skip the engine.
     func mayElide(_ host: Int) -> Bool {
         switch phase[host] {
         case .done, .failed: return true
         case .pending:
+            guard pendingToo else { return false }
             let index = Int(batch[host])
             return index < fruitless.count && fruitless[index] == generation
         case .unknown, .active: return false
         }
     }
 
-    /// A pending host holding nothing beat and got no order.
-    mutating func noOrder(for host: Int, holdsNothing: Bool) {
-        guard holdsNothing, phase[host] == .pending else { return }
+    /// A pending host beat and got no order.
+    mutating func noOrder(for host: Int) {
+        guard pendingToo, phase[host] == .pending else { return }
         let index = Int(batch[host])
         if fruitless.count <= index { fruitless += [UInt64](repeating: 0, count: index + 1 - fruitless.count) }
         fruitless[index] = generation

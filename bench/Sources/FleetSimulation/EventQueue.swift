@@ -13,6 +13,8 @@ struct EventQueue {
         case sweep
         /// A host may now use its fallback sources.
         case fallbackDue
+        /// A downloading host asks its peers for their piece maps again.
+        case mapPoll
     }
 
     struct Event {

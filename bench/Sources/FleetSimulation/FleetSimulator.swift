@@ -43,11 +43,15 @@ public struct FleetSimulator {
     var originBytes = 0.0
     var peerBytes = 0.0
     var pieceTransfers = 0
+    var verifiedPieces = 0
+    var orderedHosts = 0
+    var verifiedHosts = 0
     var steps = 0
 
     // Hosts whose free slots may have something to fetch now.
     private var interested: [Int32] = []
     private var isInterested: [Bool]
+    private var pollPending: [Bool]
 
     public init(parameters: SimulationParameters, mode: SimulationMode) {
         self.parameters = parameters
@@ -59,17 +63,33 @@ public struct FleetSimulator {
             uplinks: [Double](repeating: parameters.hostUpload, count: hosts) + [Double](repeating: parameters.cdnUpload, count: parameters.cdns),
             downlinks: [Double](repeating: parameters.hostDownload, count: hosts))
         swarm = PieceSwarm(hostCount: hosts, pieceCount: parameters.pieceCount, policy: parameters.swarm, seed: parameters.seed &+ 1)
-        elision = BeatElision(hosts: hosts)
+        elision = BeatElision(hosts: hosts, pendingToo: !mode.peersServe)
         random = SimulationRandom(seed: parameters.seed)
         agents = [VirtualAgent](repeating: VirtualAgent(beatInterval: parameters.fastBeatSeconds), count: hosts)
         isInterested = [Bool](repeating: false, count: hosts)
+        pollPending = isInterested
         // The same hosts are bad in every mode of one seed.
         var badness = SimulationRandom(seed: parameters.seed &+ 2)
         for host in 0..<hosts where badness.unit() < parameters.failureRate { agents[host].bad = true }
     }
 
-    /// Runs the rollout until every host is done or given up on, or the time limit.
-    public mutating func run() throws(EngineError) -> SimulationResult {
+    /// Where a run stands, for `trace`.
+    public struct TraceSample: Sendable {
+        public var time: Double
+        public var transfers: Int
+        /// Pieces verified over all hosts, and hosts with an order, with the release, confirmed.
+        public var verifiedPieces: Int
+        public var ordered: Int
+        public var verified: Int
+        public var confirmed: Int
+        public var originBytes: Double
+        public var peerBytes: Double
+    }
+
+    /// Runs the rollout until every host is done or given up on, or the time limit. `trace`
+    /// sees a sample every `traceSeconds` of virtual time.
+    public mutating func run(trace: ((TraceSample) -> Void)? = nil) throws(EngineError) -> SimulationResult {
+        var nextTrace = 0.0
         let wallStart = ContinuousClock.now
         let hosts = parameters.hosts
         // Every agent is known to HBS before the rollout: one beat each, a second before.
@@ -119,6 +139,12 @@ public struct FleetSimulator {
             network.reallocate()
             nextCompletion = network.nextCompletion(after: now)
             steps += 1
+            if let trace, now >= nextTrace {
+                nextTrace = now + parameters.traceSeconds
+                trace(TraceSample(
+                    time: now, transfers: network.transfers, verifiedPieces: verifiedPieces, ordered: orderedHosts,
+                    verified: verifiedHosts, confirmed: confirmTimes.count, originBytes: originBytes, peerBytes: peerBytes))
+            }
         }
         return SimulationResult(
             mode: mode, hosts: hosts, confirmTimes: confirmTimes.sorted(), failedHosts: failedHosts, failures: failures,
@@ -134,10 +160,10 @@ public struct FleetSimulator {
         let bytes = parameters.pieceSize(piece)
         if topology.isCDN(source) { originBytes += Double(bytes) } else { peerBytes += Double(bytes) }
         pieceTransfers += 1
+        verifiedPieces += 1
         let had = swarm.haveCount[host]
-        let before = interested.count
-        swarm.verified(piece: piece, at: host, from: source, bytes: bytes, interested: &interested)
-        dedupeInterested(from: before)
+        swarm.verified(piece: piece, at: host, from: source, bytes: bytes)
+        markInterested(host)
         if swarm.haveCount[host] > had { agents[host].verifiedBytes += bytes }
         if agents[host].phase == .downloading && swarm.holdsAll(host) { downloadFinished(host, at: completion.time) }
     }
@@ -148,17 +174,11 @@ public struct FleetSimulator {
         interested.append(Int32(host))
     }
 
-    /// Keeps one entry per host among those appended since `start`.
-    private mutating func dedupeInterested(from start: Int) {
-        var write = start
-        for read in start..<interested.count {
-            let host = Int(interested[read])
-            if isInterested[host] { continue }
-            isInterested[host] = true
-            interested[write] = interested[read]
-            write += 1
-        }
-        interested.removeLast(interested.count - write)
+    /// The host's next map poll, `mapRefresh` after `now`, unless one is due already.
+    mutating func schedulePoll(_ host: Int, at now: Double) {
+        guard !pollPending[host], swarm.polls(host) else { return }
+        pollPending[host] = true
+        events.schedule(.mapPoll, host: host, at: now + parameters.swarm.mapRefresh)
     }
 
     private mutating func handle(_ event: EventQueue.Event) {
@@ -184,6 +204,10 @@ public struct FleetSimulator {
             events.schedule(.sweep, host: 0, at: event.time + 1)
         case .fallbackDue:
             markInterested(host)
+        case .mapPoll:
+            pollPending[host] = false
+            if swarm.poll(host) { markInterested(host) }
+            schedulePoll(host, at: event.time)
         }
     }
 
@@ -222,7 +246,7 @@ public struct FleetSimulator {
             take(order, host: host, at: now)
         } else if waiting {
             cost.waitingBeats.add(seconds)
-            elision.noOrder(for: host, holdsNothing: swarm.haveCount[host] == 0)
+            elision.noOrder(for: host)
         } else {
             cost.otherBeats.add(seconds)
         }

@@ -1,17 +1,19 @@
-/// Every host's pieces and sources, and the choice of the next pieces to ask for, following
-/// `SwarmPolicy`. The one place the virtual agents' download policy lives.
+/// Every host's pieces and sources, what it knows of its peers' pieces, and the choice of the
+/// next pieces to ask for, following `SwarmPolicy`: the one place the virtual agents' download
+/// policy lives.
 ///
-/// Pieces held and in flight are bitsets (one run of 64-bit words per host). For rarest first
-/// each host keeps, per piece, how many of its peer sources hold it: a peer that verifies a
-/// piece adds one to the count of every host that lists it as a source (its subscribers), so a
-/// choice reads counts and never scans other hosts. CDNs hold every piece and add the same to
-/// every count, so they are left out of it.
+/// Pieces held and in flight are bitsets (a run of 64-bit words per host). What a host knows
+/// of a peer source is that peer's piece map as of the host's last poll (a bitset per source);
+/// per piece, the host counts the sources that hold it (CDNs hold every piece), so a choice
+/// reads counts and never scans other hosts.
 struct PieceSwarm {
     struct Source {
         var node: Int32
         var inFlight: Int16
         var isCDN: Bool
         var isFallback: Bool
+        /// Its last piece map listed every piece (or it is a CDN): it holds everything.
+        var complete: Bool
         /// Verified bytes fetched from it in this attempt.
         var bytes: Int64
     }
@@ -31,18 +33,17 @@ struct PieceSwarm {
     private var fetching: [UInt64]
     private(set) var haveCount: [Int32]
     private(set) var inFlight: [Int32]
-    /// Peer sources (not fallbacks) of host h holding piece p: `available[h * pieceCount + p]`.
-    private var available: [UInt16]
-    /// CDN sources (not fallbacks) of each host: they offer every piece.
-    private var cdnSources: [Int16]
+    /// Sources (no fallbacks) of host h known to hold piece p: `holders[h * pieceCount + p]`.
+    private var holders: [UInt16]
     private(set) var sources: [[Source]]
-    /// Hosts listing this host as a (non-fallback) source.
-    private var subscribers: [[Int32]]
+    /// Per host, each source's last known piece map: `known[h][slot * words + w]`.
+    private var known: [[UInt64]]
     private var startedAt: [Double]
     private(set) var downloading: [Bool]
-    /// Where the next fill starts in a host's source list (round robin).
-    private var nextSource: [Int32]
+    /// Per host: the seed of this download's tie-break order.
+    private var order: [UInt64]
     private var random: SimulationRandom
+    private var offered: [UInt64]
 
     init(hostCount: Int, pieceCount: Int, policy: SwarmPolicy, seed: UInt64) {
         precondition(pieceCount > 0 && pieceCount < Int(UInt16.max))
@@ -56,52 +57,41 @@ struct PieceSwarm {
         fetching = have
         haveCount = [Int32](repeating: 0, count: hostCount)
         inFlight = haveCount
-        available = [UInt16](repeating: 0, count: hostCount * pieceCount)
-        cdnSources = [Int16](repeating: 0, count: hostCount)
+        holders = [UInt16](repeating: 0, count: hostCount * pieceCount)
         sources = [[Source]](repeating: [], count: hostCount)
-        subscribers = [[Int32]](repeating: [], count: hostCount)
+        known = [[UInt64]](repeating: [], count: hostCount)
         startedAt = [Double](repeating: 0, count: hostCount)
         downloading = [Bool](repeating: false, count: hostCount)
-        nextSource = haveCount
+        order = [UInt64](repeating: 0, count: hostCount)
         random = SimulationRandom(seed: seed)
+        offered = [UInt64](repeating: 0, count: words)
     }
 
     func holdsAll(_ host: Int) -> Bool { Int(haveCount[host]) == pieceCount }
 
-    func holds(_ host: Int, piece: Int) -> Bool { have[host * words + piece >> 6] & (1 << UInt64(piece & 63)) != 0 }
-
     /// A new attempt for `host`: its old sources are forgotten, its verified pieces kept.
     mutating func begin(_ host: Int, now: Double) {
-        for source in sources[host] where !source.isCDN && !source.isFallback {
-            let node = Int(source.node)
-            if let index = subscribers[node].firstIndex(of: Int32(host)) { subscribers[node].swapAt(index, subscribers[node].count - 1); subscribers[node].removeLast() }
-        }
         sources[host].removeAll()
+        known[host].removeAll()
         let row = host * pieceCount
-        for piece in 0..<pieceCount { available[row + piece] = 0 }
-        cdnSources[host] = 0
+        for piece in 0..<pieceCount { holders[row + piece] = 0 }
         startedAt[host] = now
         downloading[host] = !holdsAll(host)
-        nextSource[host] = 0
+        order[host] = random.next()
     }
 
-    /// Adds `node` to the host's sources unless it is there already; true when added.
+    /// Adds `node` to the host's sources unless it is there already, and reads its piece map
+    /// at once; true when added.
     mutating func add(source node: Int, isCDN: Bool, isFallback: Bool, to host: Int) -> Bool {
         guard node != host, !sources[host].contains(where: { Int($0.node) == node }) else { return false }
-        sources[host].append(Source(node: Int32(node), inFlight: 0, isCDN: isCDN, isFallback: isFallback, bytes: 0))
-        if isFallback { return true }
-        if isCDN {
-            cdnSources[host] += 1
-        } else {
-            subscribers[node].append(Int32(host))
-            let row = host * pieceCount
-            for word in 0..<words {
-                var bits = have[node * words + word]
-                while bits != 0 {
-                    let piece = word * 64 + bits.trailingZeroBitCount
-                    bits &= bits - 1
-                    available[row + piece] += 1
-                }
+        sources[host].append(Source(node: Int32(node), inFlight: 0, isCDN: isCDN, isFallback: isFallback, complete: isCDN, bytes: 0))
+        known[host].append(contentsOf: repeatElement(0, count: words))
+        if !isFallback {
+            if isCDN {
+                let row = host * pieceCount
+                for piece in 0..<pieceCount { holders[row + piece] &+= 1 }
+            } else {
+                _ = refresh(host, slot: sources[host].count - 1)
             }
         }
         return true
@@ -110,96 +100,146 @@ struct PieceSwarm {
     /// The host has every piece: it asks for nothing more.
     mutating func finish(_ host: Int) { downloading[host] = false }
 
-    /// The transfer of `piece` from `source` to `host` ended with the piece verified. Hosts
-    /// that may now ask one of their sources for something new go into `interested`.
-    mutating func verified(piece: Int, at host: Int, from source: Int, bytes: Int64, interested: inout [Int32]) {
+    /// Whether the host still polls some peer's growing piece map.
+    func polls(_ host: Int) -> Bool { downloading[host] && sources[host].contains { !$0.complete && !$0.isFallback } }
+
+    /// The host asks its peers whose maps still grow for them again; true when it learnt of
+    /// a piece.
+    mutating func poll(_ host: Int) -> Bool {
+        var learnt = false
+        for slot in sources[host].indices where !sources[host][slot].complete && !sources[host][slot].isFallback {
+            learnt = refresh(host, slot: slot) || learnt
+        }
+        return learnt
+    }
+
+    private mutating func refresh(_ host: Int, slot: Int) -> Bool {
+        let node = Int(sources[host][slot].node)
+        let row = host * pieceCount
+        var learnt = false
+        var count = 0
+        for word in 0..<words {
+            let now = have[node * words + word]
+            var fresh = now & ~known[host][slot * words + word]
+            count += now.nonzeroBitCount
+            if fresh == 0 { continue }
+            learnt = true
+            known[host][slot * words + word] = now
+            while fresh != 0 {
+                holders[row + word * 64 + fresh.trailingZeroBitCount] &+= 1
+                fresh &= fresh - 1
+            }
+        }
+        if count == pieceCount { sources[host][slot].complete = true }
+        return learnt
+    }
+
+    /// The transfer of `piece` from `source` to `host` ended with the piece verified.
+    mutating func verified(piece: Int, at host: Int, from source: Int, bytes: Int64) {
         let word = host * words + piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
         fetching[word] &= ~bit
         inFlight[host] -= 1
-        if let index = sources[host].firstIndex(where: { Int($0.node) == source }) {
-            sources[host][index].inFlight -= 1
-            sources[host][index].bytes += bytes
+        if let slot = sources[host].firstIndex(where: { Int($0.node) == source }) {
+            sources[host][slot].inFlight -= 1
+            sources[host][slot].bytes += bytes
         }
-        interested.append(Int32(host))
-        grant(piece, to: host, interested: &interested)
+        grant(piece, to: host)
     }
 
-    /// `host` holds `piece` verified from now on; its subscribers count one more holder.
-    mutating func grant(_ piece: Int, to host: Int, interested: inout [Int32]) {
+    /// `host` holds `piece` verified from now on (its map lists it at the next poll).
+    mutating func grant(_ piece: Int, to host: Int) {
         let word = host * words + piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
         guard have[word] & bit == 0 else { return }
         have[word] |= bit
         haveCount[host] += 1
-        for subscriber in subscribers[host] {
-            let other = Int(subscriber)
-            available[other * pieceCount + piece] &+= 1
-            if downloading[other] && Int(inFlight[other]) < policy.maxInFlight
-                && (have[other * words + piece >> 6] | fetching[other * words + piece >> 6]) & bit == 0 {
-                interested.append(subscriber)
-            }
-        }
     }
 
     /// The moment `host` may first use its fallback sources.
     func fallbackDue(_ host: Int) -> Double { startedAt[host] + policy.fallbackPatience }
 
-    /// Chooses pieces for `host`'s free slots, one source after the other (round robin) until
-    /// no source with a free slot has anything the host still needs; marks them in flight.
+    /// Chooses pieces for the host's free slots, each the rarest some free source holds, until
+    /// no free source holds anything the host still needs; marks them in flight.
     mutating func fill(_ host: Int, now: Double, picks: inout [Pick]) {
-        guard downloading[host] else { return }
-        let count = sources[host].count
-        guard count > 0 else { return }
-        var progress = true
-        while progress && Int(inFlight[host]) < policy.maxInFlight {
-            progress = false
-            let first = Int(nextSource[host]) % count
-            for step in 0..<count {
-                if Int(inFlight[host]) >= policy.maxInFlight { break }
-                let index = (first + step) % count
-                let source = sources[host][index]
-                if Int(source.inFlight) >= policy.limit(isCDN: source.isCDN) { continue }
-                guard let piece = choose(for: host, from: source, now: now) else { continue }
-                let word = host * words + piece >> 6
-                fetching[word] |= 1 << UInt64(piece & 63)
-                inFlight[host] += 1
-                sources[host][index].inFlight += 1
-                picks.append(Pick(source: source.node, piece: Int32(piece)))
-                nextSource[host] = Int32((index + 1) % count)
-                progress = true
-            }
+        guard downloading[host], !sources[host].isEmpty else { return }
+        while Int(inFlight[host]) < policy.maxInFlight {
+            guard let (piece, slot) = next(for: host, now: now) else { return }
+            fetching[host * words + piece >> 6] |= 1 << UInt64(piece & 63)
+            inFlight[host] += 1
+            sources[host][slot].inFlight += 1
+            picks.append(Pick(source: sources[host][slot].node, piece: Int32(piece)))
         }
     }
 
-    /// The rarest piece `source` can give `host` (fewest of the host's peer sources hold it),
-    /// a random one among the rarest; nil when it has nothing the host still needs.
-    private mutating func choose(for host: Int, from source: Source, now: Double) -> Int? {
-        if source.isFallback && (cdnSources[host] > 0 || now < startedAt[host] + policy.fallbackPatience) { return nil }
-        let row = host * pieceCount
-        let own = host * words
-        let theirs = Int(source.node) * words
+    /// The rarest wanted piece a free source holds, and the source to ask for it.
+    private mutating func next(for host: Int, now: Double) -> (piece: Int, slot: Int)? {
+        let limit = policy.maxPerSource
+        var hasPrimary = false, freeFallback = false, everything = false
+        for word in 0..<words { offered[word] = 0 }
+        for (slot, source) in sources[host].enumerated() {
+            if !source.isFallback { hasPrimary = true }
+            guard Int(source.inFlight) < limit else { continue }
+            if source.isFallback {
+                freeFallback = true
+            } else if source.complete {
+                everything = true
+            } else {
+                for word in 0..<words { offered[word] |= known[host][slot * words + word] }
+            }
+        }
+        // Pieces no other source holds may go to a fallback, after the patience.
+        let orphansAllowed = freeFallback && (!hasPrimary || now >= startedAt[host] + policy.fallbackPatience)
+        let row = host * pieceCount, own = host * words
         var best = -1
-        var bestCount = UInt16.max
-        var ties = 0
+        var bestHolders = UInt16.max
+        var bestRank = UInt64.max
         for word in 0..<words {
-            var candidates = ~(have[own + word] | fetching[own + word])
-            if word == words - 1 { candidates &= lastWordMask }
-            if !source.isCDN { candidates &= have[theirs + word] }
+            var wanted = ~(have[own + word] | fetching[own + word])
+            if word == words - 1 { wanted &= lastWordMask }
+            if wanted == 0 { continue }
+            var candidates = everything || orphansAllowed ? wanted : wanted & offered[word]
             while candidates != 0 {
                 let piece = word * 64 + candidates.trailingZeroBitCount
                 candidates &= candidates - 1
-                let holders = available[row + piece]
-                // A fallback serves only what no other source offers.
-                if source.isFallback && holders > 0 { continue }
-                if holders < bestCount {
+                let count = holders[row + piece]
+                if count == 0 && !orphansAllowed { continue }  // nobody but a fallback has it
+                if count > 0 && !everything && offered[word] & (1 << UInt64(piece & 63)) == 0 { continue }
+                if count > bestHolders { continue }
+                let rank = Self.rank(order[host], piece)
+                if count < bestHolders || rank < bestRank {
                     best = piece
-                    bestCount = holders
-                    ties = 1
-                } else if holders == bestCount {
-                    ties += 1
-                    if random.below(ties) == 0 { best = piece }
+                    bestHolders = count
+                    bestRank = rank
                 }
             }
         }
-        return best >= 0 ? best : nil
+        guard best >= 0 else { return nil }
+        return (best, source(for: best, host: host, orphan: bestHolders == 0))
+    }
+
+    /// A peer whose map lists the piece, the least busy; else the first source holding
+    /// everything; else (for a piece nobody else holds) the first free fallback.
+    private func source(for piece: Int, host: Int, orphan: Bool) -> Int {
+        let limit = policy.maxPerSource
+        let word = piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
+        var peer = -1, whole = -1, fallback = -1
+        for (slot, source) in sources[host].enumerated() where Int(source.inFlight) < limit {
+            if source.isFallback {
+                if fallback < 0 { fallback = slot }
+            } else if source.complete {
+                if whole < 0 { whole = slot }
+            } else if known[host][slot * words + word] & bit != 0 {
+                if peer < 0 || source.inFlight < sources[host][peer].inFlight { peer = slot }
+            }
+        }
+        if orphan { return fallback }
+        return peer >= 0 ? peer : whole
+    }
+
+    /// This download's tie-break order of `piece` (SplitMix64 of the download's seed).
+    private static func rank(_ seed: UInt64, _ piece: Int) -> UInt64 {
+        var z = seed &+ UInt64(piece + 1) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -31,8 +31,8 @@ public struct SimulationParameters: Sendable {
     /// Failed hosts tolerated before the rollout pauses; nil: every host.
     public var failureBudget: Int?
     public var swarm = SwarmPolicy()
-    /// The planner's settings; the mode sets `pieceRelay`, and `hostDownlinkMbps` comes from
-    /// `hostDownload`.
+    /// The planner's settings (HBS's defaults unless changed); the mode sets `pieceRelay`, and
+    /// `hostDownlinkMbps` comes from `hostDownload`.
     public var planner = PlannerConfiguration()
     /// A run stops at this virtual time, finished or not.
     public var timeLimitSeconds = 1_000_000.0
@@ -40,6 +40,8 @@ public struct SimulationParameters: Sendable {
     /// `BeatElision`); every skipped host still beats for real at least every `refreshSeconds`.
     public var elideBeats = true
     public var refreshSeconds = 120.0
+    /// Virtual seconds between two samples handed to a run's trace.
+    public var traceSeconds = 1.0
 
     public init() {}
 

@@ -1,18 +1,23 @@
-/// How a virtual agent uses the sources of its order, as the real agent's downloader does:
-/// every source at once; the next piece for a source is, of the pieces that source holds and
-/// the host still needs, one held by the fewest of the host's sources (rarest first), ties
-/// broken at random per host; at most `maxPerPeer` pieces in flight from one peer, `maxPerCDN`
-/// from one CDN, `maxInFlight` in all; a fallback source (a CDN given as a last resort) only
-/// for pieces none of the other sources has offered for `fallbackPatience` seconds.
+/// How a virtual agent uses the sources of its order, as the real agent's downloader does
+/// (Transfer's `PieceQueue`, `SourcePool` and `DownloadSession`; the numbers are the agent's):
+///
+/// - every source at once; at most `maxPerSource` pieces in flight from one source (the agent
+///   sets 2), `maxInFlight` in all (`DownloadOptions.maxInFlight`, 8);
+/// - a peer's pieces are known from its piece map, asked for when the peer is added and again
+///   every `mapRefresh` seconds while it still grows; a CDN holds everything;
+/// - the next piece is the rarest one some source with a free slot holds (fewest of the
+///   host's sources hold it, fallbacks not counted), ties in an order each download draws at
+///   random; it goes to a peer whose map lists it (the least busy), else to a source holding
+///   everything (a CDN, a peer whose map is complete), in the order's order, else to a fallback;
+/// - a fallback source only serves a piece none of the other sources holds, once it has been so
+///   for `fallbackPatience` seconds (or at once when the order lists no other source).
 ///
 /// The numbers live here; the choice itself is `PieceSwarm.fill`.
 public struct SwarmPolicy: Sendable, Equatable {
     public var maxInFlight = 8
-    public var maxPerPeer = 2
-    public var maxPerCDN = 2
+    public var maxPerSource = 2
+    public var mapRefresh = 0.25
     public var fallbackPatience = 2.0
 
     public init() {}
-
-    func limit(isCDN: Bool) -> Int { isCDN ? maxPerCDN : maxPerPeer }
 }

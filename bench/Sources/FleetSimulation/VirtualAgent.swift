@@ -67,8 +67,8 @@ extension FleetSimulator {
         return request
     }
 
-    /// The sources an order gives as a last resort. (A field the order does not have yet.)
-    func fallbackSources(of order: UpgradeOrder) -> [String] { [] }
+    /// The sources an order gives as a last resort.
+    func fallbackSources(of order: UpgradeOrder) -> [String] { order.fallbackSources ?? [] }
 
     /// Carries out an order: a new attempt starts a download from every source at once; an
     /// order re-sent during the download brings more sources in.
@@ -76,6 +76,7 @@ extension FleetSimulator {
         switch agents[host].phase {
         case .waiting, .failed:
             if agents[host].firstOrderAt < 0 {
+                orderedHosts += 1
                 agents[host].firstOrderAt = now
                 firstOrder = min(firstOrder ?? now, now)
                 lastFirstOrder = max(lastFirstOrder ?? now, now)
@@ -88,10 +89,14 @@ extension FleetSimulator {
             } else {
                 markInterested(host)
                 if !fallbackSources(of: order).isEmpty { events.schedule(.fallbackDue, host: host, at: swarm.fallbackDue(host)) }
+                schedulePoll(host, at: now)
             }
         case .downloading:
             resentOrders += 1
-            if addSources(of: order, to: host) { markInterested(host) }
+            if addSources(of: order, to: host) {
+                markInterested(host)
+                schedulePoll(host, at: now)
+            }
         case .installing, .restarting, .upgraded:
             break
         }
@@ -114,6 +119,7 @@ extension FleetSimulator {
         swarm.finish(host)
         agents[host].phase = .installing
         if agents[host].verifiedAt < 0 {
+            verifiedHosts += 1
             agents[host].verifiedAt = now
             lastVerified = max(lastVerified ?? now, now)
         }

@@ -98,7 +98,13 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("sources-per-order"), help: "Planner: sources per order.")
     var sourcesPerOrder: Int?
 
-    @Option(name: .customLong("step-ms"), help: "Rates are recomputed at most this often, virtual ms (default: a 32nd of a piece at full downlink, 0.5-10 ms).")
+    @Option(name: .customLong("cdn-seeds"), help: "Planner, peer-piece: hosts per CDN that fetch from it first.")
+    var cdnSeeds: Int?
+
+    @Option(name: .customLong("swarm-peers"), help: "Planner, peer-piece: peers per order.")
+    var swarmPeers: Int?
+
+    @Option(name: .customLong("step-ms"), help: "Rates are recomputed at most this often, virtual ms (default: a 32nd of the time a host takes for 8 pieces at its full downlink, within 0.5-10 ms).")
     var stepMs: Double?
 
     @Option(help: "Seed of every random choice (beat phases, tie-breaks, which hosts fail).")
@@ -109,6 +115,9 @@ struct SimulateBench: AsyncParsableCommand {
 
     @Flag(name: .customLong("no-elide"), help: "Send every beat to the engine, even those whose answer cannot differ.")
     var noElide = false
+
+    @Option(name: .customLong("trace-seconds"), help: "Print where each run stands every this many virtual seconds (stderr).")
+    var traceSeconds: Double?
 
     @Option(help: "Directory for the JSON and SVG files.")
     var output: String = "bench/results"
@@ -191,10 +200,13 @@ struct SimulateBench: AsyncParsableCommand {
         p.maxConcurrent = maxConcurrent
         if let peerFanout { p.planner.peerFanout = peerFanout }
         if let sourcesPerOrder { p.planner.sourcesPerOrder = sourcesPerOrder }
+        if let cdnSeeds { p.planner.cdnSeeds = cdnSeeds }
+        if let swarmPeers { p.planner.swarmPeers = swarmPeers }
         let pieceTime = Double(p.pieceBytes) / p.hostDownload
-        p.stepSeconds = stepMs.map { $0 / 1000 } ?? min(0.010, max(0.0005, pieceTime / 32))
+        p.stepSeconds = stepMs.map { $0 / 1000 } ?? min(0.010, max(0.0005, pieceTime * Double(p.swarm.maxInFlight) / 32))
         p.timeLimitSeconds = timeLimitHours * 3600
         p.elideBeats = !noElide
+        if let traceSeconds { p.traceSeconds = traceSeconds }
         return p
     }
 
@@ -232,7 +244,11 @@ struct SimulateBench: AsyncParsableCommand {
         Bench.progress("\(label): running")
         var simulator = FleetSimulator(parameters: parameters, mode: mode)
         let result: SimulationResult
-        do { result = try simulator.run() } catch { throw BenchError.check("\(label): the engine refused the rollout: \(error)") }
+        let pieces = Double(parameters.hosts * parameters.pieceCount), bytes = Double(parameters.releaseBytes)
+        let trace: ((FleetSimulator.TraceSample) -> Void)? = traceSeconds == nil ? nil : { sample in
+            Bench.progress("\(label) t=\(Format.fixed(sample.time, 3)): \(sample.transfers) transfers, pieces \(Format.fixed(100 * Double(sample.verifiedPieces) / pieces, 1)) %, ordered \(sample.ordered), verified \(sample.verified), confirmed \(sample.confirmed), origin/F \(Format.fixed(sample.originBytes / bytes, 2)), peers/F \(Format.fixed(sample.peerBytes / bytes, 2))")
+        }
+        do { result = try simulator.run(trace: trace) } catch { throw BenchError.check("\(label): the engine refused the rollout: \(error)") }
         let t100 = result.t100.map { Format.fixed($0, 1) + " s" } ?? "not reached"
         Bench.progress("\(label): t100 \(t100) (virtual), \(Format.fixed(result.wallSeconds, 1)) s wall, engine \(Format.fixed(result.engine.totalSeconds, 1)) s")
         return result
