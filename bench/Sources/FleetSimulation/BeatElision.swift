@@ -38,10 +38,18 @@ struct BeatElision {
         held = [UInt8](repeating: 0, count: hosts)
     }
 
-    /// Follows one engine event about `host` (nil for rollout-wide events).
-    mutating func note(_ event: FleetEvent, host: Int?) {
+    /// Follows one engine event about `host` (nil for rollout-wide events). A new rollout's
+    /// hosts are read with `index`, which maps a hostname to its host.
+    mutating func note(_ event: FleetEvent, host: Int?, index: (String) -> Int? = { _ in nil }) {
         switch event {
-        case .rolloutCreated, .rolloutPhase:
+        case .rolloutCreated(let rollout):
+            generation += 1
+            for (name, progress) in rollout.hosts {
+                guard let host = index(name) else { continue }
+                phase[host] = Self.phase(of: progress.phase)
+                batch[host] = Int32(progress.batch)
+            }
+        case .rolloutPhase:
             generation += 1
         case .agentSeen(let agent):
             guard let host else { return }
@@ -59,16 +67,20 @@ struct BeatElision {
             hasher.combine(progress.retryAt == nil)
             let mark = hasher.finalize()
             batch[host] = Int32(progress.batch)
-            phase[host] = switch progress.phase {
-            case .pending, .absent: .pending
-            case .admitted, .downloading, .installing, .restarting, .confirming: .active
-            case .done: .done
-            case .failed: .failed
-            }
+            phase[host] = Self.phase(of: progress.phase)
             if mark != signature[host] {
                 signature[host] = mark
                 generation += 1
             }
+        }
+    }
+
+    private static func phase(of phase: HostPhase) -> Phase {
+        switch phase {
+        case .pending, .absent: .pending
+        case .admitted, .downloading, .installing, .restarting, .confirming: .active
+        case .done: .done
+        case .failed: .failed
         }
     }
 

@@ -276,7 +276,7 @@ public struct FleetSimulator {
             case .agentSeen(let agent):
                 elision.note(event, host: topology.host(named: agent.hostname))
             case .rolloutCreated, .rolloutPhase:
-                elision.note(event, host: nil)
+                elision.note(event, host: nil, index: topology.host(named:))
             }
         }
     }
