@@ -1,4 +1,5 @@
-# Fledge: `make test` on a fresh Debian machine installs what it needs, builds, runs every test.
+# Fledge: `make test` on a fresh Debian machine installs what it needs, builds, runs every test;
+# `make demo` builds the release products and upgrades a local fleet of agents.
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # C libraries the package links (libcurl with OpenSSL, OpenSSL, hiredis) and the tools the
@@ -6,8 +7,12 @@ SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 BUILD_DEPS := pkg-config libcurl4-openssl-dev libssl-dev libhiredis-dev
 TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light
 BENCH_DEPS := $(TEST_DEPS) wrk redis-server
+# The demo runs only this package's products (and bash for scripts/supervise); curl and openssl
+# are there to poke at the fleet by hand.
+DEMO_DEPS  := $(BUILD_DEPS) curl openssl
+DEMO_PRODUCTS := fledge-agent fledge-hbs fledge-seeder fledge-demo
 
-.PHONY: all build test bench deps-build deps-test deps-bench clean
+.PHONY: all build test bench demo deps-build deps-test deps-bench deps-demo clean
 
 all: build
 
@@ -22,6 +27,7 @@ endef
 deps-build: ; $(call install_missing,$(BUILD_DEPS))
 deps-test:  ; $(call install_missing,$(TEST_DEPS))
 deps-bench: ; $(call install_missing,$(BENCH_DEPS))
+deps-demo:  ; $(call install_missing,$(DEMO_DEPS))
 
 build: deps-build
 	$(SWIFT) build
@@ -36,7 +42,14 @@ bench: deps-bench
 	$(SWIFT) build -c release --product fledge-bench
 	$(SWIFT) build -c release --product fledge-seeder
 	$(SWIFT) build -c release --product fledge-hbs
+	$(SWIFT) build -c release --product fledge-agent
 	@echo "run: .build/release/fledge-bench --help"
+
+# A whole fleet upgrade on this machine: fledge-hbs, an origin and 16 agents on 1.0.0, 1.1.0
+# rolled out with a canary and batches, peers allowed (Sources/fledge-demo). Ctrl-C stops it all.
+demo: deps-demo
+	@for p in $(DEMO_PRODUCTS); do $(SWIFT) build -c release --product $$p || exit 1; done
+	"$$($(SWIFT) build -c release --show-bin-path)/fledge-demo"
 
 clean:
 	rm -rf .build

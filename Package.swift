@@ -118,7 +118,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "fledge-demo",
-            dependencies: ["LocalFleet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LocalFleet", "FledgeTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fledge-demo"
         ),
 
@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Wire", "Transfer", "FledgeTesting", "fledge-agent", "fledge-seeder", "fledge-hbs",
+                "Agent", "Wire", "Transfer", "FledgeTesting", "LocalFleet", "fledge-agent", "fledge-seeder", "fledge-hbs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

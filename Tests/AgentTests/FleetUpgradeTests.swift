@@ -9,16 +9,6 @@ import Testing
 @Suite(.serialized) struct FleetUpgradeTests {
     typealias Fleet = UpgradeTests.Fleet
 
-    static func waitForPhase(_ hbs: HBSProcess, _ id: String, _ wanted: String, seconds: Int = 90) async throws -> [String: Any]? {
-        var summary: [String: Any]?
-        for _ in 0..<(seconds * 10) {
-            summary = try await hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
-            if summary?["phase"] as? String == wanted { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return summary
-    }
-
     /// Three agents, a canary then a batch of two: the later ones take their bytes from the
     /// canary, which serves the verified release from its peer server.
     @Test func laterAgentsFetchFromEarlierOnes() async throws {
@@ -41,7 +31,7 @@ import Testing
             for _ in 0..<100 where try await UpgradeTests.agent(hbs, host) == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder, extra: #","canary":1,"batchSize":2"#)
-        let summary = try await Self.waitForPhase(hbs, id, "completed")
+        let summary = try await hbs.waitForRollout(id, phase: "completed")
         #expect(summary?["phase"] as? String == "completed", "\(supervisors.map { $0.stderr.suffix(1500) })")
         for host in hosts { #expect(fleet.current(host) == "1.1.0", "\(host)") }
         let bytes = summary?["bytesBySourceKind"] as? [String: Int] ?? [:]
@@ -77,8 +67,8 @@ import Testing
             for _ in 0..<100 where try await UpgradeTests.agent(hbs, host) == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         let id = try await UpgradeTests.rollout(hbs, version: "1.1.0", seeder: seeder)
-        let summary = try await Self.waitForPhase(hbs, id, "completed")
-        #expect(summary?["phase"] as? String == "completed", "\(supervisors.map { $0.stderr.suffix(1500) })")
+        let summary = try await hbs.waitForRollout(id, phase: "completed")
+        #expect(summary?["phase"] as? String == "completed", "\(summary ?? [:]) \(supervisors.map { $0.stderr.split(separator: "\n").filter { !$0.contains("GET /") }.suffix(40).joined(separator: "\n") })")
         for host in hosts { #expect(fleet.current(host) == "1.1.0", "\(host)") }
         let bytes = summary?["bytesBySourceKind"] as? [String: Int] ?? [:]
         #expect((bytes["cdn"] ?? 0) < releaseSize * 8 / 5, "the origin sent about one copy: \(bytes), release \(releaseSize)")

@@ -39,7 +39,7 @@ import Testing
         let pid = try #require(Self.agentPID(fleet))
         Glibc.kill(pid, SIGKILL)
 
-        let summary = try await FleetUpgradeTests.waitForPhase(hbs, id, "completed")
+        let summary = try await hbs.waitForRollout(id, phase: "completed")
         #expect(summary?["phase"] as? String == "completed", "\(supervisor.stderr.suffix(2000))")
         #expect(fleet.current() == "1.1.0")
         // Resumed, not restarted: the origin served well under two copies of the binary.
@@ -68,7 +68,7 @@ import Testing
         defer { stage.stop() }
         let (hbs, supervisor) = (stage.hbs, stage.supervisor)
         let id = try await stage.rollout("1.1.0")
-        let summary = try await FleetUpgradeTests.waitForPhase(hbs, id, "paused", seconds: 30)
+        let summary = try await hbs.waitForRollout(id, phase: "paused", seconds: 30)
         let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? ""
         #expect(reason.contains("no space left"), "\(reason) \(supervisor.stderr.suffix(1500))")
         #expect(fleet.current() == "1.0.0")

@@ -18,14 +18,8 @@ import Testing
             keys = directory.string + "/keys"
             origin = directory.string + "/origin"
             data = directory.string + "/data"
-            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), ["keygen", "--out", keys])
-            for host in hosts {
-                let data = dataDirectory(host)
-                try FileManager.default.createDirectory(atPath: data + "/releases/1.0.0", withIntermediateDirectories: true)
-                _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
-                    "stamp", "--binary", Binaries.path("fledge-agent"), "--version", "1.0.0", "--out", data + "/releases/1.0.0/fledge-agent"])
-                try FileManager.default.createSymbolicLink(atPath: data + "/current", withDestinationPath: data + "/releases/1.0.0")
-            }
+            try await SeederCLI.keygen(into: keys)
+            for host in hosts { try await SeederCLI.install(version: "1.0.0", into: dataDirectory(host)) }
         }
 
         func dataDirectory(_ host: String) -> String { host == "host-a" ? data : directory.string + "/data-\(host)" }
@@ -36,16 +30,14 @@ import Testing
             try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: binary, toPath: staged + "/fledge-agent")
             let unit = try TemporaryDirectory(existing: .init(staged)).write("[Service]\nRestart=always\n", to: "fledge-agent.service")
-            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
-                "publish", "--root", origin, "--name", "fledge-agent", "--version", version,
-                "--binary", staged + "/fledge-agent", "--unit", unit.string, "--key", keys + "/release.key"])
+            try await SeederCLI.publish(
+                root: origin, version: version, binary: staged + "/fledge-agent", unit: unit.string, key: keys + "/release.key")
         }
 
         /// A stamped copy of this build reporting `version`.
         func stamped(_ version: String) async throws -> String {
             let path = directory.string + "/fledge-agent-\(version)"
-            _ = try await ChildProcess.run(Binaries.path("fledge-seeder"), [
-                "stamp", "--binary", Binaries.path("fledge-agent"), "--version", version, "--out", path])
+            try await SeederCLI.stamp(version: version, to: path)
             return path
         }
 
@@ -66,8 +58,7 @@ import Testing
     }
 
     static func agent(_ hbs: HBSProcess, _ host: String = "host-a") async throws -> [String: Any]? {
-        let (_, agents) = try await hbs.admin("GET", "/v1/agents")
-        return (agents as? [[String: Any]])?.first { $0["host"] as? String == host }
+        try await hbs.agent(host)
     }
 
     static func rollout(_ hbs: HBSProcess, version: String, seeder: SeederProcess, budget: Int = 0, extra: String = "") async throws -> String {
@@ -79,12 +70,9 @@ import Testing
     }
 
     static func supervise(_ fleet: Fleet, config: String, host: String = "host-a") throws -> ChildProcess {
-        try ChildProcess("/bin/bash", [Binaries.script("supervise"), fleet.dataDirectory(host), config],
-                         environment: ["FLEDGE_CONFIRM_SECONDS": "30", "FLEDGE_RESTART_SECONDS": "0.2"])
+        try Supervisor.start(data: fleet.dataDirectory(host), config: config)
     }
 
-    /// Stops the supervisor as systemd stops a unit: SIGTERM, which it passes to the agent and
-    /// waits for. Blocking and polling the pid itself, so it works in `defer`.
     /// What every upgrade test runs: a seeder over the fleet's origin, fledge-hbs, and host-a's
     /// agent under the supervisor, registered with HBS (on 1.0.0). `config` writes host-a's
     /// config for an HBS agent port (default: `Fleet.config`).
@@ -115,11 +103,8 @@ import Testing
         }
     }
 
-    static func stop(_ supervisor: ChildProcess) {
-        Glibc.kill(supervisor.pid, SIGTERM)
-        for _ in 0..<200 where Glibc.kill(supervisor.pid, 0) == 0 && supervisor.isRunning { usleep(25_000) }
-        if supervisor.isRunning { Glibc.kill(supervisor.pid, SIGKILL) }
-    }
+    /// Stops the supervisor as systemd stops a unit (see `Supervisor.stopBlocking`); works in `defer`.
+    static func stop(_ supervisor: ChildProcess) { Supervisor.stopBlocking(supervisor) }
 
     @Test func upgradesThroughARolloutAndCommits() async throws {
         let fleet = try await Fleet()
@@ -130,7 +115,7 @@ import Testing
         let (hbs, supervisor) = (stage.hbs, stage.supervisor)
         #expect(try await Self.agent(hbs)?["version"] as? String == "1.0.0", "\(supervisor.stderr.suffix(2000))")
         let id = try await stage.rollout("1.1.0")
-        let phase = try await FleetUpgradeTests.waitForPhase(hbs, id, "completed", seconds: 60)?["phase"] as? String
+        let phase = try await hbs.waitForRollout(id, phase: "completed", seconds: 60)?["phase"] as? String
         #expect(phase == "completed", "\(supervisor.stderr.suffix(3000))")
         #expect(try await Self.agent(hbs)?["version"] as? String == "1.1.0")
         #expect(fleet.current() == "1.1.0")
@@ -154,7 +139,7 @@ import Testing
         let stage = try await Stage(fleet)
         defer { stage.stop() }
         let (hbs, supervisor) = (stage.hbs, stage.supervisor)
-        let summary = try await FleetUpgradeTests.waitForPhase(hbs, try await stage.rollout("1.1.0"), "paused", seconds: 60)
+        let summary = try await hbs.waitForRollout(try await stage.rollout("1.1.0"), phase: "paused", seconds: 60)
         #expect(summary?["phase"] as? String == "paused", "the failure budget (0) pauses it: \(supervisor.stderr.suffix(3000))")
         let failed = (summary?["failed"] as? [[String: Any]])?.first
         #expect(failed?["host"] as? String == "host-a")
@@ -173,7 +158,7 @@ import Testing
         defer { stage.stop() }
         let (hbs, supervisor) = (stage.hbs, stage.supervisor)
         let id = try await stage.rollout("1.1.0")
-        let summary = try await FleetUpgradeTests.waitForPhase(hbs, id, "paused", seconds: 30)
+        let summary = try await hbs.waitForRollout(id, phase: "paused", seconds: 30)
         let reason = ((summary?["failed"] as? [[String: Any]])?.first?["reason"] as? String) ?? "no failure: \(supervisor.stderr.suffix(1500))"
         return (reason, try await Self.agent(hbs))
     }

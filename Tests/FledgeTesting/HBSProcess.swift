@@ -45,6 +45,32 @@ public final class HBSProcess: Sendable {
         try await Self.call(port: agentPort, "POST", "/v1/heartbeat", json: json, headers: headers, from: nil)
     }
 
+    /// The agents as `GET /v1/agents` shows them (host, version, state, labels, ...).
+    public func agents() async throws -> [[String: Any]] {
+        let (status, body) = try await admin("GET", "/v1/agents")
+        guard status == 200, let agents = body as? [[String: Any]] else {
+            throw FledgeTestingError("GET /v1/agents answered \(status): \(String(describing: body))")
+        }
+        return agents
+    }
+
+    /// One agent as `GET /v1/agents` shows it, nil if HBS has not heard from it.
+    public func agent(_ host: String) async throws -> [String: Any]? {
+        try await agents().first { $0["host"] as? String == host }
+    }
+
+    /// `GET /v1/rollouts/ID` every 100 ms until its phase is `wanted`, at most `seconds`;
+    /// returns the last summary either way.
+    public func waitForRollout(_ id: String, phase wanted: String, seconds: Int = 90) async throws -> [String: Any]? {
+        var summary: [String: Any]?
+        for _ in 0..<(seconds * 10) {
+            summary = try await admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]
+            if summary?["phase"] as? String == wanted { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return summary
+    }
+
     static func call(
         port: Int, _ method: String, _ target: String, json: String?, headers: [String: String], from source: String?
     ) async throws -> (status: Int, body: Any?) {

@@ -20,6 +20,16 @@ public enum ProcFS {
         return (user + system) / ticksPerSecond
     }
 
+    /// CPU seconds of `pid` and everything below it, the living and the ended alike: for each
+    /// process user + system time plus that of the children it has waited for (a supervisor
+    /// holds its ended agents' time that way). 0 if it is gone.
+    public static func treeSeconds(of pid: Int32) -> Double {
+        ([pid] + descendants(of: pid)).reduce(0) { total, process in
+            guard let fields = statFields(process), fields.count > 14 else { return total }
+            return total + [11, 12, 13, 14].compactMap { Double(fields[$0]) }.reduce(0, +) / ticksPerSecond
+        }
+    }
+
     /// The direct children of `pid`.
     public static func children(of pid: Int32) -> [Int32] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
@@ -27,6 +37,25 @@ public enum ProcFS {
             guard let fields = statFields(child), fields.count > 1 else { return false }
             return Int32(fields[1]) == pid
         }
+    }
+
+    /// Every process below `pid`: its children, their children, and so on (a supervisor's agent,
+    /// a shell's commands). Read before signalling a parent: once it is gone its children move
+    /// to init and can no longer be told from anyone else's.
+    public static func descendants(of pid: Int32) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var parents: [Int32: [Int32]] = [:]
+        for child in entries.compactMap({ Int32($0) }) {
+            guard let fields = statFields(child), fields.count > 1, let parent = Int32(fields[1]) else { continue }
+            parents[parent, default: []].append(child)
+        }
+        var found: [Int32] = [], queue = [pid]
+        while let next = queue.popLast() {
+            let children = parents[next] ?? []
+            found += children
+            queue += children
+        }
+        return found
     }
 
     /// The command name of `pid` (at most 15 characters), nil if it is gone.

@@ -5,13 +5,15 @@ import SystemPackage
 /// (so a failure can be replayed), written in chunks so a bench's 256 MiB file never sits in
 /// memory whole. World-readable, for servers running as another user.
 public enum RandomFile {
-    /// Writes `size` bytes from `SplitMix64(seed:)` to `path` (created or truncated): each
-    /// 64-bit output as 8 little-endian bytes, the last one cut short.
-    public static func write(_ path: FilePath, size: Int64, seed: UInt64 = 1) throws {
+    /// Writes `size` bytes from `SplitMix64(seed:)` to `path` (created or truncated; or, when
+    /// `appending`, added after what it holds): each 64-bit output as 8 little-endian bytes,
+    /// the last one cut short.
+    public static func write(_ path: FilePath, size: Int64, seed: UInt64 = 1, appending: Bool = false) throws {
         let fd: FileDescriptor
         do {
             fd = try FileDescriptor.open(
-                path, .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+                path, .writeOnly, options: appending ? [.create, .append] : [.create, .truncate],
+                permissions: [.ownerReadWrite, .groupRead, .otherRead])
         } catch {
             throw FledgeTestingError("cannot create \(path): \(error)")
         }
@@ -34,7 +36,7 @@ public enum RandomFile {
             }
             written += Int64(count)
         }
-        fchmod(fd.rawValue, 0o644)  // whatever the umask
+        if !appending { fchmod(fd.rawValue, 0o644) }  // whatever the umask; an appended file keeps its mode
     }
 }
 

@@ -19,15 +19,18 @@ public final class RunningChildren: Sendable {
     /// The processes listed right now: pid to name.
     public var current: [Int32: String] { children.withLock { $0 } }
 
-    /// Forgets every listed process and stops it: SIGTERM, then SIGKILL for any still there
-    /// after `grace`. Blocks the calling thread (up to `grace`), so it can run in a signal
-    /// handler's dispatch source or on the way to `exit`, where no task will be awaited.
+    /// Forgets every listed process and stops it and everything it started (a supervisor's
+    /// agent): SIGTERM, then SIGKILL for any still there after `grace`. Blocks the calling
+    /// thread (up to `grace`), so it can run in a signal handler's dispatch source or on the way
+    /// to `exit`, where no task will be awaited.
     public func stopAll(grace: Duration = .milliseconds(500)) {
-        let pids = children.withLock { children in
+        let listed = children.withLock { children in
             defer { children = [:] }
             return Array(children.keys)
         }
-        guard !pids.isEmpty else { return }
+        guard !listed.isEmpty else { return }
+        // Descendants first, read while their parents still live (see ProcFS.descendants).
+        let pids = listed.flatMap { ProcFS.descendants(of: $0) } + listed
         for pid in pids { kill(pid, SIGTERM) }
         let deadline = ContinuousClock.now + grace
         while ContinuousClock.now < deadline, pids.contains(where: { kill($0, 0) == 0 }) { usleep(10_000) }

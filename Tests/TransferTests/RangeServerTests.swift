@@ -153,6 +153,26 @@ import Wire
     }
 }
 
+extension RangeServerTests {
+    /// Shutting down while a capped body is still being paced out (an agent exiting into its
+    /// new version while peers fetch from it): the connection ends, the files close, no crash.
+    @Test func shutdownWhilePacingABody() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try directory.randomFile("blob", size: Self.size)
+        var configuration = RangeServerConfiguration()
+        configuration.maxUploadBytesPerSecond = 50_000
+        let server = RangeServer(catalog: try DirectoryCatalog(root: FilePath(directory.string)), configuration: configuration,
+                                 logger: Logger(label: "test"))
+        let port = try await server.start()
+        let client = Task { try? await LoopbackHTTP.request(port: port, target: "/blob") }
+        try await Task.sleep(for: .milliseconds(500))
+        try await server.shutdown()
+        let answer = await client.value
+        #expect((answer?.body.count ?? 0) < Self.size, "cut short, not finished")
+    }
+}
+
 /// A connection that says nothing, to hold a server slot.
 final class IdleConnection {
     let fd: Int32

@@ -68,6 +68,27 @@ import Wire
         #expect(third == PieceRef(file: 0, index: 2) && fallback == 2, "after the patience the origin is asked")
     }
 
+    /// The only peer holding a piece failed it once: the piece is not stuck behind that
+    /// failure. With a fallback it goes there after the patience; without one, back to the
+    /// peer after a pause.
+    @Test func aPieceWhoseOnlyHolderFailedItIsNotStuck() {
+        let piece = PieceRef(file: 0, index: 0)
+        for withFallback in [true, false] {
+            var queue = PieceQueue([piece], seed: 1)
+            var pool = SourcePool(bases: ["peer-a", "peer-b"], fallbacks: withFallback ? ["origin"] : [], failureLimit: 3)
+            pool.setHoldings(0, .pieces(PieceMap(bits: [true])))
+            pool.setHoldings(1, .pieces(PieceMap(bits: [false])))
+            let (taken, source) = queue.next(pool: pool, maxPerSource: 4, now: now, fallbackPatience: .seconds(2))!
+            #expect(source == 0)
+            queue.failed(taken, on: source)
+            #expect(queue.next(pool: pool, maxPerSource: 4, now: now, fallbackPatience: .seconds(2)) == nil, "not at once")
+            let retry = queue.next(pool: pool, maxPerSource: 4, now: now + .seconds(2), fallbackPatience: .seconds(2))
+            let (again, next) = try! #require(retry)
+            #expect(again == piece)
+            #expect(next == (withFallback ? 2 : 0))
+        }
+    }
+
     @Test func aPeerOfferedAgainAfterFailingIsRevivedButABannedOneIsNot() {
         var pool = SourcePool(bases: ["a", "b"], failureLimit: 1)
         pool.failed(0, reason: "refused", now: now)

@@ -55,24 +55,28 @@ struct PieceQueue {
         for position in order {
             let piece = pending[position]
             if let wait = notBefore[piece], wait > now { continue }
+            let index = globalIndex(piece)
             let excluded = tried[piece] ?? []
-            if !pool.hasUsable(excluding: excluded) {
-                // Every usable source was asked: start this piece's round over, after a pause.
+            if !pool.couldGive(index, excluding: excluded) {
+                // Every usable source that holds it was asked: start this piece's round over,
+                // after a pause.
                 tried[piece] = nil
                 notBefore[piece] = now + Self.roundPause
                 continue
             }
             let fallbacks: Bool
-            if holders[position] > 0 {
+            if pool.holderCount(of: index, excluding: excluded) > 0 {
                 orphanSince[piece] = nil
                 fallbacks = !pool.hasUsablePrimary
             } else {
+                // Only a fallback could give it now (its holders failed it lately, or nobody
+                // else has it): the fallback, after the patience.
                 let since = orphanSince[piece] ?? now
                 orphanSince[piece] = since
                 fallbacks = !pool.hasUsablePrimary || now - since >= fallbackPatience
             }
             if let source = pool.pick(
-                piece: globalIndex(piece), maxPerSource: maxPerSource, excluding: excluded, fallbacks: fallbacks, now: now)
+                piece: index, maxPerSource: maxPerSource, excluding: excluded, fallbacks: fallbacks, now: now)
             {
                 chosen = (position, source)
                 break

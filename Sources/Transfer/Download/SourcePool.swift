@@ -106,14 +106,18 @@ struct SourcePool {
         return best
     }
 
-    /// How many usable sources other than fallbacks hold `piece`: its rarity.
-    func holderCount(of piece: Int) -> Int {
-        sources.reduce(0) { $0 + ($1.isUsable && !$1.isFallback && $1.holds(piece) ? 1 : 0) }
+    /// How many usable sources other than fallbacks, and not in `excluded`, hold `piece`: its
+    /// rarity.
+    func holderCount(of piece: Int, excluding excluded: Set<Int> = []) -> Int {
+        sources.indices.reduce(0) { count, index in
+            let source = sources[index]
+            return count + (source.isUsable && !source.isFallback && source.holds(piece) && !excluded.contains(index) ? 1 : 0)
+        }
     }
 
-    /// Whether any usable source is left that is not in `excluded`.
-    func hasUsable(excluding excluded: Set<Int>) -> Bool {
-        sources.indices.contains { sources[$0].isUsable && !excluded.contains($0) }
+    /// Whether a usable source not in `excluded` holds `piece` (fallbacks hold everything).
+    func couldGive(_ piece: Int, excluding excluded: Set<Int>) -> Bool {
+        sources.indices.contains { sources[$0].isUsable && sources[$0].holds(piece) && !excluded.contains($0) }
     }
 
     /// Whether a usable source other than a fallback is left.

@@ -134,7 +134,9 @@ final class RangeRequestHandler: ChannelInboundHandler {
         if delay <= .zero {
             write()
         } else {
-            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanoseconds), write)
+            let scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanoseconds), write)
+            // A server shutting down cancels the wait: the file is closed all the same.
+            scheduled.futureResult.assumeIsolated().whenFailure { _ in try? file.close() }
         }
     }
 

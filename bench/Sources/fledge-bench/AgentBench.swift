@@ -67,7 +67,7 @@ struct AgentBench: AsyncParsableCommand {
     func run() async throws {
         try await Bench.run {
             try ReleaseProducts.use(["fledge-agent", "fledge-hbs", "fledge-seeder"])
-            let results = try await Cleanup.shared.withTemporaryDirectory(in: workdir, label: "agent") { directory in
+            let results = try await Cleanup.shared.withTemporaryDirectory(in: workdir, label: "fledge-bench-agent") { directory in
                 try await measure(in: directory)
             }
             report(results)

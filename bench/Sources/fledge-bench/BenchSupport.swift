@@ -1,3 +1,4 @@
+import FledgeTesting
 import Foundation
 import Logging
 
@@ -21,7 +22,7 @@ enum Bench {
     /// Logs to stderr (stdout carries only the table and the JSON line), cleanup on signals.
     private static func prepare() {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        Cleanup.shared.installSignalHandlers()
+        Cleanup.shared.installSignalHandlers(program: "fledge-bench")
     }
 
     /// Runs a bench body. An error caused by a signal's teardown (children killed under it) is
@@ -109,6 +110,8 @@ struct JSONLine {
     mutating func add(_ key: String, _ value: String) { fields.append((key, Self.quote(value))) }
     mutating func add(_ key: String, _ value: Int) { fields.append((key, "\(value)")) }
     mutating func add(_ key: String, _ value: Bool) { fields.append((key, value ? "true" : "false")) }
+    /// A value that is JSON already (a nested object).
+    mutating func add(_ key: String, raw json: String) { fields.append((key, json)) }
     /// Rounded to `digits` decimals; non-finite numbers become null.
     mutating func add(_ key: String, _ value: Double, digits: Int = 3) {
         guard value.isFinite else { fields.append((key, "null")); return }

@@ -63,7 +63,7 @@ struct FetchBench: AsyncParsableCommand {
             inFlight.map { Config(pieceSize: piece, inFlight: $0, isDefaultPieceSize: piece == defaultPiece) }
         }
 
-        let results = try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "fetch") { directory in
+        let results = try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "fledge-bench-fetch") { directory in
             let source = try directory.makeDirectory("src")
             let file = source.appending("payload.bin")
             Bench.progress("writing \(Format.size(size)) of random bytes to \(file)")

@@ -6,7 +6,7 @@ import ArgumentParser
 struct FledgeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fledge-bench",
-        abstract: "Benchmark Fledge's range server, downloader, hashing and heartbeat server and agent against nginx, curl, openssl, hello-world Hummingbird and falcon-agent.",
+        abstract: "Benchmark Fledge's range server, downloader, hashing, heartbeat server, agent and whole fleet against nginx, curl, openssl, hello-world Hummingbird, falcon-agent and Kumar-Ross T_min.",
         discussion: """
             Each subcommand measures ours and a reference in the same run, on loopback (127.0.0.1) \
             only, prints a table, and ends its standard output with exactly one JSON line holding \
@@ -14,5 +14,5 @@ struct FledgeBench: AsyncParsableCommand {
             standard error. Speeds are measured, never asserted: the exit status is 0 whenever \
             the measurement itself succeeded.
             """,
-        subcommands: [ServeBench.self, FetchBench.self, HashBench.self, HBSBench.self, AgentBench.self, SimulateBench.self, HelloServer.self])
+        subcommands: [ServeBench.self, FetchBench.self, HashBench.self, HBSBench.self, AgentBench.self, FleetBench.self, SimulateBench.self, HelloServer.self])
 }

@@ -97,7 +97,7 @@ struct HBSBench: AsyncParsableCommand {
         let wrk = try Wrk(threads: threads, connections: connections)
         _ = try Binaries.tool("redis-server")
         let script = HeartbeatScript(hosts: hosts, threads: threads)
-        let results = try await Cleanup.shared.withTemporaryDirectory(in: workdir, label: "hbs") { directory in
+        let results = try await Cleanup.shared.withTemporaryDirectory(in: workdir, label: "fledge-bench-hbs") { directory in
             let scriptPath = directory.appending("heartbeat.lua")
             try script.write(to: scriptPath)
             Bench.progress("starting the hello server, fledge-hbs (embedded), redis-server and fledge-hbs (Redis)")

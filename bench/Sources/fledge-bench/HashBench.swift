@@ -31,7 +31,7 @@ struct HashBench: AsyncParsableCommand {
 
     private func measureAndReport() async throws {
         let size = common.sizeBytes
-        try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "hash") { directory in
+        try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "fledge-bench-hash") { directory in
             let file = directory.appending("payload.bin")
             Bench.progress("writing \(Format.size(size)) of random bytes to \(file)")
             try RandomFile.write(file, size: size)

@@ -51,7 +51,7 @@ struct ServeBench: AsyncParsableCommand {
 
     private func measureAndReport() async throws {
         let size = common.sizeBytes
-        let results = try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "serve") { directory in
+        let results = try await Cleanup.shared.withTemporaryDirectory(in: common.workdir, label: "fledge-bench-serve") { directory in
             let root = try directory.makeDirectory("www")
             let file = root.appending("payload.bin")
             Bench.progress("writing \(Format.size(size)) of random bytes to \(file)")

@@ -1,26 +1,26 @@
 import Dispatch
-import FledgeTesting
 import Foundation
 import Synchronization
 import SystemPackage
 
-/// The bench's policy for the way out nobody returns from, SIGINT and SIGTERM: stop every
-/// child process (`RunningChildren`), remove every temporary directory a bench is using, and
-/// exit 128 + signal. Each bench stops and removes its own on the way out otherwise (errors
-/// included).
-final class Cleanup: Sendable {
-    static let shared = Cleanup()
+/// The policy of the benches and the demo for the way out nobody returns from, SIGINT and
+/// SIGTERM: stop every child process and what it started (`RunningChildren`), remove every
+/// temporary directory in use, and exit 128 + signal. Each run stops and removes its own on
+/// the way out otherwise (errors included).
+public final class Cleanup: Sendable {
+    public static let shared = Cleanup()
 
     private let directories = Mutex<Set<String>>([])
     private let stopping = Atomic<Bool>(false)
 
     /// Whether a signal handler is tearing everything down (and will exit the process).
-    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+    public var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
     /// Runs `body` with a fresh temporary directory in `workdir` (default /tmp), removed when
     /// `body` ends or on a signal.
-    func withTemporaryDirectory<T>(in workdir: String?, label: String, _ body: (TemporaryDirectory) async throws -> T) async throws -> T {
-        let directory = try TemporaryDirectory("fledge-bench-\(label)", in: workdir)
+    /// `label` names it (`fledge-bench-agent-XXXXXX`).
+    public func withTemporaryDirectory<T>(in workdir: String?, label: String, _ body: (TemporaryDirectory) async throws -> T) async throws -> T {
+        let directory = try TemporaryDirectory(label, in: workdir)
         _ = directories.withLock { $0.insert(directory.string) }
         defer {
             // Listed until it is gone: a signal arriving mid-removal finishes the job.
@@ -31,7 +31,7 @@ final class Cleanup: Sendable {
     }
 
     /// Stops every running child and removes every tracked directory.
-    func stopEverything() {
+    public func stopEverything() {
         stopping.store(true, ordering: .releasing)
         RunningChildren.shared.stopAll(grace: .milliseconds(500))
         let paths = directories.withLock { directories in
@@ -49,13 +49,14 @@ final class Cleanup: Sendable {
         }
     }
 
-    /// On SIGINT or SIGTERM: stop children, remove directories, exit 128 + signal.
-    func installSignalHandlers() {
+    /// On SIGINT or SIGTERM: stop children, remove directories, exit 128 + signal. `program`
+    /// names the process in the line it prints.
+    public func installSignalHandlers(program: String) {
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
-                FileHandle.standardError.write(Data("fledge-bench: signal \(signalNumber), cleaning up\n".utf8))
+                FileHandle.standardError.write(Data("\(program): signal \(signalNumber), cleaning up\n".utf8))
                 Cleanup.shared.stopEverything()
                 exit(128 + signalNumber)
             }

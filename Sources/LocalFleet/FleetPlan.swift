@@ -1,0 +1,54 @@
+/// The shape of a local fleet: how many agents and origins, their rate caps, how the control
+/// plane is tuned, and the release the fleet upgrades to. Every cap is enforced by Fledge's
+/// own rate limiters on loopback: the seeder's `--rate`, the agent's
+/// `peerUploadBytesPerSecond` and `downloadBytesPerSecond`.
+public struct FleetPlan: Sendable {
+    /// Agents, each a `fledge-agent` under `scripts/supervise` with a data directory of its own.
+    public var agents: Int = 16
+    /// `fledge-seeder serve` origins, each serving the same tree.
+    public var origins: Int = 1
+    /// Upload cap of each origin, bytes per second; nil: none.
+    public var originBytesPerSecond: Int64?
+    /// Each agent's download cap, bytes per second; nil: none.
+    public var agentDownloadBytesPerSecond: Int64?
+    /// Each agent's peer upload cap, bytes per second; nil: none.
+    public var agentUploadBytesPerSecond: Int64?
+    /// The agents' longest pause between beats (an idle agent long-polls this long).
+    public var heartbeatSeconds: Double = 60
+    /// HBS's beat interval while a rollout has work: its control-plane delay.
+    public var fastBeatSeconds: Double = 0.5
+    /// HBS planner: peers qualify with verified pieces, not only whole releases.
+    public var pieceRelay: Bool = false
+    /// Peers serving one download each at once, if not the planner's default.
+    public var peerFanout: Int?
+    /// Racks the agents are spread over (labels `idc` a/b, `rack` r1...), so locality has
+    /// something to prefer.
+    public var racks: Int = 4
+    /// The version every agent starts on, and the one published and rolled out.
+    public var fromVersion = "1.0.0"
+    public var toVersion = "1.1.0"
+    /// Size of the target release; nil: the stamped agent as built. Larger: the binary is
+    /// padded with random bytes to this size less the unit file (an ELF ignores what follows
+    /// it), so the release is one big file.
+    public var releaseSize: Int64?
+    /// Piece size of the target release; nil: the publisher's default (about 128 pieces).
+    public var pieceSize: Int64?
+
+    public init() {}
+
+    /// Mbit/s of a rate in bytes per second, as HBS's planner counts capacities.
+    public static func megabits(_ bytesPerSecond: Int64) -> Double { Double(bytesPerSecond) * 8 / 1e6 }
+
+    func validate() throws(LocalFleetError) {
+        guard agents > 0 else { throw .invalidPlan("agents must be at least 1") }
+        guard origins > 0 else { throw .invalidPlan("origins must be at least 1") }
+        for (name, cap) in [("origin", originBytesPerSecond), ("agent download", agentDownloadBytesPerSecond),
+                            ("agent upload", agentUploadBytesPerSecond)] {
+            if let cap, cap <= 0 { throw .invalidPlan("the \(name) cap must be positive") }
+        }
+        guard heartbeatSeconds >= 1 else { throw .invalidPlan("heartbeatSeconds must be at least 1 (the agent's minimum)") }
+        guard fastBeatSeconds > 0 else { throw .invalidPlan("fastBeatSeconds must be positive") }
+        guard racks > 0 else { throw .invalidPlan("racks must be at least 1") }
+        if let pieceSize, pieceSize <= 0 { throw .invalidPlan("pieceSize must be positive") }
+    }
+}

@@ -1,2 +1,0 @@
-import LocalFleet
-print("fledge-demo: not built yet")

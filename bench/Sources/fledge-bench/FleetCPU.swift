@@ -1,0 +1,58 @@
+import FledgeTesting
+import Foundation
+import LocalFleet
+
+/// CPU used while a fleet rolled out: by the fleet's own processes (HBS, origins, and each
+/// supervisor with every agent and self-test it ran), by this bench (which reads the logs), and
+/// by the whole machine (other work on it included), so a reader can tell whether the cores
+/// were the bottleneck.
+struct FleetCPU: Sendable {
+    /// CPU seconds of the fleet's processes.
+    var fleetSeconds: Double
+    var benchSeconds: Double
+    /// Busy share of all cores over the interval (0...1), from /proc/stat.
+    var machineBusy: Double
+    var wallSeconds: Double
+    var cores: Int
+
+    /// The fleet's processes' share of all cores (0...1).
+    var fleetShare: Double { wallSeconds > 0 ? fleetSeconds / wallSeconds / Double(cores) : 0 }
+
+    /// A reading to subtract a later one from.
+    struct Mark: Sendable {
+        var fleet: Double
+        var bench: Double
+        var machine: (busy: Double, total: Double)
+        var at: ContinuousClock.Instant
+    }
+
+    static func mark(_ fleet: LocalFleet) -> Mark {
+        Mark(fleet: fleetSeconds(fleet), bench: ProcFS.ownSeconds(), machine: machineTicks(), at: .now)
+    }
+
+    /// From `start` to now.
+    static func since(_ start: Mark, _ fleet: LocalFleet) -> FleetCPU {
+        let now = mark(fleet)
+        let total = now.machine.total - start.machine.total
+        return FleetCPU(
+            fleetSeconds: now.fleet - start.fleet, benchSeconds: now.bench - start.bench,
+            machineBusy: total > 0 ? (now.machine.busy - start.machine.busy) / total : 0,
+            wallSeconds: (now.at - start.at).seconds, cores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    private static func fleetSeconds(_ fleet: LocalFleet) -> Double {
+        let pids = [fleet.hbs.child.pid] + fleet.origins.map(\.seeder.child.pid) + fleet.hosts.map(\.supervisorPID)
+        return pids.map(ProcFS.treeSeconds(of:)).reduce(0, +)
+    }
+
+    /// Busy and total jiffies of all cores (the `cpu` line of /proc/stat; idle and iowait are
+    /// not busy).
+    private static func machineTicks() -> (busy: Double, total: Double) {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return (0, 0) }
+        let values = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard values.count >= 5 else { return (0, 0) }
+        let total = values.prefix(8).reduce(0, +)
+        return (total - values[3] - values[4], total)
+    }
+}
