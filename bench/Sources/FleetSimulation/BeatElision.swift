@@ -11,7 +11,8 @@ import HBS
 ///   the current generation, no pending host of its batch gets one until the generation moves
 ///   (admission then reads only the rollout, the batch and the CDNs' slot counts). Where peers
 ///   serve, the planner's answer depends on the host (its nearest peers, a rotating window of
-///   candidates), so pending hosts always beat for real.
+///   candidates): with whole-file peers (`gate`) pending hosts skip the engine while no CDN
+///   and no peer has a free slot (`AdmissionGate`); in a swarm they always beat for real.
 ///
 /// Hosts upgrading always beat for real. A skipped host still beats for real every
 /// `refresh` seconds, so HBS never takes it for absent.
@@ -23,6 +24,10 @@ struct BeatElision {
 
     private(set) var generation: UInt64 = 1
     let pendingToo: Bool
+    private(set) var gate: AdmissionGate?
+    /// Maps an order's source to its node, for the gate.
+    private let node: (String) -> Int?
+    private let release: (name: String, version: String)
     private(set) var phase: [Phase]
     private var batch: [Int32]
     private var signature: [Int]
@@ -30,8 +35,14 @@ struct BeatElision {
     /// Per batch, the generation in which a pending host holding nothing got no order.
     private var fruitless: [UInt64] = []
 
-    init(hosts: Int, pendingToo: Bool) {
+    init(
+        hosts: Int, pendingToo: Bool, gate: AdmissionGate? = nil, release: (name: String, version: String) = ("", ""),
+        node: @escaping (String) -> Int? = { _ in nil }
+    ) {
         self.pendingToo = pendingToo
+        self.gate = gate
+        self.release = release
+        self.node = node
         phase = [Phase](repeating: .unknown, count: hosts)
         batch = [Int32](repeating: 0, count: hosts)
         signature = [Int](repeating: 0, count: hosts)
@@ -53,6 +64,7 @@ struct BeatElision {
             generation += 1
         case .agentSeen(let agent):
             guard let host else { return }
+            gate?.serving(host, agent.held.contains { $0.complete && $0.name == release.name && $0.version == release.version })
             let mark: UInt8 = agent.held.isEmpty ? 0 : agent.held.contains(where: \.complete) ? 2 : 1
             if mark != held[host] {
                 held[host] = mark
@@ -68,6 +80,8 @@ struct BeatElision {
             let mark = hasher.finalize()
             batch[host] = Int32(progress.batch)
             phase[host] = Self.phase(of: progress.phase)
+            let fetching = progress.phase == .admitted || progress.phase == .downloading
+            gate?.fetching(host, from: fetching ? progress.sources.first.flatMap(node) : nil)
             if mark != signature[host] {
                 signature[host] = mark
                 generation += 1
@@ -84,17 +98,23 @@ struct BeatElision {
         }
     }
 
+    func batch(of host: Int) -> Int { Int(batch[host]) }
+
     /// Whether `host`'s beat may skip the engine.
     func mayElide(_ host: Int) -> Bool {
         switch phase[host] {
         case .done, .failed: return true
         case .pending:
-            guard pendingToo else { return false }
+            guard pendingToo else { return gate?.closed ?? false }
             let index = Int(batch[host])
             return index < fruitless.count && fruitless[index] == generation
         case .unknown, .active: return false
         }
     }
+
+    /// Whether a pending host that may skip the engine can wait parked (`PhaseParking`) until
+    /// the generation moves.
+    func parkable(_ host: Int) -> Bool { pendingToo && mayElide(host) }
 
     /// A pending host beat and got no order.
     mutating func noOrder(for host: Int) {

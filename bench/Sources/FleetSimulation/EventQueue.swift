@@ -2,15 +2,21 @@
 /// order they were scheduled, so a run replays exactly.
 struct EventQueue {
     enum Kind: UInt8 {
-        /// A host beats to HBS.
+        /// A host beats to HBS, on its grid.
         case beat
+        /// HBS answers every waiting (long-polling) host at once: the rollout started.
+        case wakeUp
         /// A host's new version is installed and restarting: it beats "restarting", then the new
         /// version beats.
         case restart
         /// A host reports its failed install.
         case installFailed
-        /// HBS's sweep, once a virtual second.
+        /// HBS's periodic sweep.
         case sweep
+        /// A failed host's retry is due: the sweep puts it back to pending.
+        case retryDue
+        /// An upgrading host's deadline passes: the sweep fails it if it has not confirmed.
+        case deadlineDue
         /// A host may now use its fallback sources.
         case fallbackDue
         /// A downloading host asks its peers for their piece maps again.

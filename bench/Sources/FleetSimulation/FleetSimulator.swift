@@ -6,13 +6,17 @@ import Wire
 ///
 /// Agents register with one beat, the rollout is created at t = 0, every waiting agent beats
 /// at once (the long-poll wake-up), then each beats every `fastBeatSeconds` from a random phase,
-/// as HBS's replies ask. Orders start downloads (`PieceSwarm` picks the pieces), transfers share
-/// the links max-min fair (`NetworkModel`), a verified release is installed in
-/// `installSeconds`, and the new version's first beat has the engine mark the host done. The
-/// engine sweeps every virtual second and gets `floor(t)` as its time.
+/// as HBS's replies ask (`BeatScheduling`). Orders start downloads (`PieceSwarm` picks the
+/// pieces), transfers share the links max-min fair (`NetworkModel`), a verified release is
+/// installed in `installSeconds`, and the new version's first beat has the engine mark the host
+/// done. The engine gets `floor(t)` as its time.
 ///
 /// Time advances in steps: to the next transfer's end or the next event, but at least
 /// `stepSeconds` while transfers run, so that rates are recomputed at most that often.
+///
+/// The engine sweeps every `sweepSeconds` (1: every second, as HBS does), and at once when a
+/// failed host's retry or an upgrading host's deadline is due: the only moments a sweep can
+/// change anything here, since simulated agents never fall silent.
 public struct FleetSimulator {
     public let parameters: SimulationParameters
     public let mode: SimulationMode
@@ -22,11 +26,17 @@ public struct FleetSimulator {
     var swarm: PieceSwarm
     var events = EventQueue()
     var elision: BeatElision
+    var parking: PhaseParking
     var agents: [VirtualAgent]
     var random: SimulationRandom
     /// Unix time of the rollout's creation, as the engine sees it.
     let epoch: Int64 = 1_800_000_000
     var rolloutID = ""
+    /// Per batch, the parked host woken to beat next; and back.
+    var successors: [Int: Int] = [:]
+    var successorBatch: [Int: Int] = [:]
+    var wokenGeneration: UInt64 = 0
+    private var lastSweep: Int64 = -1
 
     // What the run did.
     var firstOrder: Double?
@@ -52,20 +62,33 @@ public struct FleetSimulator {
     private var interested: [Int32] = []
     private var isInterested: [Bool]
     private var pollPending: [Bool]
+    private var completions: [NetworkModel.Completion] = []
 
     public init(parameters: SimulationParameters, mode: SimulationMode) {
         self.parameters = parameters
         self.mode = mode
         let hosts = parameters.hosts
-        topology = FleetTopology(hosts: hosts, idcs: parameters.idcs, racksPerIDC: parameters.racksPerIDC, cdns: parameters.cdns)
+        topology = FleetTopology(hosts: hosts, idcs: parameters.idcs, racksPerIDC: parameters.racksPerIDC, cdns: parameters.cdnNodes)
         engine = RolloutEngine(configuration: parameters.engineConfiguration(mode))
         network = NetworkModel(
-            uplinks: [Double](repeating: parameters.hostUpload, count: hosts) + [Double](repeating: parameters.cdnUpload, count: parameters.cdns),
+            uplinks: [Double](repeating: parameters.hostUpload, count: hosts) + [Double](repeating: parameters.cdnUpload, count: parameters.cdnNodes),
             downlinks: [Double](repeating: parameters.hostDownload, count: hosts))
         swarm = PieceSwarm(hostCount: hosts, pieceCount: parameters.pieceCount, policy: parameters.swarm, seed: parameters.seed &+ 1)
         elision = BeatElision(hosts: hosts, pendingToo: !mode.peersServe)
+        if mode == .peerFile {
+            // Whole-file peers: the planner's slots, as it counts them.
+            let configuration = parameters.engineConfiguration(mode)
+            let planner = SourcePlanner(configuration: configuration.planner)
+            let cdns = parameters.spec(mode, topology: topology).sources.enumerated().map { (node: hosts + $0.offset, slots: planner.slots(of: $0.element)) }
+            let topology = topology
+            elision = BeatElision(
+                hosts: hosts, pendingToo: false,
+                gate: AdmissionGate(hosts: hosts, nodes: topology.nodeCount, cdnSlots: cdns, fanout: configuration.planner.peerFanout),
+                release: (SimulatedRelease.name, SimulatedRelease.newVersion), node: { topology.node(of: $0) })
+        }
+        parking = PhaseParking(hosts: hosts, interval: parameters.fastBeatSeconds)
         random = SimulationRandom(seed: parameters.seed)
-        agents = [VirtualAgent](repeating: VirtualAgent(beatInterval: parameters.fastBeatSeconds), count: hosts)
+        agents = [VirtualAgent](repeating: VirtualAgent(interval: parameters.fastBeatSeconds), count: hosts)
         isInterested = [Bool](repeating: false, count: hosts)
         pollPending = isInterested
         // The same hosts are bad in every mode of one seed.
@@ -89,13 +112,13 @@ public struct FleetSimulator {
     /// Runs the rollout until every host is done or given up on, or the time limit. `trace`
     /// sees a sample every `traceSeconds` of virtual time.
     public mutating func run(trace: ((TraceSample) -> Void)? = nil) throws(EngineError) -> SimulationResult {
-        var nextTrace = 0.0
         let wallStart = ContinuousClock.now
         let hosts = parameters.hosts
         // Every agent is known to HBS before the rollout: one beat each, a second before.
         for host in 0..<hosts {
             _ = engine.beat(request(for: host), now: epoch - 1)
             agents[host].lastEngineBeat = -1
+            agents[host].reportedKey = reportKey(host)
         }
         _ = engine.takeOutbox()
 
@@ -107,37 +130,50 @@ public struct FleetSimulator {
         // Long-poll: every waiting beat is answered at once, in no particular order.
         var wakeOrder = Array(0..<hosts)
         wakeOrder.shuffle(using: &random)
-        for host in wakeOrder { events.schedule(.beat, host: host, at: 0, generation: 0) }
+        for host in wakeOrder { events.schedule(.wakeUp, host: host, at: 0) }
         events.schedule(.sweep, host: 0, at: 1)
 
         var now = 0.0
         var nextCompletion = Double.infinity
-        var completions: [NetworkModel.Completion] = []
+        var nextTrace = 0.0
         var picks: [PieceSwarm.Pick] = []
         let limit = parameters.timeLimitSeconds
         while settledHosts < hosts && now < limit {
             let next = min(events.nextTime ?? .infinity, nextCompletion)
             guard next.isFinite else { break }  // nothing will ever happen again
-            let end = min(limit, max(next, now + parameters.stepSeconds))
-            completions.removeAll(keepingCapacity: true)
-            network.advance(from: now, to: end, completed: &completions)
-            for completion in completions { completed(completion) }
-            now = end
-            while let event = events.pop(dueBy: end) { handle(event) }
-            picks.removeAll(keepingCapacity: true)
-            for host in interested {
-                let index = Int(host)
-                isInterested[index] = false
-                let first = picks.count
-                swarm.fill(index, now: now, picks: &picks)
-                for pick in picks[first...] {
-                    network.start(from: Int(pick.source), to: index, piece: Int(pick.piece),
-                                  bytes: Double(parameters.pieceSize(Int(pick.piece))))
-                }
+            now = min(limit, max(next, now + parameters.stepSeconds))
+            var moved = false
+            if now >= nextCompletion {
+                advanceNetwork(to: now)
+                moved = true
             }
-            interested.removeAll(keepingCapacity: true)
-            network.reallocate()
-            nextCompletion = network.nextCompletion(after: now)
+            while let event = events.pop(dueBy: now) { handle(event) }
+            if !interested.isEmpty {
+                if network.clock < now {
+                    advanceNetwork(to: now)
+                    moved = true
+                }
+                picks.removeAll(keepingCapacity: true)
+                var index = 0
+                while index < interested.count {  // a rounding completion may add more
+                    let host = Int(interested[index])
+                    index += 1
+                    isInterested[host] = false
+                    let first = picks.count
+                    swarm.fill(host, now: now, picks: &picks)
+                    for pick in picks[first...] {
+                        network.start(from: Int(pick.source), to: host, piece: Int(pick.piece),
+                                      bytes: Double(parameters.pieceSize(Int(pick.piece))))
+                    }
+                }
+                interested.removeAll(keepingCapacity: true)
+            }
+            if network.changed {
+                if network.clock < now { advanceNetwork(to: now) }
+                network.reallocate()
+                moved = true
+            }
+            if moved { nextCompletion = network.nextCompletion() }
             steps += 1
             if let trace, now >= nextTrace {
                 nextTrace = now + parameters.traceSeconds
@@ -155,6 +191,13 @@ public struct FleetSimulator {
             wallSeconds: (ContinuousClock.now - wallStart).seconds)
     }
 
+    /// Moves the transfers to `time` and settles those that ended.
+    private mutating func advanceNetwork(to time: Double) {
+        completions.removeAll(keepingCapacity: true)
+        network.advance(to: time, completed: &completions)
+        for completion in completions { completed(completion) }
+    }
+
     private mutating func completed(_ completion: NetworkModel.Completion) {
         let host = Int(completion.receiver), source = Int(completion.source), piece = Int(completion.piece)
         let bytes = parameters.pieceSize(piece)
@@ -165,7 +208,11 @@ public struct FleetSimulator {
         swarm.verified(piece: piece, at: host, from: source, bytes: bytes)
         markInterested(host)
         if swarm.haveCount[host] > had { agents[host].verifiedBytes += bytes }
-        if agents[host].phase == .downloading && swarm.holdsAll(host) { downloadFinished(host, at: completion.time) }
+        if agents[host].phase == .downloading && swarm.holdsAll(host) {
+            downloadFinished(host, at: completion.time)
+        } else if had == 0 {
+            wake(host, at: completion.time)  // it serves pieces now: HBS should hear of it
+        }
     }
 
     mutating func markInterested(_ host: Int) {
@@ -186,22 +233,26 @@ public struct FleetSimulator {
         switch event.kind {
         case .beat:
             guard event.generation == agents[host].beatGeneration else { return }  // rescheduled since
-            beat(host, at: event.time)
+            agents[host].scheduledAt = .infinity
+            gridBeat(host, at: event.time)
+        case .wakeUp:
+            immediateBeat(host, at: event.time, phaseAfter: true)
         case .restart:
             // The last beat of the old version, then the new one starts and beats at once.
             agents[host].phase = .restarting
-            sendBeat(host, at: event.time)
+            immediateBeat(host, at: event.time)
             agents[host].phase = .upgraded
-            beat(host, at: event.time)
+            immediateBeat(host, at: event.time)
         case .installFailed:
             agents[host].phase = .failed
-            beat(host, at: event.time)
+            immediateBeat(host, at: event.time)
         case .sweep:
-            let started = ContinuousClock.now
-            engine.sweep(now: epoch + Int64(event.time.rounded(.down)))
-            cost.sweeps.add((ContinuousClock.now - started).seconds)
-            followOutbox(at: event.time)
-            events.schedule(.sweep, host: 0, at: event.time + 1)
+            sweep(at: event.time)
+            events.schedule(.sweep, host: 0, at: event.time + parameters.sweepSeconds)
+        case .retryDue:
+            if elision.phase[host] == .failed { sweep(at: event.time) }
+        case .deadlineDue:
+            if elision.phase[host] == .active { sweep(at: event.time) }
         case .fallbackDue:
             markInterested(host)
         case .mapPoll:
@@ -211,67 +262,49 @@ public struct FleetSimulator {
         }
     }
 
-    /// A beat, to the engine or (when its answer cannot differ) not; the next one scheduled.
-    private mutating func beat(_ host: Int, at now: Double) {
-        beats += 1
-        let agent = agents[host]
-        let quiet = agent.phase == .waiting || agent.phase == .failed || agent.phase == .upgraded
-        if parameters.elideBeats && quiet && now - agent.lastEngineBeat < parameters.refreshSeconds && elision.mayElide(host) {
-            cost.elidedBeats += 1
-        } else if let reply = sendBeat(host, at: now) {
-            agents[host].beatInterval = reply.nextBeatSeconds
-        }
-        var interval = agents[host].beatInterval
-        if !agents[host].phased {
-            agents[host].phased = true
-            interval *= 1 - random.unit()  // (0, 1] of the interval
-        }
-        agents[host].beatGeneration &+= 1
-        events.schedule(.beat, host: host, at: now + interval, generation: agents[host].beatGeneration)
-    }
-
-    /// Sends the host's beat to the engine and carries out what it answers.
-    @discardableResult
-    private mutating func sendBeat(_ host: Int, at now: Double) -> HeartbeatReply? {
-        let beat = request(for: host)
-        let waiting = agents[host].phase == .waiting || agents[host].phase == .failed
+    /// HBS's sweep at `time` (once per engine second).
+    private mutating func sweep(at time: Double) {
+        let second = Int64(time.rounded(.down))
+        guard second != lastSweep else { return }
+        lastSweep = second
         let started = ContinuousClock.now
-        let reply = engine.beat(beat, now: epoch + Int64(now.rounded(.down)))
-        let seconds = (ContinuousClock.now - started).seconds
-        agents[host].lastEngineBeat = now
-        followOutbox(at: now)
-        if let order = reply.order {
-            cost.orderBeats.add(seconds)
-            orders += 1
-            take(order, host: host, at: now)
-        } else if waiting {
-            cost.waitingBeats.add(seconds)
-            elision.noOrder(for: host)
-        } else {
-            cost.otherBeats.add(seconds)
-        }
-        return reply
+        engine.sweep(now: epoch + second)
+        cost.sweeps.add((ContinuousClock.now - started).seconds)
+        followOutbox(at: time)
+        wakeSuccessors(after: time)
     }
 
-    /// Reads what the engine changed: hosts done or given up on, and what beat elision follows.
-    private mutating func followOutbox(at now: Double) {
+    /// Reads what the engine changed: hosts done or given up on, retries and deadlines to
+    /// sweep for, and what beat elision follows.
+    mutating func followOutbox(at now: Double) {
         for event in engine.takeOutbox() {
             switch event {
             case .hostUpdated(_, let name, let progress):
                 guard let host = topology.host(named: name) else { continue }
+                let before = elision.phase[host]
                 elision.note(event, host: host)
-                if progress.phase == .done && !agents[host].settled {
+                // A host the engine moved on its own (a retry due, a lease or deadline run
+                // out) may have something to say at once.
+                if elision.phase[host] != before { wake(host, at: now) }
+                switch progress.phase {
+                case .done where !agents[host].settled:
                     agents[host].settled = true
                     agents[host].confirmedAt = now
                     confirmTimes.append(now)
                     settledHosts += 1
-                } else if progress.phase == .failed {
+                case .failed where before != .failed:
                     failures += 1
-                    if progress.retryAt == nil && !agents[host].settled {
+                    if let retry = progress.retryAt {
+                        events.schedule(.retryDue, host: host, at: Double(retry - epoch))
+                    } else if !agents[host].settled {
                         agents[host].settled = true
                         failedHosts += 1
                         settledHosts += 1
                     }
+                case .admitted where before != .active:
+                    if let deadline = progress.deadline { events.schedule(.deadlineDue, host: host, at: Double(deadline - epoch + 1)) }
+                default:
+                    break
                 }
             case .agentSeen(let agent):
                 elision.note(event, host: topology.host(named: agent.hostname))

@@ -2,6 +2,9 @@
 /// host a downlink; a transfer crosses its sender's uplink and its receiver's downlink, and the
 /// rates are max-min fair over all links (`FairShareAllocator`), constant between two
 /// reallocations. Transfers live in flat arrays, removed by swapping in the last one.
+///
+/// Transfers are moved on lazily: only up to a transfer's end, or before the rates change
+/// (`clock` is the moment they were last moved to).
 struct NetworkModel {
     /// A transfer that ended within a step, at `time`.
     struct Completion {
@@ -23,6 +26,8 @@ struct NetworkModel {
     private(set) var remaining: [Double] = []
     private(set) var rate: [Double] = []
 
+    /// The moment every transfer's `remaining` is as of.
+    private(set) var clock = 0.0
     private var allocator = FairShareAllocator()
     /// Transfers started or ended since the last reallocation.
     private(set) var changed = false
@@ -38,6 +43,7 @@ struct NetworkModel {
 
     var transfers: Int { uplink.count }
 
+    /// A new transfer, from `clock` on (move the others to the present first).
     mutating func start(from source: Int, to receiver: Int, piece index: Int, bytes: Double) {
         uplink.append(Int32(source))
         downlink.append(Int32(nodeCount + receiver))
@@ -57,19 +63,21 @@ struct NetworkModel {
     }
 
     /// The earliest moment a transfer ends at the current rates (infinity when none moves).
-    func nextCompletion(after now: Double) -> Double {
+    func nextCompletion() -> Double {
         var soonest = Double.infinity
         for index in 0..<remaining.count where rate[index] > 0 {
             soonest = min(soonest, remaining[index] / rate[index])
         }
-        return now + soonest
+        return clock + soonest
     }
 
-    /// Moves every transfer from `start` to `end` at its rate; those that finish are removed
+    /// Moves every transfer from `clock` to `end` at its rate; those that finish are removed
     /// and appended to `completed`, with the moment each finished.
-    mutating func advance(from start: Double, to end: Double, completed: inout [Completion]) {
+    mutating func advance(to end: Double, completed: inout [Completion]) {
+        let start = clock
         let span = end - start
         guard span > 0 else { return }
+        clock = end
         var index = 0
         while index < remaining.count {
             let speed = rate[index]

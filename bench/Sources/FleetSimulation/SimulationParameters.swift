@@ -11,8 +11,10 @@ public struct SimulationParameters: Sendable {
     public var pieceBytes: Int64 = 2 << 20
     public var hostUpload = 125e6
     public var hostDownload = 125e6
-    /// CDNs available (the origin mode uses one), each with `cdnUpload`.
+    /// CDNs of the cdn-batches mode, each with `cdnUpload`; the origin mode uses the first.
     public var cdns = 2
+    /// CDNs of the peer modes; nil: `cdns`.
+    public var peerCDNs: Int?
     public var cdnUpload = 1.25e9
     /// From a verified release to the new version's first beat: stage, self-test, switch, restart.
     public var installSeconds = 1.0
@@ -40,12 +42,27 @@ public struct SimulationParameters: Sendable {
     /// `BeatElision`); every skipped host still beats for real at least every `refreshSeconds`.
     public var elideBeats = true
     public var refreshSeconds = 120.0
+    /// The engine sweeps this often (HBS: every second), and whenever a retry or a deadline
+    /// is due (the only sweeps that can change anything while no agent falls silent).
+    public var sweepSeconds = 1.0
     /// Virtual seconds between two samples handed to a run's trace.
     public var traceSeconds = 1.0
 
     public init() {}
 
     public var pieceCount: Int { Int((releaseBytes + pieceBytes - 1) / pieceBytes) }
+
+    /// CDNs `mode` uses.
+    public func cdnCount(_ mode: SimulationMode) -> Int {
+        switch mode {
+        case .origin: 1
+        case .cdnBatches: cdns
+        case .peerFile, .peerPiece: peerCDNs ?? cdns
+        }
+    }
+
+    /// CDNs any mode uses.
+    var cdnNodes: Int { max(cdns, peerCDNs ?? cdns, 1) }
 
     public func pieceSize(_ piece: Int) -> Int64 {
         min(pieceBytes, releaseBytes - Int64(piece) * pieceBytes)
@@ -63,19 +80,28 @@ public struct SimulationParameters: Sendable {
         return configuration
     }
 
-    /// The rollout an operator would start for `mode`.
+    /// The rollout an operator would start for `mode`: one batch (or the canary and batches
+    /// given), every host at once unless `maxConcurrent`, no pause on failures unless
+    /// `failureBudget`. In origin mode the CDN announces room for every host (falcon plans
+    /// nothing). The deadline leaves room for the slowest mode (twice origin-only).
     func spec(_ mode: SimulationMode, topology: FleetTopology) -> RolloutSpec {
-        RolloutSpec(
+        let announced = mode == .origin ? max(Self.mbps(cdnUpload), Double(hosts) * Self.mbps(hostDownload)) : Self.mbps(cdnUpload)
+        return RolloutSpec(
             name: SimulatedRelease.name, version: SimulatedRelease.newVersion, locator: .fledge(manifestURL: nil),
-            sources: topology.cdnURLs.prefix(mode.cdns(of: cdns)).map { CDNSource(url: $0, capacityMbps: Self.mbps(cdnUpload)) },
+            sources: topology.cdnURLs.prefix(cdnCount(mode)).map { CDNSource(url: $0, capacityMbps: announced) },
             canary: canary, batches: batchPercentages.isEmpty ? .sizes([]) : .percentages(batchPercentages),
-            maxConcurrent: maxConcurrent ?? hosts, failureBudget: failureBudget ?? hosts, peersMayServe: mode.peersServe)
+            maxConcurrent: maxConcurrent ?? hosts, failureBudget: failureBudget ?? hosts, peersMayServe: mode.peersServe,
+            deadlineSeconds: deadlineSeconds)
     }
+
+    /// Seconds from admission to confirmation: the engine's 900, or twice the origin-only
+    /// time and ten minutes when that is longer.
+    var deadlineSeconds: Int64 { max(900, Int64(2 * originOnlyTime) + 600) }
 
     /// Kumar and Ross's bound for `mode`'s caps: its CDNs, and the hosts' uploads when peers serve.
     public func minimumTime(_ mode: SimulationMode) -> Double {
         KumarRoss.minimumTime(
-            hosts: hosts, bytes: Double(releaseBytes), sourceUpload: Double(mode.cdns(of: cdns)) * cdnUpload,
+            hosts: hosts, bytes: Double(releaseBytes), sourceUpload: Double(cdnCount(mode)) * cdnUpload,
             hostDownload: hostDownload, hostUploads: mode.peersServe ? Double(hosts) * hostUpload : 0)
     }
 

@@ -27,8 +27,9 @@ struct SimulateBench: AsyncParsableCommand {
     enum Preset: String, ExpressibleByArgument, CaseIterable {
         /// The goal: 100,000 hosts, 200 MB, two 10 Gbit/s CDNs, 1 Gbit/s hosts.
         case target
-        /// The fleet bench's caps: 32 agents at 1 MiB/s up and down, 32 MiB in 512 KiB
-        /// pieces, an 8 MiB/s origin.
+        /// `fledge-bench fleet`'s defaults: 32 agents at 8 Mbit/s (1 MB/s) up and down, 32 MiB
+        /// in 512 KiB pieces, 64 Mbit/s (8 MB/s) origins, 4 of them for cdn-batches and 1 for
+        /// the peer modes, beats every 0.5 s.
         case fleetBench = "fleet-bench"
     }
 
@@ -62,8 +63,11 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("host-down-mbps"), help: "Every host's downlink, Mbit/s (instead of --host-mbps).")
     var hostDownMbps: Double?
 
-    @Option(help: "CDNs (origin mode uses the first one only; default 2).")
+    @Option(help: "CDNs of the cdn-batches mode (origin mode uses the first one only; default 2).")
     var cdns: Int?
+
+    @Option(name: .customLong("peer-cdns"), help: "CDNs of the peer modes (default: --cdns).")
+    var peerCDNs: Int?
 
     @Option(name: .customLong("cdn-mbps"), help: "Each CDN's uplink, Mbit/s (default 10000).")
     var cdnMbps: Double?
@@ -74,8 +78,8 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("failure-rate"), help: "Share of hosts whose upgrade fails on every attempt (0-1).")
     var failureRate: Double = 0
 
-    @Option(name: .customLong("fast-beat"), help: "Heartbeat interval while a rollout is active, seconds.")
-    var fastBeat: Double = 1
+    @Option(name: .customLong("fast-beat"), help: "Heartbeat interval while a rollout is active, seconds (default 1).")
+    var fastBeat: Double?
 
     @Option(help: "Modes to run, comma-separated (\(SimulationMode.allCases.map(\.rawValue).joined(separator: ",")))")
     var modes: String = SimulationMode.allCases.map(\.rawValue).joined(separator: ",")
@@ -92,7 +96,7 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrent"), help: "The rollout's concurrency limit (default: every host).")
     var maxConcurrent: Int?
 
-    @Option(name: .customLong("peer-fanout"), help: "Planner: downloads one peer serves at once.")
+    @Option(name: .customLong("peer-fanout"), help: "Planner: downloads one peer serves at once (default: host uplink / downlink, at least 1).")
     var peerFanout: Int?
 
     @Option(name: .customLong("sources-per-order"), help: "Planner: sources per order.")
@@ -106,6 +110,9 @@ struct SimulateBench: AsyncParsableCommand {
 
     @Option(name: .customLong("step-ms"), help: "Rates are recomputed at most this often, virtual ms (default: a 32nd of the time a host takes for 8 pieces at its full downlink, within 0.5-10 ms).")
     var stepMs: Double?
+
+    @Option(name: .customLong("sweep-seconds"), help: "The engine sweeps this often (default 1; 60 with --preset target), and whenever a retry or deadline is due.")
+    var sweepSeconds: Double?
 
     @Option(help: "Seed of every random choice (beat phases, tie-breaks, which hosts fail).")
     var seed: UInt64 = 1
@@ -129,9 +136,9 @@ struct SimulateBench: AsyncParsableCommand {
         if let hosts, hosts < 1 { throw ValidationError("--hosts must be positive") }
         if idcs < 1 || racksPerIDC < 1 { throw ValidationError("--idcs and --racks-per-idc must be positive") }
         if !(0...1).contains(failureRate) { throw ValidationError("--failure-rate must be in [0, 1]") }
-        if fastBeat <= 0 { throw ValidationError("--fast-beat must be positive") }
         if let cdns, cdns < 1 { throw ValidationError("--cdns must be positive") }
-        for value in [sizeMB, sizeMiB, hostMbps, hostUpMbps, hostDownMbps, cdnMbps, stepMs].compactMap({ $0 }) where value <= 0 {
+        if let peerCDNs, peerCDNs < 1 { throw ValidationError("--peer-cdns must be positive") }
+        for value in [sizeMB, sizeMiB, hostMbps, hostUpMbps, hostDownMbps, cdnMbps, stepMs, fastBeat, sweepSeconds].compactMap({ $0 }) where value <= 0 {
             throw ValidationError("sizes, rates and steps must be positive")
         }
         if let pieceKiB, pieceKiB <= 0 { throw ValidationError("--piece-kib must be positive") }
@@ -171,13 +178,17 @@ struct SimulateBench: AsyncParsableCommand {
         switch preset {
         case .target:
             p.hosts = 100_000
+            p.sweepSeconds = 60
         case .fleetBench:
             p.hosts = 32
             p.releaseBytes = 32 << 20
             piece = 512 << 10
-            p.hostUpload = Double(1 << 20)
-            p.hostDownload = Double(1 << 20)
-            p.cdnUpload = Double(8 << 20)
+            p.hostUpload = 1e6
+            p.hostDownload = 1e6
+            p.cdns = 4
+            p.peerCDNs = 1
+            p.cdnUpload = 8e6
+            p.fastBeatSeconds = 0.5
         case nil:
             break
         }
@@ -192,13 +203,16 @@ struct SimulateBench: AsyncParsableCommand {
         if let hostUpMbps { p.hostUpload = hostUpMbps * 1e6 / 8 }
         if let hostDownMbps { p.hostDownload = hostDownMbps * 1e6 / 8 }
         if let cdns { p.cdns = cdns }
+        if let peerCDNs { p.peerCDNs = peerCDNs }
         if let cdnMbps { p.cdnUpload = cdnMbps * 1e6 / 8 }
         if let installSeconds { p.installSeconds = installSeconds }
         p.failureRate = failureRate
-        p.fastBeatSeconds = fastBeat
+        if let fastBeat { p.fastBeatSeconds = fastBeat }
+        if let sweepSeconds { p.sweepSeconds = sweepSeconds }
         p.seed = seed
         p.maxConcurrent = maxConcurrent
-        if let peerFanout { p.planner.peerFanout = peerFanout }
+        // A peer serves uplink / downlink downloads at once (the planner's rule).
+        p.planner.peerFanout = peerFanout ?? max(1, Int(p.hostUpload / p.hostDownload))
         if let sourcesPerOrder { p.planner.sourcesPerOrder = sourcesPerOrder }
         if let cdnSeeds { p.planner.cdnSeeds = cdnSeeds }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
