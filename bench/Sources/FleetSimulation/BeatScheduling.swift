@@ -6,13 +6,13 @@ import Wire
 /// An agent beats on its own grid (`anchor + k * interval`, the interval HBS's last reply
 /// asked for). A beat whose answer cannot differ from the last one (`BeatElision`) is skipped,
 /// and so are the grid points in between: a quiet host's next beat is queued only when it
-/// must refresh its last-seen time or lease (`refreshSeconds`, `activeRefreshSeconds`), or
+/// must refresh its last-seen time or its lease (`refreshSeconds`, `activeRefreshSeconds`), or
 /// when its state changes (`wake`). Pending hosts that just got no order wait in
 /// `PhaseParking`; when something changes, the one whose beat comes first is woken, exactly
 /// as if every one of them had beaten.
 extension FleetSimulator {
-    /// A quiet upgrading host refreshes its lease at least this often (the lease is 60 s).
-    static var activeRefreshSeconds: Double { 20 }
+    /// A quiet upgrading host renews its lease at least this often: 10 s before it runs out.
+    var activeRefreshSeconds: Double { Double(max(1, leaseSeconds - 10)) }
 
     /// A beat on the host's grid, due now.
     mutating func gridBeat(_ host: Int, at now: Double) {
@@ -69,7 +69,7 @@ extension FleetSimulator {
         case .unknown: return true
         case .done, .failed: return since >= parameters.refreshSeconds
         case .pending: return !elision.mayElide(host) || since >= parameters.refreshSeconds
-        case .active: return !quietWhileActive(host) || since >= Self.activeRefreshSeconds
+        case .active: return !quietWhileActive(host) || since >= activeRefreshSeconds
         }
     }
 
@@ -98,7 +98,7 @@ extension FleetSimulator {
             }
         case .active:
             guard quietWhileActive(host) else { return schedule(host, at: next) }
-            refresh = Self.activeRefreshSeconds
+            refresh = activeRefreshSeconds
         }
         let due = agents[host].lastEngineBeat + refresh
         schedule(host, at: due <= next ? next : agents[host].nextBeat(after: due - 1e-9))

@@ -32,6 +32,8 @@ public struct FleetSimulator {
     /// Unix time of the rollout's creation, as the engine sees it.
     let epoch: Int64 = 1_800_000_000
     var rolloutID = ""
+    /// The rollout's lease: an upgrading host silent this long is failed by the sweep.
+    var leaseSeconds: Int64 = 60
     /// Per batch, the parked host woken to beat next; and back.
     var successors: [Int: Int] = [:]
     var successorBatch: [Int: Int] = [:]
@@ -126,6 +128,7 @@ public struct FleetSimulator {
         let rollout = try engine.create(parameters.spec(mode, topology: topology), now: epoch)
         cost.create.add((ContinuousClock.now - started).seconds)
         rolloutID = rollout.id
+        leaseSeconds = rollout.spec.leaseSeconds
         followOutbox(at: 0)
         // Long-poll: every waiting beat is answered at once, in no particular order.
         var wakeOrder = Array(0..<hosts)

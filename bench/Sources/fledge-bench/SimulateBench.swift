@@ -108,6 +108,18 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("swarm-peers"), help: "Planner, peer-piece: peers per order.")
     var swarmPeers: Int?
 
+    @Option(name: .customLong("fallback-patience"), help: "Agents: seconds a piece nobody but a fallback holds waits before the fallback is asked (the agent's 2).")
+    var fallbackPatience: Double?
+
+    @Option(name: .customLong("map-refresh-ms"), help: "Agents: how often a growing peer's piece map is read again, ms (the agent's 250).")
+    var mapRefreshMs: Double?
+
+    @Option(name: .customLong("max-per-source"), help: "Agents: pieces in flight from one source (the agent's 2).")
+    var maxPerSource: Int?
+
+    @Option(name: .customLong("max-in-flight"), help: "Agents: pieces in flight in all (the agent's 8).")
+    var maxInFlight: Int?
+
     @Option(name: .customLong("step-ms"), help: "Rates are recomputed at most this often, virtual ms (default: a 32nd of the time a host takes for 8 pieces at its full downlink, within 0.5-10 ms).")
     var stepMs: Double?
 
@@ -142,6 +154,11 @@ struct SimulateBench: AsyncParsableCommand {
             throw ValidationError("sizes, rates and steps must be positive")
         }
         if let pieceKiB, pieceKiB <= 0 { throw ValidationError("--piece-kib must be positive") }
+        for value in [maxPerSource, maxInFlight, cdnSeeds, swarmPeers, peerFanout, sourcesPerOrder].compactMap({ $0 }) where value < 1 {
+            throw ValidationError("in-flight limits and planner counts must be positive")
+        }
+        if let fallbackPatience, fallbackPatience < 0 { throw ValidationError("--fallback-patience must not be negative") }
+        if let mapRefreshMs, mapRefreshMs <= 0 { throw ValidationError("--map-refresh-ms must be positive") }
         _ = try parsedModes()
         _ = try parsedBatches()
     }
@@ -215,6 +232,10 @@ struct SimulateBench: AsyncParsableCommand {
         p.planner.peerFanout = peerFanout ?? max(1, Int(p.hostUpload / p.hostDownload))
         if let sourcesPerOrder { p.planner.sourcesPerOrder = sourcesPerOrder }
         if let cdnSeeds { p.planner.cdnSeeds = cdnSeeds }
+        if let fallbackPatience { p.swarm.fallbackPatience = fallbackPatience }
+        if let mapRefreshMs { p.swarm.mapRefresh = mapRefreshMs / 1000 }
+        if let maxPerSource { p.swarm.maxPerSource = maxPerSource }
+        if let maxInFlight { p.swarm.maxInFlight = maxInFlight }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
         let pieceTime = Double(p.pieceBytes) / p.hostDownload
         p.stepSeconds = stepMs.map { $0 / 1000 } ?? min(0.010, max(0.0005, pieceTime * Double(p.swarm.maxInFlight) / 32))
