@@ -55,6 +55,7 @@ public struct AgentApp: Sendable {
             settings.port = listen.port
             settings.maxUploadBytesPerSecond = configuration.peerUploadBytesPerSecond
             settings.maxConnections = configuration.peerMaxConnections
+            settings.maxConcurrentUploads = configuration.peerUploadSlots
             settings.threads = 1
             let server = RangeServer(catalog: PieceStoreCatalog(store: store), configuration: settings, logger: logger)
             peerPort = try await server.start()

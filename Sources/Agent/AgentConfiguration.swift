@@ -24,7 +24,14 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var advertiseIP: String?
     public var peerUploadBytesPerSecond: Int64?
     public var peerMaxConnections: Int = 32
+    /// Pieces sent to peers at once; more wait (429, "ask another holder"). Few fast uploads
+    /// let a swarm relay each piece sooner than many slow ones.
+    public var peerUploadSlots: Int = 2
     public var downloadBytesPerSecond: Int64?
+    /// Seconds a piece no peer holds waits before an order's fallback (the CDN) is asked.
+    public var fallbackPatienceSeconds: Double = 5
+    /// Pieces asked of one source at once: a peer's uplink is shared by all it serves.
+    public var piecesPerSource: Int = 2
     /// Where `/metrics` is served (`HOST:PORT`); nil: nowhere.
     public var metricsListen: String?
     /// Longest pause between beats; HBS asks for shorter ones while a rollout runs.
@@ -51,7 +58,10 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         advertiseIP = try container.decodeIfPresent(String.self, forKey: .advertiseIP)
         peerUploadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .peerUploadBytesPerSecond)
         peerMaxConnections = try container.decodeIfPresent(Int.self, forKey: .peerMaxConnections) ?? 32
+        peerUploadSlots = try container.decodeIfPresent(Int.self, forKey: .peerUploadSlots) ?? 2
         downloadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .downloadBytesPerSecond)
+        fallbackPatienceSeconds = try container.decodeIfPresent(Double.self, forKey: .fallbackPatienceSeconds) ?? 5
+        piecesPerSource = try container.decodeIfPresent(Int.self, forKey: .piecesPerSource) ?? 2
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen)
         heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds) ?? 60
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
@@ -80,6 +90,9 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         guard !data.isEmpty, data.hasPrefix("/") else { throw .invalid("data: must be an absolute directory, is '\(data)'") }
         guard !trustedKeys.isEmpty else { throw .invalid("trustedKeys: pin at least one release key") }
         if let hostname, hostname.isEmpty || hostname.utf8.count > 255 { throw .invalid("hostname: must be 1-255 bytes") }
+        guard fallbackPatienceSeconds >= 0 else { throw .invalid("fallbackPatienceSeconds: must be 0 or more") }
+        guard (1...256).contains(peerUploadSlots) else { throw .invalid("peerUploadSlots: must be 1-256, is \(peerUploadSlots)") }
+        guard (1...16).contains(piecesPerSource) else { throw .invalid("piecesPerSource: must be 1-16, is \(piecesPerSource)") }
         for (name, listen) in [("peerListen", peerListen), ("metricsListen", metricsListen)] {
             if let listen, ListenAddress(listen) == nil { throw .invalid("\(name): '\(listen)' is not HOST:PORT") }
         }

@@ -36,6 +36,9 @@ public final class FleetHost: Sendable {
         ]
         if let cap = plan.agentUploadBytesPerSecond { config["peerUploadBytesPerSecond"] = cap }
         if let cap = plan.agentDownloadBytesPerSecond { config["downloadBytesPerSecond"] = cap }
+        if let seconds = plan.fallbackPatienceSeconds { config["fallbackPatienceSeconds"] = seconds }
+        if let count = plan.piecesPerSource { config["piecesPerSource"] = count }
+        if let slots = plan.peerUploadSlots { config["peerUploadSlots"] = slots }
         let path = "\(directory)/\(name).json"
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
         let supervisor = try Supervisor.start(data: data, config: path, confirmSeconds: 60)

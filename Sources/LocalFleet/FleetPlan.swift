@@ -21,6 +21,14 @@ public struct FleetPlan: Sendable {
     public var pieceRelay: Bool = false
     /// Peers serving one download each at once, if not the planner's default.
     public var peerFanout: Int?
+    /// Swarm tuning, where not the defaults: HBS planner's `cdnSeeds` and `swarmPeers`, the
+    /// agents' `fallbackPatienceSeconds` and `piecesPerSource`.
+    public var cdnSeeds: Int?
+    public var swarmPeers: Int?
+    public var fallbackPatienceSeconds: Double?
+    public var piecesPerSource: Int?
+    /// The agents' `peerUploadSlots`, where not the default.
+    public var peerUploadSlots: Int?
     /// Racks the agents are spread over (labels `idc` a/b, `rack` r1...), so locality has
     /// something to prefer.
     public var racks: Int = 4

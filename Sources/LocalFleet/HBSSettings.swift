@@ -10,6 +10,8 @@ enum HBSSettings {
         // CDN slots are capacity / downlink: the downlink must be the agents' real one.
         if let down = plan.agentDownloadBytesPerSecond { planner["hostDownlinkMbps"] = FleetPlan.megabits(down) }
         if let fanout = plan.peerFanout { planner["peerFanout"] = fanout }
+        if let seeds = plan.cdnSeeds { planner["cdnSeeds"] = seeds }
+        if let peers = plan.swarmPeers { planner["swarmPeers"] = peers }
         let config: [String: Any] = ["engine": ["fastBeatSeconds": plan.fastBeatSeconds, "planner": planner]]
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys, .prettyPrinted])
             .write(to: URL(fileURLWithPath: path))

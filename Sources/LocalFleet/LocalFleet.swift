@@ -158,8 +158,13 @@ public final class LocalFleet: Sendable {
     }
 
     /// Stops every process of the fleet: agents (through their supervisors), origins, HBS.
+    /// With `FLEDGE_FLEET_LOGS=DIR` set, each host's log is kept as DIR/HOST.log.
     public func stop() async {
         await Self.stop(hosts: hosts, origins: origins, hbs: hbs)
+        if let directory = ProcessInfo.processInfo.environment["FLEDGE_FLEET_LOGS"] {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for host in hosts { try? host.log.write(toFile: "\(directory)/\(host.name).log", atomically: true, encoding: .utf8) }
+        }
     }
 
     private static func stop(hosts: [FleetHost], origins: [FleetOrigin], hbs: HBSProcess?) async {

@@ -24,6 +24,15 @@ public final class RateLimiter: Sendable {
         }
     }
 
+    /// Gives back what an admitted piece did not use (refused, busy, cut short): a peer's 429
+    /// must not cost a host half a second of its downlink.
+    public func refund(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        let cost = Duration.nanoseconds(Int64(bytes) * 1_000_000_000 / bytesPerSecond)
+        let now = ContinuousClock.now
+        nextFree.withLock { next in next = max(now - slack, next - cost) }
+    }
+
     /// How far the schedule may lag `now`: one chunk's worth.
     private var slack: Duration { .nanoseconds(Int64(chunkSize) * 1_000_000_000 / bytesPerSecond) }
 

@@ -149,6 +149,10 @@ import Wire
         // Later: more peers for a host that has few, none it already has.
         let more = planner.swarmPeers(for: fleet[0], among: admitted, listings: listings, excluding: [fleet[1].peerURL!], limit: 3)
         #expect(more.count == 3 && !more.contains(fleet[1].peerURL!) && !more.contains(fleet[0].peerURL!))
+        // A later batch: a peer holds the release whole, so nobody seeds from the CDN again.
+        let whole = Self.agent("whole", idc: "a", rack: "0", holds: true)
+        let late = try! #require(planner.plan(for: Self.agent("late", idc: "a", rack: "0"), spec: spec, batch: 1, peers: [whole], load: [:]))
+        #expect(late.sources == [whole.peerURL!] && late.fallbacks == [cdn.url])
         // A falcon rollout is never a swarm.
         #expect(!planner.isSwarm(RolloutSpec(name: "a", version: "1.0.0", locator: .falcon(wgetURL: "http://x", type: 0, binMD5: "", cfgMD5: ""), sources: [])))
     }

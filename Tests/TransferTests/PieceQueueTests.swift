@@ -59,7 +59,7 @@ import Testing
         let (piece, source) = queue.next(pool: pool, maxPerSource: 4, now: now)!
         queue.unavailable(piece, at: source)
         #expect(queue.next(pool: pool, maxPerSource: 4, now: now) == nil, "asked everyone: pause")
-        #expect(queue.nextReady() != nil)
+        #expect(queue.nextReady != nil)
         #expect(queue.next(pool: pool, maxPerSource: 4, now: now + PieceQueue.roundPause)?.0 == piece)
     }
 

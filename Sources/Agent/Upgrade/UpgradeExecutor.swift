@@ -124,9 +124,10 @@ public final class UpgradeExecutor: Sendable {
     private func fetch(_ order: UpgradeOrder) async throws -> [ReleaseFile.Role: FilePath] {
         var options = DownloadOptions()
         options.maxBytesPerSecond = configuration.downloadBytesPerSecond
-        // Two at a time per source: a peer's uplink is shared by everyone it serves, and a
+        // Few at a time per source: a peer's uplink is shared by everyone it serves, and a
         // piece that finishes sooner is one more the swarm can relay.
-        options.maxPerSource = 2
+        options.maxPerSource = configuration.piecesPerSource
+        options.fallbackPatience = .milliseconds(Int(configuration.fallbackPatienceSeconds * 1000))
         switch order.locator {
         case .fledge(let manifestURL):
             // Peers serve the manifest too; the fallbacks hold it for sure.

@@ -61,6 +61,10 @@ public struct SourcePlanner: Sendable {
         max(1, Int(source.capacityMbps / configuration.hostDownlinkMbps))
     }
 
+    private func holdsWhole(_ peer: AgentRecord, _ spec: RolloutSpec) -> Bool {
+        peer.held.contains { $0.name == spec.name && $0.version == spec.version && $0.complete }
+    }
+
     /// Whether a peer qualifies as a source of `name` `version`.
     public func serves(_ peer: AgentRecord, name: String, version: String) -> Bool {
         guard peer.peerURL != nil else { return false }
@@ -141,7 +145,10 @@ public struct SourcePlanner: Sendable {
     ) -> SourcePlan? {
         let chosen = swarmPeers(for: host, among: peers, listings: listings, excluding: [], limit: configuration.swarmPeers)
         let cdns = rankedCDNs(for: host, batch: batch, spec: spec, load: load)
-        let seedCDN = cdns.first { load[$0.url, default: 0] < min(slots(of: $0), max(0, configuration.cdnSeeds)) }
+        // Seeds only while no peer holds it whole: a later batch is fed by the earlier ones.
+        let wholeHolders = Set(peers.filter { holdsWhole($0, spec) }.compactMap(\.peerURL))
+        let seedCDN = chosen.contains(where: wholeHolders.contains) ? nil
+            : cdns.first { load[$0.url, default: 0] < min(slots(of: $0), max(0, configuration.cdnSeeds)) }
         if let seedCDN {
             return SourcePlan(sources: [seedCDN.url] + chosen, fallbacks: cdns.map(\.url).filter { $0 != seedCDN.url })
         }

@@ -16,7 +16,8 @@ public struct DownloadOptions: Sendable {
     public var unavailablePatience: Duration = .seconds(30)
     /// How often a peer's piece map is asked for again while it still grows.
     public var pieceMapRefresh: Duration = .milliseconds(250)
-    /// How long a piece no other source holds waits before a fallback source is asked for it.
+    /// How long a download with nothing in flight from its other sources (starving) waits
+    /// before its fallback sources are asked for the pieces no other source holds.
     public var fallbackPatience: Duration = .seconds(2)
     /// Total receive rate cap in bytes per second; nil for none. Shared out over the pieces in
     /// flight (libcurl caps each transfer).

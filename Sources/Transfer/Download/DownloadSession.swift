@@ -19,7 +19,7 @@ final class DownloadSession {
     private let onProgress: (@Sendable (DownloadProgress) -> Void)?
     private let multi: CurlMulti
     /// The rate cap is kept twice: pieces start in turn (the average), and each transfer is
-    /// held to half of it (so one large piece does not burst).
+    /// held to it (so one large piece does not burst past it).
     private let limiter: RateLimiter?
     private let perTransferCap: Int64?
     private let started = ContinuousClock.now
@@ -31,6 +31,9 @@ final class DownloadSession {
     /// Piece-map requests in flight, by transfer, to the source they ask.
     private var mapPolls: [ObjectIdentifier: (source: Int, transfer: CurlTransfer)] = [:]
     private var mapPolledAt: [Int: ContinuousClock.Instant] = [:]
+    /// The last moment a source other than a fallback had a piece in flight: a download idle
+    /// for `fallbackPatience` since is starving, and may ask its fallbacks.
+    private var lastPrimaryActivity = ContinuousClock.now
     private var rateWait: Duration?
     private var receivedBytes: Int64 = 0
     private var fetchedBytes: Int64 = 0
@@ -46,8 +49,9 @@ final class DownloadSession {
         self.onProgress = onProgress
         self.multi = try CurlMulti()
         self.limiter = options.maxBytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
-        // Half the cap each: two transfers fill it, as when only a peer or two have pieces yet.
-        self.perTransferCap = options.maxBytesPerSecond.map { max(1, $0 / Int64(max(1, min(2, options.maxInFlight)))) }
+        // The whole cap each: one transfer may fill the downlink (a peer or two with pieces yet);
+        // pieces starting in turn keep the average.
+        self.perTransferCap = options.maxBytesPerSecond
         self.resumedBytes = assembly.verifiedBytes
         let missing = assembly.missingPieces()
         var offsets: [Int] = [], total = 0
@@ -88,8 +92,8 @@ final class DownloadSession {
             if pool.allRemoved { throw .allSourcesFailed(pool.failures) }
             // Every usable source is backing off, or has none of the pieces yet: wait a little.
             let now = ContinuousClock.now
-            let ready = [pool.nextReady, queue.nextReady(fallbackPatience: options.fallbackPatience), rateWait.map { now + $0 },
-                         nextMapPoll(now: now)]
+            let ready = [pool.nextReady, queue.nextReady, rateWait.map { now + $0 }, nextMapPoll(now: now),
+                         lastPrimaryActivity + options.fallbackPatience]
                 .compactMap { $0 }.filter { $0 > now }.min()
             multi.poll(timeoutMs: Int32(max(1, min(500, ((ready ?? now + .milliseconds(100)) - now).milliseconds))))
             rateWait = nil
@@ -124,9 +128,7 @@ final class DownloadSession {
             guard source.isUsable, !source.isFallback, source.notBefore.map({ $0 <= now }) ?? true else { continue }
             switch source.holdings {
             case .everything: continue
-            case .pieces(let map) where map.isComplete:
-                pool.setHoldings(index, .everything)
-                continue
+            case .pieces(let map) where map.isComplete: continue  // a whole peer: still a peer
             case .unknown, .pieces: break
             }
             if let last = mapPolledAt[index], now - last < options.pieceMapRefresh { continue }
@@ -147,6 +149,7 @@ final class DownloadSession {
         mapPolledAt.compactMap { index, last in
             switch pool.sources[index].holdings {
             case .everything: nil
+            case .pieces(let map) where map.isComplete: nil
             case .unknown, .pieces: pool.sources[index].isUsable ? last + options.pieceMapRefresh : nil
             }
         }.min()
@@ -160,7 +163,7 @@ final class DownloadSession {
             guard let map = PieceMap(text: transfer.body, count: manifest.totalPieces) else {
                 return pool.failed(index, reason: "sent a piece map that is not one for \(manifest.totalPieces) pieces", now: .now)
             }
-            pool.setHoldings(index, map.isComplete ? .everything : .pieces(map))
+            pool.setHoldings(index, .pieces(map))
         case .completed(503):
             pool.unavailable(index, now: .now, patience: options.unavailablePatience)
         case .completed:
@@ -175,9 +178,13 @@ final class DownloadSession {
     /// Fills free slots: the next piece from the first source that can take it.
     private func fillSlots() throws(TransferError) {
         while inFlight.count < options.maxInFlight {
+            let now = ContinuousClock.now
+            if inFlight.values.contains(where: { !pool.sources[$0.source].isFallback }) { lastPrimaryActivity = now }
             guard let (piece, source) = queue.next(
-                pool: pool, maxPerSource: options.maxPerSource, now: .now, fallbackPatience: options.fallbackPatience)
+                pool: pool, maxPerSource: options.maxPerSource, now: now,
+                fallbacks: now - lastPrimaryActivity >= options.fallbackPatience)
             else { return }
+            if !pool.sources[source].isFallback { lastPrimaryActivity = now }
             let range = assembly.range(of: piece)
             if let limiter {
                 let wait = limiter.admit(range.count)
@@ -216,6 +223,8 @@ final class DownloadSession {
         pool.finished(flight.source)
         let transfer = flight.transfer
         receivedBytes += transfer.received
+        // The rate cap counted the whole piece when it started: give back what did not come.
+        limiter?.refund(Int(max(0, flight.expected - (transfer.statusWasAccepted ? transfer.received : 0))))
         let file = manifest.files[flight.piece.file]
         let what = "piece \(flight.piece.index) of \(file.name)"
         switch outcome {
@@ -237,6 +246,10 @@ final class DownloadSession {
             onProgress?(DownloadProgress(
                 verifiedBytes: resumedBytes + fetchedBytes, totalBytes: manifest.totalSize, verifiedPieces: verifiedPieces,
                 totalPieces: manifest.totalPieces, bytesBySource: pool.bytesBySource))
+        case .completed(429):
+            // A peer whose upload slots are all taken: someone else, soon; no blame.
+            pool.busy(flight.source, now: .now)
+            queue.unavailable(flight.piece, at: flight.source)
         case .completed(503):
             // A peer that does not hold this piece yet: ask someone else, no blame (for a while).
             pool.unavailable(flight.source, now: .now, patience: options.unavailablePatience)

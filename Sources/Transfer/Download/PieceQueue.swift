@@ -13,8 +13,6 @@ struct PieceQueue {
     private var tried: [PieceRef: Set<Int>] = [:]
     /// Pieces every usable source was asked for in vain: not asked again before this moment.
     private var notBefore: [PieceRef: ContinuousClock.Instant] = [:]
-    /// Since when no source but a fallback holds the piece.
-    private var orphanSince: [PieceRef: ContinuousClock.Instant] = [:]
     /// How long a piece waits after every usable source was asked for it in vain.
     static let roundPause = Duration.milliseconds(250)
 
@@ -39,11 +37,11 @@ struct PieceQueue {
     func globalIndex(_ piece: PieceRef) -> Int { fileOffsets[piece.file] + piece.index }
 
     /// The piece to ask for now and the source to ask: the rarest piece some source with a free
-    /// slot holds and has not failed lately. A fallback source is asked only for a piece no
-    /// other source has held for `fallbackPatience`, or once no other source is left. Nil when
-    /// nothing can go now.
+    /// slot holds and has not failed lately. A fallback source is asked only when `fallbacks`
+    /// allows (the caller's download is starving) and only for a piece no other source can
+    /// give, or once no other source is left. Nil when nothing can go now.
     mutating func next(
-        pool: SourcePool, maxPerSource: Int, now: ContinuousClock.Instant, fallbackPatience: Duration = .zero
+        pool: SourcePool, maxPerSource: Int, now: ContinuousClock.Instant, fallbacks allowed: Bool = true
     ) -> (PieceRef, Int)? {
         // No source has a free slot: nothing can go, whatever the piece.
         guard pool.hasFreeSlot(maxPerSource: maxPerSource, now: now) else { return nil }
@@ -57,24 +55,16 @@ struct PieceQueue {
             if let wait = notBefore[piece], wait > now { continue }
             let index = globalIndex(piece)
             let excluded = tried[piece] ?? []
-            if !pool.couldGive(index, excluding: excluded) {
-                // Every usable source that holds it was asked: start this piece's round over,
-                // after a pause.
+            let available = pool.holderCount(of: index, excluding: excluded)
+            if !pool.couldGive(index, excluding: excluded) || (available == 0 && pool.holderCount(of: index) > 0) {
+                // Every source holding it was asked lately (busy, not there, failed): start its
+                // round over after a pause. Peers that hold it come before any fallback.
                 tried[piece] = nil
                 notBefore[piece] = now + Self.roundPause
                 continue
             }
-            let fallbacks: Bool
-            if pool.holderCount(of: index, excluding: excluded) > 0 {
-                orphanSince[piece] = nil
-                fallbacks = !pool.hasUsablePrimary
-            } else {
-                // Only a fallback could give it now (its holders failed it lately, or nobody
-                // else has it): the fallback, after the patience.
-                let since = orphanSince[piece] ?? now
-                orphanSince[piece] = since
-                fallbacks = !pool.hasUsablePrimary || now - since >= fallbackPatience
-            }
+            // Nobody but a fallback holds it: the fallback, if the caller allows.
+            let fallbacks = !pool.hasUsablePrimary || (allowed && available == 0)
             if let source = pool.pick(
                 piece: index, maxPerSource: maxPerSource, excluding: excluded, fallbacks: fallbacks, now: now)
             {
@@ -103,14 +93,8 @@ struct PieceQueue {
         pending.append(piece)
     }
 
-    mutating func verified(_ piece: PieceRef) {
-        tried[piece] = nil
-        orphanSince[piece] = nil
-    }
+    mutating func verified(_ piece: PieceRef) { tried[piece] = nil }
 
-    /// The earliest moment a paused piece may be asked for again, or a piece only a fallback
-    /// holds may go to it.
-    func nextReady(fallbackPatience: Duration = .zero) -> ContinuousClock.Instant? {
-        (Array(notBefore.values) + orphanSince.values.map { $0 + fallbackPatience }).min()
-    }
+    /// The earliest moment a paused piece may be asked for again.
+    var nextReady: ContinuousClock.Instant? { notBefore.values.min() }
 }

@@ -4,11 +4,11 @@
 struct SourcePool {
     /// What a source can give.
     enum Holdings: Equatable {
-        /// Every piece: an origin or CDN, or a peer holding the whole release.
+        /// Every piece: an origin or CDN (it publishes no piece map).
         case everything
         /// Not known yet: its piece map is being asked for. Nothing is asked of it meanwhile.
         case unknown
-        /// The verified pieces its map lists.
+        /// The verified pieces its map lists: a peer (asked before origins, even once whole).
         case pieces(PieceMap)
     }
 
@@ -26,6 +26,8 @@ struct SourcePool {
         var notBefore: ContinuousClock.Instant?
         /// Since when it has answered only "not here yet" (503), if it has.
         var unavailableSince: ContinuousClock.Instant?
+        /// Since when every request to it has failed, if they have.
+        var failingSince: ContinuousClock.Instant?
         /// Why the source is out of this download, if it is.
         var removal: String?
         var banned = false
@@ -43,6 +45,8 @@ struct SourcePool {
 
     private(set) var sources: [Source]
     let failureLimit: Int
+    /// This download's own tie-break among equally good peers.
+    private let salt = Int.random(in: 0..<65536)
 
     init(bases: [String], fallbacks: [String] = [], failureLimit: Int) {
         sources = []
@@ -87,10 +91,11 @@ struct SourcePool {
 
     /// The source to ask for `piece` (its index over the whole release): one holding it with a
     /// free slot, not in `excluded`; peers with maps first, the least busy first (they serve
-    /// others too), then origins in preference order, then fallbacks when `fallbacks` allows.
+    /// others too; ties broken by the piece, so hosts holding the same peers spread over
+    /// them), then origins in preference order, then fallbacks when `fallbacks` allows.
     func pick(piece: Int, maxPerSource: Int, excluding excluded: Set<Int>, fallbacks: Bool, now: ContinuousClock.Instant) -> Int? {
         var best: Int?
-        var bestRank = (Int.max, Int.max)
+        var bestRank = (Int.max, Int.max, Int.max)
         for index in sources.indices where !excluded.contains(index) && isFree(index, maxPerSource: maxPerSource, now: now) {
             let source = sources[index]
             guard source.holds(piece), !source.isFallback || fallbacks else { continue }
@@ -100,7 +105,8 @@ struct SourcePool {
             case (false, .pieces): tier = 0
             case (false, _): tier = 1
             }
-            let rank = (tier, tier == 0 ? source.inFlight : index)
+            let spread = (index &* 40503 &+ piece &* 2654435761 &+ salt) & 0xFFFF
+            let rank = (tier, tier == 0 ? source.inFlight : index, tier == 0 ? spread : 0)
             if rank < bestRank { (best, bestRank) = (index, rank) }
         }
         return best
@@ -142,6 +148,16 @@ struct SourcePool {
         sources[index].deliveredBytes += bytes
         sources[index].consecutiveFailures = 0
         sources[index].unavailableSince = nil
+        sources[index].failingSince = nil
+    }
+
+    /// A peer (it publishes a piece map) that may only be restarting into its new version:
+    /// kept through `peerPatience` of failures, backing off up to 2 s, then dropped.
+    static let peerPatience = Duration.seconds(15)
+
+    /// The source is busy serving others (429): not asked again for a moment; no blame.
+    mutating func busy(_ index: Int, now: ContinuousClock.Instant) {
+        sources[index].notBefore = now + .milliseconds(100)
     }
 
     /// The source answered "not here yet": no blame, unless it has answered only that for
@@ -160,10 +176,17 @@ struct SourcePool {
         sources[index].consecutiveFailures += 1
         sources[index].lastFailure = reason
         let failures = sources[index].consecutiveFailures
-        if failures >= failureLimit {
+        let since = sources[index].failingSince ?? now
+        sources[index].failingSince = since
+        let isPeer: Bool
+        switch sources[index].holdings {
+        case .pieces: isPeer = true
+        case .everything, .unknown: isPeer = false
+        }
+        if failures >= failureLimit && (!isPeer || now - since >= Self.peerPatience) {
             remove(index, reason: "\(reason) (\(failures) failures in a row)")
         } else {
-            sources[index].notBefore = now + .milliseconds(200 << (failures - 1))
+            sources[index].notBefore = now + .milliseconds(min(2000, 200 << min(failures - 1, 4)))
         }
     }
 

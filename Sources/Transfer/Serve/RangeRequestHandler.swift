@@ -13,14 +13,19 @@ final class RangeRequestHandler: ChannelInboundHandler {
 
     private let catalog: any RangeServerCatalog
     private let limiter: RateLimiter?
+    private let uploads: UploadSlots?
     private let retryAfter: Int
     private let served: ServedBytes
     private let logger: Logger
     private var head: HTTPRequestHead?
 
-    init(catalog: any RangeServerCatalog, limiter: RateLimiter?, retryAfter: Int, served: ServedBytes, logger: Logger) {
+    init(
+        catalog: any RangeServerCatalog, limiter: RateLimiter?, uploads: UploadSlots? = nil, retryAfter: Int, served: ServedBytes,
+        logger: Logger
+    ) {
         self.catalog = catalog
         self.limiter = limiter
+        self.uploads = uploads
         self.retryAfter = retryAfter
         self.served = served
         self.logger = logger
@@ -86,9 +91,15 @@ final class RangeRequestHandler: ChannelInboundHandler {
 
         let file: NIOFileHandle?
         if request.method == .GET, let _ = range {
+            if let uploads, !uploads.take() {
+                headers.add(name: "Retry-After", value: "\(retryAfter)")
+                return sendStatus(.tooManyRequests, request: request, context: context, headers: headers,
+                                  reason: "busy: all \(uploads.limit) upload slots in use")
+            }
             do {
                 file = try NIOFileHandle(_deprecatedPath: path.string)
             } catch {
+                uploads?.release()
                 logger.error("cannot open \(path): \(error)")
                 return sendStatus(.internalServerError, request: request, context: context)
             }
@@ -106,7 +117,7 @@ final class RangeRequestHandler: ChannelInboundHandler {
     private func sendBody(file: NIOFileHandle, from start: Int64, to end: Int64, request: HTTPRequestHead, context: ChannelHandlerContext) {
         guard let limiter else {
             let region = FileRegion(fileHandle: file, readerIndex: Int(start), endIndex: Int(end))
-            context.write(wrapOutboundOut(.body(.fileRegion(region)))).whenComplete { _ in try? file.close() }
+            context.write(wrapOutboundOut(.body(.fileRegion(region)))).whenComplete { _ in self.close(file) }
             return finish(request, context: context)
         }
         sendPaced(file: file, at: start, end: end, limiter: limiter, request: request, context: context)
@@ -117,9 +128,9 @@ final class RangeRequestHandler: ChannelInboundHandler {
         file: NIOFileHandle, at offset: Int64, end: Int64, limiter: RateLimiter,
         request: HTTPRequestHead, context: ChannelHandlerContext
     ) {
-        guard context.channel.isActive else { try? file.close(); return }
+        guard context.channel.isActive else { close(file); return }
         guard offset < end else {
-            try? file.close()
+            close(file)
             return finish(request, context: context)
         }
         let size = min(Int64(limiter.chunkSize), end - offset)
@@ -127,7 +138,7 @@ final class RangeRequestHandler: ChannelInboundHandler {
         let write = {
             let region = FileRegion(fileHandle: file, readerIndex: Int(offset), endIndex: Int(offset + size))
             context.writeAndFlush(self.wrapOutboundOut(.body(.fileRegion(region)))).assumeIsolated().whenComplete { result in
-                guard case .success = result else { try? file.close(); return }
+                guard case .success = result else { self.close(file); return }
                 self.sendPaced(file: file, at: offset + size, end: end, limiter: limiter, request: request, context: context)
             }
         }
@@ -136,8 +147,15 @@ final class RangeRequestHandler: ChannelInboundHandler {
         } else {
             let scheduled = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanoseconds), write)
             // A server shutting down cancels the wait: the file is closed all the same.
-            scheduled.futureResult.assumeIsolated().whenFailure { _ in try? file.close() }
+            scheduled.futureResult.assumeIsolated().whenFailure { _ in self.close(file) }
         }
+    }
+
+    /// The body is over (sent, cut, or the server stops): its file closes, its slot frees.
+    private func close(_ file: NIOFileHandle) {
+        guard file.isOpen else { return }
+        try? file.close()
+        uploads?.release()
     }
 
     private func finish(_ request: HTTPRequestHead, context: ChannelHandlerContext) {

@@ -13,6 +13,9 @@ public struct RangeServerConfiguration: Sendable {
     public var maxUploadBytesPerSecond: Int64? = nil
     /// Connections beyond this get `503` and are closed.
     public var maxConnections: Int = 256
+    /// Bodies sent at once; a request beyond gets `429` at once (busy: ask another holder),
+    /// so an uplink serves a few pieces fast instead of many slowly. Nil for no limit.
+    public var maxConcurrentUploads: Int? = nil
     /// Seconds a client is told to wait for a piece that is not verified yet.
     public var retryAfterSeconds: Int = 1
     /// Event loop threads; the agent uses one.
@@ -31,6 +34,7 @@ public final class RangeServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let connections = ConnectionCounter()
     private let served = ServedBytes()
+    private let uploads: UploadSlots?
 
     /// Body bytes of the answers given so far (what peers were sent; a cut connection counts
     /// its whole answer).
@@ -42,13 +46,14 @@ public final class RangeServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.limiter = configuration.maxUploadBytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
+        self.uploads = configuration.maxConcurrentUploads.map(UploadSlots.init(limit:))
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
     }
 
     /// Binds and starts serving; returns the bound port.
     @discardableResult
     public func start() async throws -> Int {
-        let catalog = self.catalog, logger = self.logger, limiter = self.limiter, served = self.served
+        let catalog = self.catalog, logger = self.logger, limiter = self.limiter, served = self.served, uploads = self.uploads
         let configuration = self.configuration
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 512)
@@ -68,7 +73,7 @@ public final class RangeServer: Sendable {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         RangeRequestHandler(
-                            catalog: catalog, limiter: limiter, retryAfter: configuration.retryAfterSeconds,
+                            catalog: catalog, limiter: limiter, uploads: uploads, retryAfter: configuration.retryAfterSeconds,
                             served: served, logger: logger))
                 }
             }
@@ -97,6 +102,27 @@ public final class RangeServer: Sendable {
 /// Body bytes answered, shared by every connection.
 final class ServedBytes: Sendable {
     let total = Atomic<Int64>(0)
+}
+
+/// Bodies being sent, under a limit, shared by every connection.
+final class UploadSlots: Sendable {
+    let limit: Int
+    private let active = Atomic<Int>(0)
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    /// Takes a slot, or false when all are taken.
+    func take() -> Bool {
+        var current = active.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = active.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func release() { active.subtract(1, ordering: .relaxed) }
 }
 
 /// Open connections, shared by the accept path and each connection's close.

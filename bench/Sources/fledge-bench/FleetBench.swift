@@ -33,6 +33,14 @@ struct FleetBench: AsyncParsableCommand {
     @Option(help: "Modes to run, in order (comma-separated): origin, cdn-batches, peer-file, peer-piece.")
     var modes = FleetMode.allCases.map(\.rawValue).joined(separator: ",")
     @Option(name: .customLong("fast-beat"), help: "HBS's beat interval while a rollout has work, seconds.") var fastBeat = 0.5
+    @Option(name: .customLong("cdn-seeds"), help: "Swarm: hosts per CDN fetching from it first (HBS default 2).") var cdnSeeds: Int?
+    @Option(name: .customLong("swarm-peers"), help: "Swarm: peers per order (HBS default 8).") var swarmPeers: Int?
+    @Option(name: .customLong("fallback-seconds"), help: "Swarm: seconds before an agent asks the CDN for a piece no peer holds (agent default 5).")
+    var fallbackSeconds: Double?
+    @Option(name: .customLong("pieces-per-source"), help: "Pieces an agent asks of one source at once (agent default 2).")
+    var piecesPerSource: Int?
+    @Option(name: .customLong("upload-slots"), help: "Pieces an agent sends to peers at once (agent default 2).")
+    var uploadSlots: Int?
     @Flag(help: "Shape the links with network namespaces and tc tbf instead of Fledge's rate limits (not implemented).")
     var netns = false
     @Option(help: "Directory to create each fleet's temporary directory in (default: /tmp). Removed after each mode.")
@@ -62,7 +70,8 @@ struct FleetBench: AsyncParsableCommand {
         FleetShape(
             agents: agents, releaseBytes: Int64(sizeMiB) << 20, pieceBytes: Int64(pieceKiB) << 10,
             agentBytesPerSecond: Int64(agentMbps * 1e6 / 8), originBytesPerSecond: Int64((originMbps ?? 8 * agentMbps) * 1e6 / 8),
-            cdnOrigins: cdnOrigins, fastBeatSeconds: fastBeat)
+            cdnOrigins: cdnOrigins, fastBeatSeconds: fastBeat, cdnSeeds: cdnSeeds, swarmPeers: swarmPeers,
+            fallbackPatienceSeconds: fallbackSeconds, piecesPerSource: piecesPerSource, peerUploadSlots: uploadSlots)
     }
 
     func run() async throws {

@@ -28,6 +28,11 @@ enum FleetMode: String, CaseIterable, Sendable {
         plan.agentUploadBytesPerSecond = shape.agentBytesPerSecond
         plan.fastBeatSeconds = shape.fastBeatSeconds
         plan.pieceRelay = self == .peerPiece
+        plan.cdnSeeds = shape.cdnSeeds
+        plan.swarmPeers = shape.swarmPeers
+        plan.fallbackPatienceSeconds = shape.fallbackPatienceSeconds
+        plan.piecesPerSource = shape.piecesPerSource
+        plan.peerUploadSlots = shape.peerUploadSlots
         // Whole-file relay: a peer serves uplink / downlink downloads at once (the planner's
         // rule), so each gets a host's full downlink; the swarm has its own limits.
         plan.peerFanout = 1
@@ -53,6 +58,12 @@ struct FleetShape: Sendable {
     var originBytesPerSecond: Int64
     var cdnOrigins: Int
     var fastBeatSeconds: Double
+    /// Swarm tuning (peer-piece), nil for the defaults.
+    var cdnSeeds: Int? = nil
+    var swarmPeers: Int? = nil
+    var fallbackPatienceSeconds: Double? = nil
+    var piecesPerSource: Int? = nil
+    var peerUploadSlots: Int? = nil
 }
 
 /// Kumar and Ross's lower bound on the time to give N hosts a file of F bytes, and the
