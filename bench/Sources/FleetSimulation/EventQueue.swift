@@ -17,8 +17,10 @@ struct EventQueue {
         case retryDue
         /// An upgrading host's deadline passes: the sweep fails it if it has not confirmed.
         case deadlineDue
-        /// A host may now use its fallback sources.
+        /// A host may now use its fallback sources, if it still starves.
         case fallbackDue
+        /// A host may ask a peer that refused it (busy) again.
+        case retryFill
         /// A downloading host asks its peers for their piece maps again.
         case mapPoll
     }

@@ -163,7 +163,9 @@ public struct FleetSimulator {
                     index += 1
                     isInterested[host] = false
                     let first = picks.count
-                    swarm.fill(host, now: now, picks: &picks)
+                    var retry = Double.infinity
+                    swarm.fill(host, now: now, picks: &picks, retry: &retry)
+                    if retry.isFinite { events.schedule(.retryFill, host: host, at: retry) }
                     for pick in picks[first...] {
                         network.start(from: Int(pick.source), to: host, piece: Int(pick.piece),
                                       bytes: Double(parameters.pieceSize(Int(pick.piece))))
@@ -208,7 +210,10 @@ public struct FleetSimulator {
         pieceTransfers += 1
         verifiedPieces += 1
         let had = swarm.haveCount[host]
-        swarm.verified(piece: piece, at: host, from: source, bytes: bytes)
+        if swarm.verified(piece: piece, at: host, from: source, bytes: bytes, now: completion.time) && swarm.downloading[host]
+            && swarm.sources[host].contains(where: \.isFallback) {
+            events.schedule(.fallbackDue, host: host, at: swarm.fallbackDue(host))
+        }
         markInterested(host)
         if swarm.haveCount[host] > had { agents[host].verifiedBytes += bytes }
         if agents[host].phase == .downloading && swarm.holdsAll(host) {
@@ -256,7 +261,7 @@ public struct FleetSimulator {
             if elision.phase[host] == .failed { sweep(at: event.time) }
         case .deadlineDue:
             if elision.phase[host] == .active { sweep(at: event.time) }
-        case .fallbackDue:
+        case .fallbackDue, .retryFill:
             markInterested(host)
         case .mapPoll:
             pollPending[host] = false

@@ -12,10 +12,12 @@ struct PieceSwarm {
         var inFlight: Int16
         var isCDN: Bool
         var isFallback: Bool
-        /// Its last piece map listed every piece (or it is a CDN): it holds everything.
+        /// Its last piece map listed every piece (or it is a CDN): its map needs no more reads.
         var complete: Bool
         /// Verified bytes fetched from it in this attempt.
         var bytes: Int64
+        /// It refused a piece (all upload slots taken): not asked again before this moment.
+        var busyUntil: Double
     }
 
     /// A piece to ask `source` for.
@@ -40,6 +42,12 @@ struct PieceSwarm {
     private var known: [[UInt64]]
     private var startedAt: [Double]
     private(set) var downloading: [Bool]
+    /// Pieces each host is sending to peers now (its upload slots in use).
+    private var uploads: [Int32]
+    /// Per host: pieces in flight from sources other than fallbacks, and since when none has
+    /// been (the download starves).
+    private var primaryInFlight: [Int32]
+    private(set) var starvingSince: [Double]
     /// Per host: the seed of this download's tie-break order.
     private var order: [UInt64]
     private var random: SimulationRandom
@@ -62,6 +70,9 @@ struct PieceSwarm {
         known = [[UInt64]](repeating: [], count: hostCount)
         startedAt = [Double](repeating: 0, count: hostCount)
         downloading = [Bool](repeating: false, count: hostCount)
+        uploads = haveCount
+        primaryInFlight = haveCount
+        starvingSince = startedAt
         order = [UInt64](repeating: 0, count: hostCount)
         random = SimulationRandom(seed: seed)
         offered = [UInt64](repeating: 0, count: words)
@@ -76,6 +87,7 @@ struct PieceSwarm {
         let row = host * pieceCount
         for piece in 0..<pieceCount { holders[row + piece] = 0 }
         startedAt[host] = now
+        starvingSince[host] = now
         downloading[host] = !holdsAll(host)
         order[host] = random.next()
     }
@@ -84,7 +96,8 @@ struct PieceSwarm {
     /// at once; true when added.
     mutating func add(source node: Int, isCDN: Bool, isFallback: Bool, to host: Int) -> Bool {
         guard node != host, !sources[host].contains(where: { Int($0.node) == node }) else { return false }
-        sources[host].append(Source(node: Int32(node), inFlight: 0, isCDN: isCDN, isFallback: isFallback, complete: isCDN, bytes: 0))
+        sources[host].append(Source(
+            node: Int32(node), inFlight: 0, isCDN: isCDN, isFallback: isFallback, complete: isCDN, bytes: 0, busyUntil: 0))
         known[host].append(contentsOf: repeatElement(0, count: words))
         if !isFallback {
             if isCDN {
@@ -134,16 +147,28 @@ struct PieceSwarm {
         return learnt
     }
 
-    /// The transfer of `piece` from `source` to `host` ended with the piece verified.
-    mutating func verified(piece: Int, at host: Int, from source: Int, bytes: Int64) {
+    /// The transfer of `piece` from `source` to `host` ended at `now` with the piece verified.
+    /// True when the host now has nothing in flight but from fallbacks: it starts starving.
+    @discardableResult
+    mutating func verified(piece: Int, at host: Int, from source: Int, bytes: Int64, now: Double) -> Bool {
         let word = host * words + piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
         fetching[word] &= ~bit
         inFlight[host] -= 1
+        if source < hostCount { uploads[source] -= 1 }
+        var starts = false
         if let slot = sources[host].firstIndex(where: { Int($0.node) == source }) {
             sources[host][slot].inFlight -= 1
             sources[host][slot].bytes += bytes
+            if !sources[host][slot].isFallback {
+                primaryInFlight[host] -= 1
+                if primaryInFlight[host] == 0 {
+                    starvingSince[host] = now
+                    starts = true
+                }
+            }
         }
         grant(piece, to: host)
+        return starts
     }
 
     /// `host` holds `piece` verified from now on (its map lists it at the next poll).
@@ -154,40 +179,56 @@ struct PieceSwarm {
         haveCount[host] += 1
     }
 
-    /// The moment `host` may first use its fallback sources.
-    func fallbackDue(_ host: Int) -> Double { startedAt[host] + policy.fallbackPatience }
+    /// The moment `host` may first use its fallback sources, if it goes on starving.
+    func fallbackDue(_ host: Int) -> Double { starvingSince[host] + policy.fallbackPatience }
 
     /// Chooses pieces for the host's free slots, each the rarest some free source holds, until
-    /// no free source holds anything the host still needs; marks them in flight.
-    mutating func fill(_ host: Int, now: Double, picks: inout [Pick]) {
+    /// no free source holds anything the host still needs; marks them in flight. A peer whose
+    /// upload slots are all taken refuses (429): the host leaves it alone for a moment, and
+    /// `retry` says when to try again.
+    mutating func fill(_ host: Int, now: Double, picks: inout [Pick], retry: inout Double) {
         guard downloading[host], !sources[host].isEmpty else { return }
         while Int(inFlight[host]) < policy.maxInFlight {
             guard let (piece, slot) = next(for: host, now: now) else { return }
+            let node = Int(sources[host][slot].node)
+            if node < hostCount && Int(uploads[node]) >= policy.uploadSlots {
+                let until = now + policy.busyBackoff
+                sources[host][slot].busyUntil = until
+                retry = min(retry, until)
+                continue
+            }
             fetching[host * words + piece >> 6] |= 1 << UInt64(piece & 63)
             inFlight[host] += 1
             sources[host][slot].inFlight += 1
-            picks.append(Pick(source: sources[host][slot].node, piece: Int32(piece)))
+            if node < hostCount { uploads[node] += 1 }
+            if !sources[host][slot].isFallback { primaryInFlight[host] += 1 }
+            picks.append(Pick(source: Int32(node), piece: Int32(piece)))
         }
+    }
+
+    /// Whether a source can take a request now.
+    private func free(_ source: Source, now: Double) -> Bool {
+        Int(source.inFlight) < policy.maxPerSource && source.busyUntil <= now
     }
 
     /// The rarest wanted piece a free source holds, and the source to ask for it.
     private mutating func next(for host: Int, now: Double) -> (piece: Int, slot: Int)? {
-        let limit = policy.maxPerSource
         var hasPrimary = false, freeFallback = false, everything = false
         for word in 0..<words { offered[word] = 0 }
         for (slot, source) in sources[host].enumerated() {
             if !source.isFallback { hasPrimary = true }
-            guard Int(source.inFlight) < limit else { continue }
+            guard free(source, now: now) else { continue }
             if source.isFallback {
                 freeFallback = true
-            } else if source.complete {
+            } else if source.isCDN {
                 everything = true
             } else {
                 for word in 0..<words { offered[word] |= known[host][slot * words + word] }
             }
         }
-        // Pieces no other source holds may go to a fallback, after the patience.
-        let orphansAllowed = freeFallback && (!hasPrimary || now >= startedAt[host] + policy.fallbackPatience)
+        // Pieces no other source holds may go to a fallback once the download starves.
+        let starving = primaryInFlight[host] == 0 && now >= starvingSince[host] + policy.fallbackPatience
+        let orphansAllowed = freeFallback && (!hasPrimary || starving)
         let row = host * pieceCount, own = host * words
         var best = -1
         var bestHolders = UInt16.max
@@ -213,26 +254,26 @@ struct PieceSwarm {
             }
         }
         guard best >= 0 else { return nil }
-        return (best, source(for: best, host: host, orphan: bestHolders == 0))
+        return (best, source(for: best, host: host, orphan: bestHolders == 0, now: now))
     }
 
-    /// A peer whose map lists the piece, the least busy; else the first source holding
-    /// everything; else (for a piece nobody else holds) the first free fallback.
-    private func source(for piece: Int, host: Int, orphan: Bool) -> Int {
-        let limit = policy.maxPerSource
+    /// A peer whose map lists the piece (the least busy; ties spread by the piece), else the
+    /// first CDN, else (for a piece nobody else holds) the first free fallback.
+    private func source(for piece: Int, host: Int, orphan: Bool, now: Double) -> Int {
         let word = piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
-        var peer = -1, whole = -1, fallback = -1
-        for (slot, source) in sources[host].enumerated() where Int(source.inFlight) < limit {
+        var peer = -1, peerRank = (Int.max, UInt64.max), cdn = -1, fallback = -1
+        for (slot, source) in sources[host].enumerated() where free(source, now: now) {
             if source.isFallback {
                 if fallback < 0 { fallback = slot }
-            } else if source.complete {
-                if whole < 0 { whole = slot }
+            } else if source.isCDN {
+                if cdn < 0 { cdn = slot }
             } else if known[host][slot * words + word] & bit != 0 {
-                if peer < 0 || source.inFlight < sources[host][peer].inFlight { peer = slot }
+                let rank = (Int(source.inFlight), Self.rank(order[host] &+ UInt64(slot), piece))
+                if rank < peerRank { (peer, peerRank) = (slot, rank) }
             }
         }
         if orphan { return fallback }
-        return peer >= 0 ? peer : whole
+        return peer >= 0 ? peer : cdn
     }
 
     /// This download's tie-break order of `piece` (SplitMix64 of the download's seed).

@@ -108,7 +108,7 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("swarm-peers"), help: "Planner, peer-piece: peers per order.")
     var swarmPeers: Int?
 
-    @Option(name: .customLong("fallback-patience"), help: "Agents: seconds a piece nobody but a fallback holds waits before the fallback is asked (the agent's 2).")
+    @Option(name: .customLong("fallback-patience"), help: "Agents: seconds a download has nothing in flight from its other sources before its fallbacks are asked (the agent's 5).")
     var fallbackPatience: Double?
 
     @Option(name: .customLong("map-refresh-ms"), help: "Agents: how often a growing peer's piece map is read again, ms (the agent's 250).")
@@ -119,6 +119,9 @@ struct SimulateBench: AsyncParsableCommand {
 
     @Option(name: .customLong("max-in-flight"), help: "Agents: pieces in flight in all (the agent's 8).")
     var maxInFlight: Int?
+
+    @Option(name: .customLong("upload-slots"), help: "Agents: pieces a peer sends at once; more are refused (the agent's 2).")
+    var uploadSlots: Int?
 
     @Option(name: .customLong("step-ms"), help: "Rates are recomputed at most this often, virtual ms (default: a 32nd of the time a host takes for 8 pieces at its full downlink, within 0.5-10 ms).")
     var stepMs: Double?
@@ -154,7 +157,7 @@ struct SimulateBench: AsyncParsableCommand {
             throw ValidationError("sizes, rates and steps must be positive")
         }
         if let pieceKiB, pieceKiB <= 0 { throw ValidationError("--piece-kib must be positive") }
-        for value in [maxPerSource, maxInFlight, cdnSeeds, swarmPeers, peerFanout, sourcesPerOrder].compactMap({ $0 }) where value < 1 {
+        for value in [maxPerSource, maxInFlight, uploadSlots, cdnSeeds, swarmPeers, peerFanout, sourcesPerOrder].compactMap({ $0 }) where value < 1 {
             throw ValidationError("in-flight limits and planner counts must be positive")
         }
         if let fallbackPatience, fallbackPatience < 0 { throw ValidationError("--fallback-patience must not be negative") }
@@ -236,6 +239,7 @@ struct SimulateBench: AsyncParsableCommand {
         if let mapRefreshMs { p.swarm.mapRefresh = mapRefreshMs / 1000 }
         if let maxPerSource { p.swarm.maxPerSource = maxPerSource }
         if let maxInFlight { p.swarm.maxInFlight = maxInFlight }
+        if let uploadSlots { p.swarm.uploadSlots = uploadSlots }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
         let pieceTime = Double(p.pieceBytes) / p.hostDownload
         p.stepSeconds = stepMs.map { $0 / 1000 } ?? min(0.010, max(0.0005, pieceTime * Double(p.swarm.maxInFlight) / 32))

@@ -17,7 +17,8 @@ import Testing
 
     private func fill(_ swarm: inout PieceSwarm, _ host: Int = 0, now: Double = 0) -> [(source: Int, piece: Int)] {
         var picks: [PieceSwarm.Pick] = []
-        swarm.fill(host, now: now, picks: &picks)
+        var retry = Double.infinity
+        swarm.fill(host, now: now, picks: &picks, retry: &retry)
         return picks.map { (Int($0.source), Int($0.piece)) }
     }
 
@@ -75,29 +76,60 @@ import Testing
         #expect(!again)  // nothing new
     }
 
-    @Test func partialPeersGoFirstThenWholeSourcesInOrder() {
+    @Test func peersGoBeforeTheCDNAndTheLeastBusyFirst() {
         var swarm = swarm(hosts: 3, pieces: 4)
-        give(&swarm, 1, [0, 1, 2, 3])  // whole
+        give(&swarm, 1, [0, 1, 2, 3])  // whole: still a peer
         give(&swarm, 2, [0, 1])
         swarm.begin(0, now: 0)
+        _ = swarm.add(source: 3, isCDN: true, isFallback: false, to: 0)  // node 3: a CDN, listed first
         addPeers(&swarm, [1, 2])
         let picks = fill(&swarm)
-        // 2 and 3 are rarer (peer 1 only); 0 and 1 are held by both and go to peer 2, the partial one.
+        // Every piece is held by the CDN; 2 and 3 also by peer 1, 0 and 1 by both peers: rarer
+        // 2 and 3 go first, to peer 1; then 0 and 1 to peer 2, the less busy; nothing to the CDN
+        // while a peer can take it.
         #expect(picks.count == 4)
-        for pick in picks where pick.piece < 2 { #expect(pick.source == 2) }
-        for pick in picks where pick.piece >= 2 { #expect(pick.source == 1) }
+        #expect(Set(picks.prefix(2).map(\.piece)) == [2, 3])
+        for pick in picks.prefix(2) { #expect(pick.source == 1) }
+        for pick in picks.dropFirst(2) { #expect(pick.source == 2) }
+        // Peers full (2 each): the CDN takes the rest.
+        #expect(fill(&swarm).isEmpty)  // nothing left to ask for
     }
 
-    @Test func aFallbackWaitsItsPatienceAndServesOnlyWhatNobodyElseHolds() {
-        var swarm = swarm(hosts: 2, pieces: 4)
+    @Test func aPeerWithEveryUploadSlotTakenRefusesForAMoment() {
+        var swarm = swarm(hosts: 4, pieces: 8)
+        give(&swarm, 3, Array(0..<8))
+        for host in 0...1 {
+            swarm.begin(host, now: 0)
+            addPeers(&swarm, [3], to: host)
+        }
+        #expect(fill(&swarm, 0).count == 2)  // peer 3's two upload slots
+        var picks: [PieceSwarm.Pick] = []
+        var retry = Double.infinity
+        swarm.fill(1, now: 0, picks: &picks, retry: &retry)
+        #expect(picks.isEmpty)
+        #expect(retry == 0.1)
+        swarm.verified(piece: 0, at: 0, from: 3, bytes: 1, now: 0.05)
+        swarm.fill(1, now: 0.05, picks: &picks, retry: &retry)
+        #expect(picks.isEmpty)  // still backing off
+        swarm.fill(1, now: 0.1, picks: &picks, retry: &retry)
+        #expect(picks.count == 1)
+    }
+
+    @Test func aFallbackWaitsUntilTheDownloadStarvesAndServesOnlyWhatNobodyElseHolds() {
+        var policy = SwarmPolicy()
+        policy.fallbackPatience = 2
+        var swarm = swarm(hosts: 2, pieces: 4, policy: policy)
         give(&swarm, 1, [0])
         swarm.begin(0, now: 10)
         addPeers(&swarm, [1])
         _ = swarm.add(source: 2, isCDN: true, isFallback: true, to: 0)  // node 2: the CDN
         #expect(fill(&swarm, now: 10).map(\.piece) == [0])  // from the peer; the CDN waits
-        #expect(fill(&swarm, now: 11.9).isEmpty)
-        #expect(swarm.fallbackDue(0) == 12)
-        let late = fill(&swarm, now: 12)
+        #expect(fill(&swarm, now: 13).isEmpty)  // a piece in flight from a peer: not starving
+        let starts = swarm.verified(piece: 0, at: 0, from: 1, bytes: 1, now: 14)
+        #expect(starts)
+        #expect(swarm.fallbackDue(0) == 16)
+        #expect(fill(&swarm, now: 15.9).isEmpty)
+        let late = fill(&swarm, now: 16)
         #expect(late.count == 2)
         #expect(late.allSatisfy { $0.source == 2 && $0.piece != 0 })
     }
@@ -123,7 +155,7 @@ import Testing
         addPeers(&swarm, [1])
         let picks = fill(&swarm)
         #expect(picks.count == 2)
-        for pick in picks { swarm.verified(piece: pick.piece, at: 0, from: 1, bytes: 100) }
+        for pick in picks { swarm.verified(piece: pick.piece, at: 0, from: 1, bytes: 100, now: 1) }
         #expect(swarm.holdsAll(0))
         #expect(swarm.inFlight[0] == 0)
         #expect(swarm.sources[0][0].bytes == 200)
@@ -137,7 +169,8 @@ import Testing
             swarm.begin(host, now: 0)
             _ = swarm.add(source: 10, isCDN: true, isFallback: false, to: host)
             var picks: [PieceSwarm.Pick] = []
-            swarm.fill(host, now: 0, picks: &picks)
+            var retry = Double.infinity
+            swarm.fill(host, now: 0, picks: &picks, retry: &retry)
             firsts.insert(Int(picks[0].piece))
         }
         #expect(firsts.count >= 7)
