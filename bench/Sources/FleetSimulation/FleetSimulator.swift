@@ -75,7 +75,10 @@ public struct FleetSimulator {
         network = NetworkModel(
             uplinks: [Double](repeating: parameters.hostUpload, count: hosts) + [Double](repeating: parameters.cdnUpload, count: parameters.cdnNodes),
             downlinks: [Double](repeating: parameters.hostDownload, count: hosts))
-        swarm = PieceSwarm(hostCount: hosts, pieceCount: parameters.pieceCount, policy: parameters.swarm, seed: parameters.seed &+ 1)
+        let sizes = parameters
+        swarm = PieceSwarm(
+            hostCount: hosts, pieceCount: parameters.pieceCount, policy: parameters.swarm, seed: parameters.seed &+ 1,
+            pieceBytes: { sizes.pieceSize($0) })
         elision = BeatElision(hosts: hosts, pendingToo: !mode.peersServe)
         if mode == .peerFile {
             // Whole-file peers: the planner's slots, as it counts them.

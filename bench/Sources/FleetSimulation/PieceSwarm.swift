@@ -52,8 +52,12 @@ struct PieceSwarm {
     private var order: [UInt64]
     private var random: SimulationRandom
     private var offered: [UInt64]
+    /// Per host, when its download cap is next free (`SwarmPolicy.pacedDownload`).
+    private var capFreeAt: [Double]
+    /// Bytes of each piece, for the cap.
+    private let pieceBytes: (Int) -> Int64
 
-    init(hostCount: Int, pieceCount: Int, policy: SwarmPolicy, seed: UInt64) {
+    init(hostCount: Int, pieceCount: Int, policy: SwarmPolicy, seed: UInt64, pieceBytes: @escaping (Int) -> Int64 = { _ in 1 }) {
         precondition(pieceCount > 0 && pieceCount < Int(UInt16.max))
         self.policy = policy
         self.hostCount = hostCount
@@ -76,6 +80,8 @@ struct PieceSwarm {
         order = [UInt64](repeating: 0, count: hostCount)
         random = SimulationRandom(seed: seed)
         offered = [UInt64](repeating: 0, count: words)
+        capFreeAt = startedAt
+        self.pieceBytes = pieceBytes
     }
 
     func holdsAll(_ host: Int) -> Bool { Int(haveCount[host]) == pieceCount }
@@ -196,6 +202,15 @@ struct PieceSwarm {
                 sources[host][slot].busyUntil = until
                 retry = min(retry, until)
                 continue
+            }
+            if let rate = policy.pacedDownload {
+                // Pieces start in turn under the cap; the schedule may lag by one chunk.
+                guard capFreeAt[host] <= now else {
+                    retry = min(retry, capFreeAt[host])
+                    return
+                }
+                let slack = Double(min(256 * 1024, max(4 * 1024, Int(rate / 20)))) / rate
+                capFreeAt[host] = max(capFreeAt[host], now - slack) + Double(pieceBytes(piece)) / rate
             }
             fetching[host * words + piece >> 6] |= 1 << UInt64(piece & 63)
             inFlight[host] += 1

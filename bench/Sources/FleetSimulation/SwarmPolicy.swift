@@ -17,6 +17,10 @@
 ///   sources for `fallbackPatience` seconds (`fallbackPatienceSeconds`, 5), or at once when
 ///   the order lists no other source.
 ///
+/// With `pacedDownload` (the agent's `downloadBytesPerSecond` cap, a token bucket, as the
+/// fleet bench sets it) pieces start in turn: each start books its bytes at that rate, and the
+/// next waits until the booking is paid off (less one chunk, about 1/20 s, of slack).
+///
 /// Not modeled: round-trip times (a map, a 429 or a piece request costs no time), failures of
 /// sources mid-piece, and the per-piece memory of sources that refused it.
 ///
@@ -28,6 +32,8 @@ public struct SwarmPolicy: Sendable, Equatable {
     public var busyBackoff = 0.1
     public var mapRefresh = 0.25
     public var fallbackPatience = 5.0
+    /// The download cap that paces piece starts, bytes per second; nil: none (the NIC limits).
+    public var pacedDownload: Double?
 
     public init() {}
 }

@@ -27,9 +27,10 @@ struct SimulateBench: AsyncParsableCommand {
     enum Preset: String, ExpressibleByArgument, CaseIterable {
         /// The goal: 100,000 hosts, 200 MB, two 10 Gbit/s CDNs, 1 Gbit/s hosts.
         case target
-        /// `fledge-bench fleet`'s defaults: 32 agents at 8 Mbit/s (1 MB/s) up and down, 32 MiB
-        /// in 512 KiB pieces, 64 Mbit/s (8 MB/s) origins, 4 of them for cdn-batches and 1 for
-        /// the peer modes, beats every 0.5 s.
+        /// `fledge-bench fleet`'s defaults: 32 agents at 8 Mbit/s (1 MB/s) up and down, their
+        /// downloads paced by the agent's own cap (as the fleet bench sets it), 32 MiB in 512 KiB
+        /// pieces, 64 Mbit/s (8 MB/s) origins, 4 of them for cdn-batches and 1 for the peer
+        /// modes, 2 idcs x 4 racks, beats every 0.5 s.
         case fleetBench = "fleet-bench"
     }
 
@@ -39,11 +40,11 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(help: "Hosts in the fleet (default 1000).")
     var hosts: Int?
 
-    @Option(help: "Data centres (label idc).")
-    var idcs: Int = 4
+    @Option(help: "Data centres (label idc; default 4).")
+    var idcs: Int?
 
-    @Option(name: .customLong("racks-per-idc"), help: "Racks per data centre (label rack); hosts are spread round robin.")
-    var racksPerIDC: Int = 16
+    @Option(name: .customLong("racks-per-idc"), help: "Racks per data centre (label rack; default 16); hosts are spread round robin.")
+    var racksPerIDC: Int?
 
     @Option(name: .customLong("size-mb"), help: "Release size F in MB (10^6 bytes; default 200).")
     var sizeMB: Double?
@@ -123,6 +124,9 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("upload-slots"), help: "Agents: pieces a peer sends at once; more are refused (the agent's 2).")
     var uploadSlots: Int?
 
+    @Flag(name: .customLong("paced-downloads"), inversion: .prefixedNo, help: "Agents pace piece starts at their downlink, as the agent's download cap does (default: with --preset fleet-bench only).")
+    var pacedDownloads: Bool?
+
     @Option(name: .customLong("step-ms"), help: "Rates are recomputed at most this often, virtual ms (default: a 32nd of the time a host takes for 8 pieces at its full downlink, within 0.5-10 ms).")
     var stepMs: Double?
 
@@ -149,7 +153,7 @@ struct SimulateBench: AsyncParsableCommand {
 
     func validate() throws {
         if let hosts, hosts < 1 { throw ValidationError("--hosts must be positive") }
-        if idcs < 1 || racksPerIDC < 1 { throw ValidationError("--idcs and --racks-per-idc must be positive") }
+        if (idcs ?? 1) < 1 || (racksPerIDC ?? 1) < 1 { throw ValidationError("--idcs and --racks-per-idc must be positive") }
         if !(0...1).contains(failureRate) { throw ValidationError("--failure-rate must be in [0, 1]") }
         if let cdns, cdns < 1 { throw ValidationError("--cdns must be positive") }
         if let peerCDNs, peerCDNs < 1 { throw ValidationError("--peer-cdns must be positive") }
@@ -188,6 +192,8 @@ struct SimulateBench: AsyncParsableCommand {
     func parameters() -> SimulationParameters {
         var p = SimulationParameters()
         p.hosts = 1000
+        p.idcs = 4
+        p.racksPerIDC = 16
         p.releaseBytes = 200_000_000
         p.hostUpload = 125e6
         p.hostDownload = 125e6
@@ -209,12 +215,15 @@ struct SimulateBench: AsyncParsableCommand {
             p.peerCDNs = 1
             p.cdnUpload = 8e6
             p.fastBeatSeconds = 0.5
+            p.idcs = 2
+            p.racksPerIDC = 4
+            p.swarm.pacedDownload = 1e6
         case nil:
             break
         }
         if let hosts { p.hosts = hosts }
-        p.idcs = idcs
-        p.racksPerIDC = racksPerIDC
+        if let idcs { p.idcs = idcs }
+        if let racksPerIDC { p.racksPerIDC = racksPerIDC }
         if let sizeMB { p.releaseBytes = Int64(sizeMB * 1e6) }
         if let sizeMiB { p.releaseBytes = Int64(sizeMiB * 1_048_576) }
         if let pieceKiB { piece = Int64(pieceKiB) << 10 }
@@ -240,6 +249,8 @@ struct SimulateBench: AsyncParsableCommand {
         if let maxPerSource { p.swarm.maxPerSource = maxPerSource }
         if let maxInFlight { p.swarm.maxInFlight = maxInFlight }
         if let uploadSlots { p.swarm.uploadSlots = uploadSlots }
+        if let pacedDownloads { p.swarm.pacedDownload = pacedDownloads ? p.hostDownload : nil }
+        if p.swarm.pacedDownload != nil { p.swarm.pacedDownload = p.hostDownload }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
         let pieceTime = Double(p.pieceBytes) / p.hostDownload
         p.stepSeconds = stepMs.map { $0 / 1000 } ?? min(0.010, max(0.0005, pieceTime * Double(p.swarm.maxInFlight) / 32))

@@ -80,7 +80,7 @@ struct SimulationReport {
         }
         let p = parameters
         table.note("hosts: \(Format.fixed(p.hostUpload * 8 / 1e6, 3)) Mbit/s up, \(Format.fixed(p.hostDownload * 8 / 1e6, 3)) Mbit/s down; CDNs of \(Format.fixed(p.cdnUpload * 8 / 1e6, 3)) Mbit/s each: origin 1 (announcing room for every host: falcon plans nothing), cdn-batches \(p.cdnCount(.cdnBatches)), peer modes \(p.cdnCount(.peerPiece)); \(p.idcs) idcs x \(p.racksPerIDC) racks; install+restart \(Format.fixed(p.installSeconds, 2)) s; beats every \(Format.fixed(p.fastBeatSeconds, 2)) s; sweeps every \(Format.fixed(p.sweepSeconds, 0)) s and when a retry or deadline is due; failure rate \(p.failureRate); seed \(p.seed).")
-        table.note("agents: \(p.swarm.maxInFlight) pieces in flight, \(p.swarm.maxPerSource) per source, \(p.swarm.uploadSlots) upload slots, piece maps read every \(Format.fixed(p.swarm.mapRefresh * 1000, 0)) ms, fallback after \(Format.fixed(p.swarm.fallbackPatience, 1)) s starving; planner: peerFanout \(p.planner.peerFanout), sourcesPerOrder \(p.planner.sourcesPerOrder), cdnSeeds \(p.planner.cdnSeeds), swarmPeers \(p.planner.swarmPeers); rates recomputed every \(Format.fixed(p.stepSeconds * 1000, 2)) ms at most.")
+        table.note("agents: \(p.swarm.maxInFlight) pieces in flight, \(p.swarm.maxPerSource) per source, \(p.swarm.uploadSlots) upload slots, piece maps read every \(Format.fixed(p.swarm.mapRefresh * 1000, 0)) ms, fallback after \(Format.fixed(p.swarm.fallbackPatience, 1)) s starving\(p.swarm.pacedDownload == nil ? "" : ", piece starts paced at the download cap"); planner: peerFanout \(p.planner.peerFanout), sourcesPerOrder \(p.planner.sourcesPerOrder), cdnSeeds \(p.planner.cdnSeeds), swarmPeers \(p.planner.swarmPeers); rates recomputed every \(Format.fixed(p.stepSeconds * 1000, 2)) ms at most.")
         table.note("t50/t90/t100: hosts confirmed (HBS marked them done). T_min = max(F/u_s, F/d, N*F/(u_s + sum u_i)) with the mode's CDNs, and the hosts' uplinks only where peers serve.")
         table.note("distribution: first order to last verified release; control plane: rollout start to the last host's first order; origin/F: bytes the CDNs sent over F.")
         table.note("origin-only, computed (max(N*F/u_origin, F/d), one CDN): \(seconds(p.originOnlyTime)) s" + (results.first { $0.mode == .origin }?.t100.map { "; simulated origin mode: \(seconds($0)) s" } ?? "") + ".")
@@ -208,7 +208,7 @@ struct SimulationReport {
                 "cdn_bytes_per_s": p.cdnUpload, "peer_cdns": Double(p.cdnCount(.peerPiece)), "sweep_s": p.sweepSeconds, "install_s": p.installSeconds, "failure_rate": p.failureRate,
                 "fast_beat_s": p.fastBeatSeconds, "seed": Double(p.seed), "step_s": p.stepSeconds,
                 "max_in_flight": Double(p.swarm.maxInFlight), "max_per_source": Double(p.swarm.maxPerSource),
-                "map_refresh_s": p.swarm.mapRefresh, "upload_slots": Double(p.swarm.uploadSlots), "fallback_patience_s": p.swarm.fallbackPatience,
+                "map_refresh_s": p.swarm.mapRefresh, "upload_slots": Double(p.swarm.uploadSlots), "paced_download_bytes_per_s": p.swarm.pacedDownload ?? 0, "fallback_patience_s": p.swarm.fallbackPatience,
                 "peer_fanout": Double(p.planner.peerFanout), "sources_per_order": Double(p.planner.sourcesPerOrder),
                 "cdn_seeds": Double(p.planner.cdnSeeds), "swarm_peers": Double(p.planner.swarmPeers),
                 "canary": Double(canary), "max_concurrent": Double(p.maxConcurrent ?? p.hosts),
