@@ -26,7 +26,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var peerMaxConnections: Int = 32
     /// Pieces sent to peers at once; more wait (429, "ask another holder"). Few fast uploads
     /// let a swarm relay each piece sooner than many slow ones.
-    public var peerUploadSlots: Int = 2
+    public var peerUploadSlots: Int = 1
     public var downloadBytesPerSecond: Int64?
     /// Seconds a piece no peer holds waits before an order's fallback (the CDN) is asked.
     public var fallbackPatienceSeconds: Double = 5
@@ -58,7 +58,7 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         advertiseIP = try container.decodeIfPresent(String.self, forKey: .advertiseIP)
         peerUploadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .peerUploadBytesPerSecond)
         peerMaxConnections = try container.decodeIfPresent(Int.self, forKey: .peerMaxConnections) ?? 32
-        peerUploadSlots = try container.decodeIfPresent(Int.self, forKey: .peerUploadSlots) ?? 2
+        peerUploadSlots = try container.decodeIfPresent(Int.self, forKey: .peerUploadSlots) ?? 1
         downloadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .downloadBytesPerSecond)
         fallbackPatienceSeconds = try container.decodeIfPresent(Double.self, forKey: .fallbackPatienceSeconds) ?? 5
         piecesPerSource = try container.decodeIfPresent(Int.self, forKey: .piecesPerSource) ?? 2

@@ -177,6 +177,10 @@ import Wire
         let again = engine.beat(Self.beat(Self.host(0)), now: 2).order
         #expect(first != nil)
         #expect(again == first)
+        // Killed mid-download and back idle on the old version: the order again, to resume.
+        let rollout = try #require(first?.rolloutId)
+        #expect(engine.beat(Self.beat(Self.host(0), state: .downloading, rollout: rollout), now: 3).order == nil)
+        #expect(engine.beat(Self.beat(Self.host(0)), now: 4).order == first)
     }
 
     @Test func oneActiveRolloutAndValidationNamesTheField() throws {

@@ -279,8 +279,10 @@ public struct RolloutEngine: Sendable {
                 // Lease renewals stay in memory; a restarted HBS grants every lease afresh.
                 state.setHost(id, agent.hostname, progress)
             }
-            // Still idle on the old version: the order was lost, or the agent restarted. Again.
-            if (progress.phase == .admitted && beat.state == .idle && !atTarget) || morePeers {
+            // Idle on the old version before it switched: the order was lost, or the agent was
+            // restarted mid-upgrade (it resumes from its verified pieces). Again.
+            let lost = beat.state == .idle && !atTarget && progress.phase.rank <= HostPhase.installing.rank
+            if lost || morePeers {
                 return order(for: progress, rollout: id, spec: spec)
             }
             return nil

@@ -16,7 +16,7 @@ public struct PlannerConfiguration: Codable, Sendable, Equatable {
     /// CDN only as a fallback, so the origin sends each piece about once.
     public var cdnSeeds: Int = 2
     /// In a swarm: peers each order lists (re-sent with more while the host fetches).
-    public var swarmPeers: Int = 8
+    public var swarmPeers: Int = 16
 
     public init() {}
 

@@ -15,7 +15,7 @@ public struct DownloadOptions: Sendable {
     /// it is dropped.
     public var unavailablePatience: Duration = .seconds(30)
     /// How often a peer's piece map is asked for again while it still grows.
-    public var pieceMapRefresh: Duration = .milliseconds(250)
+    public var pieceMapRefresh: Duration = .milliseconds(400)
     /// How long a download with nothing in flight from its other sources (starving) waits
     /// before its fallback sources are asked for the pieces no other source holds.
     public var fallbackPatience: Duration = .seconds(2)

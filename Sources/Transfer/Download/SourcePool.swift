@@ -157,7 +157,7 @@ struct SourcePool {
 
     /// The source is busy serving others (429): not asked again for a moment; no blame.
     mutating func busy(_ index: Int, now: ContinuousClock.Instant) {
-        sources[index].notBefore = now + .milliseconds(100)
+        sources[index].notBefore = now + .milliseconds(250)
     }
 
     /// The source answered "not here yet": no blame, unless it has answered only that for

@@ -196,8 +196,10 @@ final class RangeRequestHandler: ChannelInboundHandler {
         finish(request, context: context)
     }
 
+    /// One line per answer; "busy" refusals (429), which a swarm asks for often, only at debug.
     private func log(_ request: HTTPRequestHead, status: HTTPResponseStatus, bytes: Int64, reason: String? = nil) {
-        logger.info(
+        logger.log(
+            level: status == .tooManyRequests ? .debug : .info,
             "\(request.method) \(request.uri) \(status.code)",
             metadata: [
                 "bytes": "\(bytes)", "range": "\(request.headers.first(name: "range") ?? "-")",

@@ -34,15 +34,13 @@ struct FleetBench: AsyncParsableCommand {
     var modes = FleetMode.allCases.map(\.rawValue).joined(separator: ",")
     @Option(name: .customLong("fast-beat"), help: "HBS's beat interval while a rollout has work, seconds.") var fastBeat = 0.5
     @Option(name: .customLong("cdn-seeds"), help: "Swarm: hosts per CDN fetching from it first (HBS default 2).") var cdnSeeds: Int?
-    @Option(name: .customLong("swarm-peers"), help: "Swarm: peers per order (HBS default 8).") var swarmPeers: Int?
+    @Option(name: .customLong("swarm-peers"), help: "Swarm: peers per order (HBS default 16).") var swarmPeers: Int?
     @Option(name: .customLong("fallback-seconds"), help: "Swarm: seconds before an agent asks the CDN for a piece no peer holds (agent default 5).")
     var fallbackSeconds: Double?
     @Option(name: .customLong("pieces-per-source"), help: "Pieces an agent asks of one source at once (agent default 2).")
     var piecesPerSource: Int?
-    @Option(name: .customLong("upload-slots"), help: "Pieces an agent sends to peers at once (agent default 2).")
+    @Option(name: .customLong("upload-slots"), help: "Pieces an agent sends to peers at once (agent default 1).")
     var uploadSlots: Int?
-    @Flag(help: "Shape the links with network namespaces and tc tbf instead of Fledge's rate limits (not implemented).")
-    var netns = false
     @Option(help: "Directory to create each fleet's temporary directory in (default: /tmp). Removed after each mode.")
     var workdir: String?
     @Option(help: "Where the .txt, .json and .svg results go (default: this repository's bench/results).")
@@ -76,9 +74,6 @@ struct FleetBench: AsyncParsableCommand {
 
     func run() async throws {
         try await Bench.run {
-            if netns {
-                throw BenchError.tool("--netns is not implemented: the links are shaped by Fledge's own rate limits on 127.0.0.1 (run without --netns)")
-            }
             try ReleaseProducts.use(LocalFleet.products)
             let shape = self.shape
             if shape.releaseBytes / shape.pieceBytes < 64 {
