@@ -6,7 +6,7 @@
 ///   (`piecesPerSource`, 2), `maxInFlight` in all (8);
 /// - a peer's pieces are known from its piece map, read when the peer is added and again every
 ///   `mapRefresh` seconds until it is complete; a CDN holds everything;
-/// - a peer sends at most `uploadSlots` pieces at once (`peerUploadSlots`, 2); a request
+/// - a peer sends at most `uploadSlots` pieces at once (`peerUploadSlots`, 1); a request
 ///   beyond that is refused (429) and the host leaves that peer alone for `busyBackoff`;
 /// - the next piece is the rarest one some free source holds (fewest of the host's sources
 ///   hold it, fallbacks not counted), ties in an order each download draws at random; it goes
@@ -28,9 +28,9 @@
 public struct SwarmPolicy: Sendable, Equatable {
     public var maxInFlight = 8
     public var maxPerSource = 2
-    public var uploadSlots = 2
-    public var busyBackoff = 0.1
-    public var mapRefresh = 0.25
+    public var uploadSlots = 1
+    public var busyBackoff = 0.25
+    public var mapRefresh = 0.4
     public var fallbackPatience = 5.0
     /// The download cap that paces piece starts, bytes per second; nil: none (the NIC limits).
     public var pacedDownload: Double?

@@ -112,7 +112,7 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("fallback-patience"), help: "Agents: seconds a download has nothing in flight from its other sources before its fallbacks are asked (the agent's 5).")
     var fallbackPatience: Double?
 
-    @Option(name: .customLong("map-refresh-ms"), help: "Agents: how often a growing peer's piece map is read again, ms (the agent's 250).")
+    @Option(name: .customLong("map-refresh-ms"), help: "Agents: how often a growing peer's piece map is read again, ms (the agent's 400).")
     var mapRefreshMs: Double?
 
     @Option(name: .customLong("max-per-source"), help: "Agents: pieces in flight from one source (the agent's 2).")
@@ -121,7 +121,7 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("max-in-flight"), help: "Agents: pieces in flight in all (the agent's 8).")
     var maxInFlight: Int?
 
-    @Option(name: .customLong("upload-slots"), help: "Agents: pieces a peer sends at once; more are refused (the agent's 2).")
+    @Option(name: .customLong("upload-slots"), help: "Agents: pieces a peer sends at once; more are refused (the agent's 1).")
     var uploadSlots: Int?
 
     @Flag(name: .customLong("paced-downloads"), inversion: .prefixedNo, help: "Agents pace piece starts at their downlink, as the agent's download cap does (default: with --preset fleet-bench only).")

@@ -27,7 +27,9 @@ import Testing
     }
 
     @Test func theRarestPieceAmongTheSourcesComesFirst() {
-        var swarm = swarm()
+        var policy = SwarmPolicy()
+        policy.uploadSlots = 2
+        var swarm = swarm(policy: policy)
         give(&swarm, 1, [0, 1, 2])
         give(&swarm, 2, [1, 2])
         swarm.begin(0, now: 0)
@@ -50,7 +52,9 @@ import Testing
     }
 
     @Test func piecesAreLimitedPerSourceAndInAll() {
-        var swarm = swarm(hosts: 7, pieces: 20)
+        var policy = SwarmPolicy()
+        policy.uploadSlots = 8
+        var swarm = swarm(hosts: 7, pieces: 20, policy: policy)
         for peer in 1...6 { give(&swarm, peer, Array(0..<20)) }
         swarm.begin(0, now: 0)
         addPeers(&swarm, [1])
@@ -77,7 +81,9 @@ import Testing
     }
 
     @Test func peersGoBeforeTheCDNAndTheLeastBusyFirst() {
-        var swarm = swarm(hosts: 3, pieces: 4)
+        var policy = SwarmPolicy()
+        policy.uploadSlots = 2
+        var swarm = swarm(hosts: 3, pieces: 4, policy: policy)
         give(&swarm, 1, [0, 1, 2, 3])  // whole: still a peer
         give(&swarm, 2, [0, 1])
         swarm.begin(0, now: 0)
@@ -96,7 +102,10 @@ import Testing
     }
 
     @Test func aPeerWithEveryUploadSlotTakenRefusesForAMoment() {
-        var swarm = swarm(hosts: 4, pieces: 8)
+        var policy = SwarmPolicy()
+        policy.uploadSlots = 2
+        policy.busyBackoff = 0.1
+        var swarm = swarm(hosts: 4, pieces: 8, policy: policy)
         give(&swarm, 3, Array(0..<8))
         for host in 0...1 {
             swarm.begin(host, now: 0)
@@ -149,7 +158,9 @@ import Testing
     }
 
     @Test func verifiedPiecesFreeTheirSlotAndCountPerSource() {
-        var swarm = swarm(hosts: 2, pieces: 2)
+        var policy = SwarmPolicy()
+        policy.uploadSlots = 2
+        var swarm = swarm(hosts: 2, pieces: 2, policy: policy)
         give(&swarm, 1, [0, 1])
         swarm.begin(0, now: 0)
         addPeers(&swarm, [1])
