@@ -267,7 +267,7 @@ struct SimulateBench: AsyncParsableCommand {
     private func measureAndReport() throws {
         let parameters = parameters()
         var results: [SimulationResult] = []
-        Bench.progress("simulate: \(parameters.hosts) hosts, \(Format.size(parameters.releaseBytes)) in \(parameters.pieceCount) pieces, step \(Format.fixed(parameters.stepSeconds * 1000, 2)) ms")
+        Bench.progress("simulate: \(parameters.hosts) hosts, \(SimulationReport.size(parameters.releaseBytes)) in \(parameters.pieceCount) pieces, step \(Format.fixed(parameters.stepSeconds * 1000, 2)) ms")
         for mode in try parsedModes() {
             results.append(try simulate(parameters, mode, label: mode.rawValue))
         }

@@ -84,12 +84,12 @@ struct SimulationPlot {
 
     private var title: String {
         let p = report.parameters
-        return "fledge-bench simulate: N = \(p.hosts), F = \(Format.size(p.releaseBytes)), hosts \(Format.fixed(p.hostDownload * 8 / 1e6, 1)) Mbit/s, \(p.cdns) CDN x \(Format.fixed(p.cdnUpload * 8 / 1e6, 0)) Mbit/s"
+        return "fledge-bench simulate: N = \(p.hosts), F = \(SimulationReport.size(p.releaseBytes)), hosts \(Format.fixed(p.hostDownload * 8 / 1e6, 1)) Mbit/s, CDNs of \(Format.fixed(p.cdnUpload * 8 / 1e6, 0)) Mbit/s"
     }
 
     private func label(_ seconds: Double) -> String {
-        if seconds >= 3600 { return "\(Format.fixed(seconds / 3600, seconds >= 36000 ? 0 : 1)) h" }
-        if seconds >= 60 { return "\(Format.fixed(seconds / 60, 0)) min" }
+        if seconds >= 36000 { return "\(Int(seconds)) s (\(Int((seconds / 3600).rounded())) h)" }
+        if seconds >= 600 { return "\(Int(seconds)) s (\(Int((seconds / 60).rounded())) min)" }
         return seconds >= 1 ? "\(Int(seconds)) s" : "\(Format.fixed(seconds, 1)) s"
     }
 

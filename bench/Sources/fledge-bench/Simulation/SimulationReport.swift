@@ -21,6 +21,12 @@ struct SimulationReport {
 
     var releaseBytes: Double { Double(parameters.releaseBytes) }
 
+    /// Bytes as MiB or KiB when they are whole ones, else as decimal MB.
+    static func size(_ bytes: Int64) -> String {
+        if bytes % (1 << 10) == 0 { return Format.size(bytes) }
+        return bytes % 1_000_000 == 0 ? "\(bytes / 1_000_000) MB" : "\(bytes) B"
+    }
+
     /// One mode's figures, as both JSON outputs carry them.
     struct ModeFigures: Codable {
         var t50_s: Double?
@@ -66,7 +72,7 @@ struct SimulationReport {
 
     var table: Table {
         var table = Table(
-            "simulate: \(parameters.hosts) hosts, F = \(Format.size(parameters.releaseBytes)) (\(parameters.pieceCount) pieces of \(Format.size(parameters.pieceBytes))), virtual seconds from the rollout's creation",
+            "simulate: \(parameters.hosts) hosts, F = \(Self.size(parameters.releaseBytes)) (\(parameters.pieceCount) pieces of \(Self.size(parameters.pieceBytes))), virtual seconds from the rollout's creation",
             columns: [("mode", .left), ("t50", .right), ("t90", .right), ("t100", .right), ("T_min", .right), ("t100/T_min", .right),
                       ("distribution", .right), ("dist/T_min", .right), ("control plane", .right), ("origin/F", .right),
                       ("peers/F", .right), ("failed", .right), ("wall s", .right)])
@@ -80,7 +86,7 @@ struct SimulationReport {
         }
         let p = parameters
         table.note("hosts: \(Format.fixed(p.hostUpload * 8 / 1e6, 3)) Mbit/s up, \(Format.fixed(p.hostDownload * 8 / 1e6, 3)) Mbit/s down; CDNs of \(Format.fixed(p.cdnUpload * 8 / 1e6, 3)) Mbit/s each: origin 1 (announcing room for every host: falcon plans nothing), cdn-batches \(p.cdnCount(.cdnBatches)), peer modes \(p.cdnCount(.peerPiece)); \(p.idcs) idcs x \(p.racksPerIDC) racks; install+restart \(Format.fixed(p.installSeconds, 2)) s; beats every \(Format.fixed(p.fastBeatSeconds, 2)) s; sweeps every \(Format.fixed(p.sweepSeconds, 0)) s and when a retry or deadline is due; failure rate \(p.failureRate); seed \(p.seed).")
-        table.note("agents: \(p.swarm.maxInFlight) pieces in flight, \(p.swarm.maxPerSource) per source, \(p.swarm.uploadSlots) upload slots, piece maps read every \(Format.fixed(p.swarm.mapRefresh * 1000, 0)) ms, fallback after \(Format.fixed(p.swarm.fallbackPatience, 1)) s starving\(p.swarm.pacedDownload == nil ? "" : ", piece starts paced at the download cap"); planner: peerFanout \(p.planner.peerFanout), sourcesPerOrder \(p.planner.sourcesPerOrder), cdnSeeds \(p.planner.cdnSeeds), swarmPeers \(p.planner.swarmPeers); rates recomputed every \(Format.fixed(p.stepSeconds * 1000, 2)) ms at most.")
+        table.note("agents: \(p.swarm.maxInFlight) pieces in flight, \(p.swarm.maxPerSource) per source, \(p.swarm.uploadSlots) upload slot\(p.swarm.uploadSlots == 1 ? "" : "s") per peer, piece maps read every \(Format.fixed(p.swarm.mapRefresh * 1000, 0)) ms, fallback after \(Format.fixed(p.swarm.fallbackPatience, 1)) s starving\(p.swarm.pacedDownload == nil ? "" : ", piece starts paced at the download cap"); planner: peerFanout \(p.planner.peerFanout), sourcesPerOrder \(p.planner.sourcesPerOrder), cdnSeeds \(p.planner.cdnSeeds), swarmPeers \(p.planner.swarmPeers); rates recomputed every \(Format.fixed(p.stepSeconds * 1000, 2)) ms at most.")
         table.note("t50/t90/t100: hosts confirmed (HBS marked them done). T_min = max(F/u_s, F/d, N*F/(u_s + sum u_i)) with the mode's CDNs, and the hosts' uplinks only where peers serve.")
         table.note("distribution: first order to last verified release; control plane: rollout start to the last host's first order; origin/F: bytes the CDNs sent over F.")
         table.note("origin-only, computed (max(N*F/u_origin, F/d), one CDN): \(seconds(p.originOnlyTime)) s" + (results.first { $0.mode == .origin }?.t100.map { "; simulated origin mode: \(seconds($0)) s" } ?? "") + ".")
