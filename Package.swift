@@ -126,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "fledge-bench",
             dependencies: [
-                "Transfer", "Wire", "Seeder", "FledgeTesting", "LocalFleet", "HBS",
+                "Transfer", "Wire", "Seeder", "FledgeTesting", "LocalFleet", "HBS", "FleetSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,6 +134,12 @@ let package = Package(
             ],
             path: "bench/Sources/fledge-bench"
         ),
+
+        // The fleet simulator behind `fledge-bench simulate`: virtual agents and a max-min fair
+        // network in virtual time, driving the real rollout engine. Pure, so it is unit-tested.
+        .target(name: "FleetSimulation", dependencies: ["HBS", "Wire"], path: "bench/Sources/FleetSimulation"),
+        .testTarget(
+            name: "FleetSimulationTests", dependencies: ["FleetSimulation", "HBS", "Wire"], path: "bench/Tests/FleetSimulationTests"),
 
         // Test helpers: real processes, free ports, raw HTTP on loopback.
         .target(
