@@ -34,11 +34,15 @@ let package = Package(
         // Codable types both ends speak. No server code, so the agent stays lean.
         .target(name: "Wire"),
 
+        // The swarm policy, pure: which piece next, from which source, deadlines, hedges, when a
+        // source is out. The agent's downloader and the fleet simulator both run it.
+        .target(name: "Swarm", dependencies: ["Wire"]),
+
         // The data plane: hashing/signing, piece store, multi-source downloader, range server.
         .target(
             name: "Transfer",
             dependencies: [
-                "Wire", "CCurl", "COpenSSL", "CLinux",
+                "Wire", "Swarm", "CCurl", "COpenSSL", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -66,7 +70,7 @@ let package = Package(
         .target(
             name: "HBS",
             dependencies: [
-                "Transfer", "Wire", "CHiredis",
+                "Transfer", "Wire", "Swarm", "CHiredis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,7 +93,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Transfer", "Wire",
+                "Transfer", "Wire", "Swarm",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -126,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "fledge-bench",
             dependencies: [
-                "Transfer", "Wire", "Seeder", "FledgeTesting", "LocalFleet", "HBS", "FleetSimulation",
+                "Transfer", "Wire", "Swarm", "Seeder", "FledgeTesting", "LocalFleet", "HBS", "FleetSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -137,17 +141,18 @@ let package = Package(
 
         // The fleet simulator behind `fledge-bench simulate`: virtual agents and a max-min fair
         // network in virtual time, driving the real rollout engine. Pure, so it is unit-tested.
-        .target(name: "FleetSimulation", dependencies: ["HBS", "Wire"], path: "bench/Sources/FleetSimulation"),
+        .target(name: "FleetSimulation", dependencies: ["HBS", "Swarm", "Wire"], path: "bench/Sources/FleetSimulation"),
         .testTarget(
-            name: "FleetSimulationTests", dependencies: ["FleetSimulation", "HBS", "Wire"], path: "bench/Tests/FleetSimulationTests"),
+            name: "FleetSimulationTests", dependencies: ["FleetSimulation", "HBS", "Swarm", "Wire"], path: "bench/Tests/FleetSimulationTests"),
 
         // Test helpers: real processes, free ports, raw HTTP on loopback.
         .target(
             name: "FledgeTesting",
-            dependencies: ["Transfer", "Wire", "Seeder", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["Transfer", "Wire", "Swarm", "Seeder", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/FledgeTesting"
         ),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "Wire"]),
         .testTarget(
             name: "AgentTests",
             dependencies: [
@@ -159,14 +164,14 @@ let package = Package(
         .testTarget(
             name: "HBSTests",
             dependencies: [
-                "HBS", "Wire", "FledgeTesting", "fledge-hbs",
+                "HBS", "Wire", "Swarm", "FledgeTesting", "fledge-hbs",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .testTarget(
             name: "TransferTests",
             dependencies: [
-                "Transfer", "Wire", "FledgeTesting",
+                "Transfer", "Wire", "Swarm", "FledgeTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

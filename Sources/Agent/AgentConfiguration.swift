@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Swarm
 import Transfer
 import Wire
 
@@ -23,15 +24,18 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     /// The address peers reach this host at (default: the HBS-facing address it reports).
     public var advertiseIP: String?
     public var peerUploadBytesPerSecond: Int64?
-    public var peerMaxConnections: Int = 32
-    /// Pieces sent to peers at once; more wait (429, "ask another holder"). Few fast uploads
-    /// let a swarm relay each piece sooner than many slow ones.
-    public var peerUploadSlots: Int = 1
+    /// Connections the peer server takes at once: each host fetching from this one keeps an
+    /// availability stream open, besides its piece requests.
+    public var peerMaxConnections: Int = 256
+    /// Pieces sent to peers at once; one more per slot waits, others are told when to come
+    /// back (429). Few fast uploads let a swarm relay each piece sooner than many slow ones.
+    public var peerUploadSlots: Int = SwarmPolicy.default.uploadSlots
     public var downloadBytesPerSecond: Int64?
-    /// Seconds a piece no peer holds waits before an order's fallback (the CDN) is asked.
-    public var fallbackPatienceSeconds: Double = 5
+    /// Seconds without a verified piece from its sources before a download asks the order's
+    /// fallback (the CDN).
+    public var fallbackPatienceSeconds: Double = SwarmPolicy.default.fallbackPatience
     /// Pieces asked of one source at once: a peer's uplink is shared by all it serves.
-    public var piecesPerSource: Int = 2
+    public var piecesPerSource: Int = SwarmPolicy.default.maxPerSource
     /// Where `/metrics` is served (`HOST:PORT`); nil: nowhere.
     public var metricsListen: String?
     /// Longest pause between beats; HBS asks for shorter ones while a rollout runs.
@@ -40,6 +44,15 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var fleetTokenFile: String?
     /// Where a release's unit file is installed when systemd runs.
     public var unitPath: String?
+
+    /// The swarm policy this agent downloads with: the defaults, and what its config changes.
+    public var swarmPolicy: SwarmPolicy {
+        var policy = SwarmPolicy.default
+        policy.maxPerSource = piecesPerSource
+        policy.fallbackPatience = fallbackPatienceSeconds
+        policy.uploadSlots = peerUploadSlots
+        return policy
+    }
 
     public init(hbs: [String], data: String, trustedKeys: [String]) {
         self.hbs = hbs
@@ -57,11 +70,11 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         peerListen = try container.decodeIfPresent(String.self, forKey: .peerListen)
         advertiseIP = try container.decodeIfPresent(String.self, forKey: .advertiseIP)
         peerUploadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .peerUploadBytesPerSecond)
-        peerMaxConnections = try container.decodeIfPresent(Int.self, forKey: .peerMaxConnections) ?? 32
-        peerUploadSlots = try container.decodeIfPresent(Int.self, forKey: .peerUploadSlots) ?? 1
+        peerMaxConnections = try container.decodeIfPresent(Int.self, forKey: .peerMaxConnections) ?? peerMaxConnections
+        peerUploadSlots = try container.decodeIfPresent(Int.self, forKey: .peerUploadSlots) ?? peerUploadSlots
         downloadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .downloadBytesPerSecond)
-        fallbackPatienceSeconds = try container.decodeIfPresent(Double.self, forKey: .fallbackPatienceSeconds) ?? 5
-        piecesPerSource = try container.decodeIfPresent(Int.self, forKey: .piecesPerSource) ?? 2
+        fallbackPatienceSeconds = try container.decodeIfPresent(Double.self, forKey: .fallbackPatienceSeconds) ?? fallbackPatienceSeconds
+        piecesPerSource = try container.decodeIfPresent(Int.self, forKey: .piecesPerSource) ?? piecesPerSource
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen)
         heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds) ?? 60
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)

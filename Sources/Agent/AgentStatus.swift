@@ -11,6 +11,8 @@ public final class AgentStatus: Sendable {
         public var downloadedFrom: [String: Int64]?
         public var error: String?
         public var held: [HeldRelease] = []
+        /// Sources the current download gave up on, with why (reported in beats).
+        public var droppedSources: [SourceFailure] = []
         public var beats = 0
         public var beatFailures = 0
         /// Upgrades that failed, by kind of reason (refused, download, disk, self-test, install).

@@ -84,7 +84,7 @@ public struct HeartbeatLoop: Sendable {
                 if finishing { return }
                 onAnswered()
                 if let order = reply.order {
-                    if let upgrade { onOffer(order) } else { upgrade = UpgradeRun(order: order, onOrder) }
+                    if upgrade != nil { onOffer(order) } else { upgrade = UpgradeRun(order: order, onOrder) }
                 }
                 // The first answer tells which address HBS sees this host at: report it at once.
                 if configuration.advertiseIP == nil, let localIP, localIP != ip {
@@ -111,7 +111,8 @@ public struct HeartbeatLoop: Sendable {
         let beat = HeartbeatRequest(
             hostname: hostname, ip: ip, version: version, labels: configuration.labels, state: now.state,
             rolloutId: now.rolloutId, progressBytes: now.progressBytes, downloadedFrom: now.downloadedFrom,
-            error: now.error, held: now.held, peerPort: peerPort)
+            error: now.error, held: now.held, peerPort: peerPort,
+            droppedSources: now.droppedSources.isEmpty ? nil : now.droppedSources)
         return Array((try? JSONEncoder().encode(beat)) ?? Data())
     }
 

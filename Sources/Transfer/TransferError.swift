@@ -41,16 +41,3 @@ public enum TransferError: Error, CustomStringConvertible {
         }
     }
 }
-
-/// One source that a download gave up on, and why.
-public struct SourceFailure: Sendable, Equatable, CustomStringConvertible {
-    public let source: String
-    public let reason: String
-
-    public init(source: String, reason: String) {
-        self.source = source
-        self.reason = reason
-    }
-
-    public var description: String { "\(source): \(reason)" }
-}

@@ -44,11 +44,14 @@ public struct HeartbeatRequest: Codable, Sendable, Equatable {
     public var held: [HeldRelease]
     /// Port of its range server, when it serves peers.
     public var peerPort: Int?
+    /// Sources its current download gave up on (too slow, lying, broken, corrupt), with why:
+    /// HBS stops handing them to this host, and to every host once several report one.
+    public var droppedSources: [SourceFailure]?
 
     public init(
         hostname: String, ip: String, version: String, labels: [String: String] = [:], state: AgentState = .idle,
         rolloutId: String? = nil, progressBytes: Int64? = nil, downloadedFrom: [String: Int64]? = nil,
-        error: String? = nil, held: [HeldRelease] = [], peerPort: Int? = nil
+        error: String? = nil, held: [HeldRelease] = [], peerPort: Int? = nil, droppedSources: [SourceFailure]? = nil
     ) {
         self.hostname = hostname
         self.ip = ip
@@ -61,6 +64,7 @@ public struct HeartbeatRequest: Codable, Sendable, Equatable {
         self.error = error
         self.held = held
         self.peerPort = peerPort
+        self.droppedSources = droppedSources
     }
 }
 
@@ -90,10 +94,13 @@ public struct UpgradeOrder: Codable, Sendable, Equatable {
     public var deadline: Int64
     /// Set for rollbacks: the one case where an older version is ordered on purpose.
     public var allowsDowngrade: Bool?
+    /// For a host fetching from a CDN first (a seed of a swarm): the share of the release it
+    /// fetches first, so seeds start on different pieces.
+    public var seedShare: SeedShare?
 
     public init(
         rolloutId: String, name: String, version: String, locator: ReleaseLocator, sources: [String], deadline: Int64,
-        allowsDowngrade: Bool? = nil, fallbackSources: [String]? = nil
+        allowsDowngrade: Bool? = nil, fallbackSources: [String]? = nil, seedShare: SeedShare? = nil
     ) {
         self.rolloutId = rolloutId
         self.name = name
@@ -103,6 +110,7 @@ public struct UpgradeOrder: Codable, Sendable, Equatable {
         self.fallbackSources = fallbackSources
         self.deadline = deadline
         self.allowsDowngrade = allowsDowngrade
+        self.seedShare = seedShare
     }
 }
 

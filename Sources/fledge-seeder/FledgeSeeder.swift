@@ -174,8 +174,8 @@ struct Mirror: AsyncParsableCommand {
             let keys = try pubkeys.map { path throws(TransferError) in try ReleaseKeys.loadPublic(FilePath(path)) }
             var options = DownloadOptions()
             options.maxBytesPerSecond = rate
-            options.maxInFlight = parallel
-            options.maxPerSource = perSource
+            options.policy.maxInFlight = parallel
+            options.policy.maxPerSource = perSource
             options.stallSeconds = stallSeconds
             let mirror = Seeder.Mirror(root: FilePath(root), trusting: keys, options: options)
             let (_, report) = try await mirror.run(name: name, version: version, sources: sources) { progress in

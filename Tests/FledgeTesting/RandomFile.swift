@@ -1,4 +1,5 @@
 import Foundation
+import Swarm
 import SystemPackage
 
 /// Test payloads: incompressible pseudo-random bytes, the same for the same seed on every run
@@ -37,18 +38,5 @@ public enum RandomFile {
             written += Int64(count)
         }
         if !appending { fchmod(fd.rawValue, 0o644) }  // whatever the umask; an appended file keeps its mode
-    }
-}
-
-/// A tiny deterministic generator (SplitMix64), so test files are the same on every run.
-public struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

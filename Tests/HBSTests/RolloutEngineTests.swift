@@ -285,4 +285,32 @@ import Wire
         #expect(again.sources.count == 4 && !again.sources.contains("http://127.0.0.1:7000"))
         #expect(engine.beat(beat(0, .downloading, rollout: rollout.id), now: 3).order == nil, "full: no news")
     }
+
+    /// A host that drops a peer for misbehaving says so in its beats: the peer leaves its order
+    /// and is never listed for it again; once two hosts report it, for nobody.
+    @Test func reportedPeersAreQuarantined() throws {
+        var configuration = EngineConfiguration()
+        configuration.planner.pieceRelay = true
+        configuration.planner.cdnSeeds = 1
+        configuration.planner.swarmPeers = 8
+        var engine = RolloutEngine(configuration: configuration)
+        func beat(_ i: Int, _ state: AgentState = .idle, rollout: String? = nil, dropped: [String] = []) -> HeartbeatRequest {
+            HeartbeatRequest(hostname: Self.host(i), ip: "127.0.0.\(i + 1)", version: "1.0.0", labels: ["idc": "a"], state: state,
+                             rolloutId: rollout, peerPort: 7000,
+                             droppedSources: dropped.isEmpty ? nil : dropped.map { SourceFailure(source: $0, reason: "too slow") })
+        }
+        for i in 0..<6 { _ = engine.beat(beat(i), now: 0) }
+        let rollout = try engine.create(Self.spec(), now: 1)
+        for i in 0..<4 { _ = try #require(engine.beat(beat(i), now: 1).order) }
+        let liar = "http://127.0.0.1:7000"  // host 0
+        _ = engine.beat(beat(1, .downloading, rollout: rollout.id, dropped: [liar]), now: 2)
+        let progress = try #require(engine.state.rollouts[rollout.id]?.hosts[Self.host(1)])
+        #expect(progress.reported == [liar] && !progress.sources.contains(liar), "out of its order")
+        let fifth = try #require(engine.beat(beat(4), now: 2).order)
+        #expect(fifth.sources.contains(liar), "one report: others still get it")
+        _ = engine.beat(beat(2, .downloading, rollout: rollout.id, dropped: [liar]), now: 3)
+        let sixth = try #require(engine.beat(beat(5), now: 3).order)
+        #expect(!sixth.sources.contains(liar), "two reports: no new order lists it")
+        #expect(engine.state.rollouts[rollout.id]?.reports[liar] == 2)
+    }
 }

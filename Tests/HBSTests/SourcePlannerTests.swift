@@ -1,4 +1,5 @@
 import FledgeTesting
+import Swarm
 import Testing
 @testable import HBS
 import Wire
@@ -155,5 +156,54 @@ import Wire
         #expect(late.sources == [whole.peerURL!] && late.fallbacks == [cdn.url])
         // A falcon rollout is never a swarm.
         #expect(!planner.isSwarm(RolloutSpec(name: "a", version: "1.0.0", locator: .falcon(wgetURL: "http://x", type: 0, binMD5: "", cfgMD5: ""), sources: [])))
+    }
+
+    /// Without `cdnSeeds`, a CDN seeds as many hosts as it carries at full speed, and each seed
+    /// is told its own share of the pieces, spread over every CDN's seeds.
+    @Test func seedsFollowCapacityAndGetSharesOfTheirOwn() {
+        var configuration = PlannerConfiguration()
+        configuration.pieceRelay = true
+        configuration.hostDownlinkMbps = 1000
+        let planner = SourcePlanner(configuration: configuration)
+        let cdns = [CDNSource(url: "http://cdn0.test", capacityMbps: 3000), CDNSource(url: "http://cdn1.test", capacityMbps: 2000)]
+        let spec = Self.spec(cdns: cdns)
+        var load: [String: Int] = [:], listings: [String: Int] = [:]
+        var admitted: [AgentRecord] = []
+        var shares: [SeedShare] = []
+        for index in 0..<12 {
+            let host = Self.agent("seed\(index)", idc: "a", rack: "r\(index % 3)")
+            let plan = try! #require(planner.plan(for: host, spec: spec, batch: 0, peers: admitted, load: load, listings: listings))
+            if let share = plan.seedShare {
+                #expect(cdns.contains { $0.url == plan.sources[0] }, "a seed fetches from its CDN first")
+                shares.append(share)
+            } else {
+                #expect(plan.fallbacks.count == 2)
+            }
+            load[plan.sources[0], default: 0] += 1
+            for url in plan.sources { listings[url, default: 0] += 1 }
+            admitted.append(host)
+        }
+        #expect(shares.count == 5, "3 + 2 seeds: each CDN's capacity over a host's downlink")
+        #expect(Set(shares.map(\.index)) == Set(0..<5) && shares.allSatisfy { $0.count == 5 }, "every seed a share of its own")
+    }
+
+    /// A swarm order lists the nearest peers first, then others drawn from the whole swarm; and
+    /// never a source the host (or enough hosts) reported.
+    @Test func swarmPeersAreNearThenRandomAndNeverExcluded() {
+        var configuration = PlannerConfiguration()
+        configuration.pieceRelay = true
+        configuration.swarmPeers = 6
+        configuration.nearPeers = 2
+        let planner = SourcePlanner(configuration: configuration)
+        let host = Self.agent("me", idc: "a", rack: "r1")
+        let rackmates = (0..<4).map { Self.agent("rack\($0)", idc: "a", rack: "r1") }
+        let far = (0..<10).map { Self.agent("far\($0)", idc: "b", rack: "r\($0)") }
+        let chosen = planner.swarmPeers(for: host, among: rackmates + far, listings: [:], excluding: [], limit: 6)
+        #expect(chosen.count == 6)
+        #expect(Set(chosen.prefix(2)).isSubset(of: Set(rackmates.map { $0.peerURL! })), "the nearest first")
+        #expect(chosen.dropFirst(2).allSatisfy { url in far.contains { $0.peerURL == url } }, "then the others, as sampled")
+        let reported = rackmates[0].peerURL!
+        let again = planner.swarmPeers(for: host, among: rackmates + far, listings: [:], excluding: [reported], limit: 6)
+        #expect(!again.contains(reported))
     }
 }

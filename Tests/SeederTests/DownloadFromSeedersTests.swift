@@ -10,8 +10,8 @@ import Wire
 @Suite struct DownloadFromSeedersTests {
     static func options() -> DownloadOptions {
         var options = DownloadOptions()
-        options.maxInFlight = 8
-        options.maxPerSource = 4
+        options.policy.maxInFlight = 8
+        options.policy.maxPerSource = 4
         options.stallSeconds = 5
         return options
     }
@@ -96,7 +96,7 @@ import Wire
 
         let store = try PieceStore(root: directory.appending("store"))
         var options = Self.options()
-        options.sourceFailureLimit = 2
+        options.policy.failureLimit = 2
         let downloader = ReleaseDownloader(
             assembly: try store.assembly(for: release.manifest), sources: [corrupt.baseURL, empty.baseURL, nobody], options: options)
         do {

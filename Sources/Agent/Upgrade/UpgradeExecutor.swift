@@ -74,6 +74,7 @@ public final class UpgradeExecutor: Sendable {
             $0.error = nil
             $0.progressBytes = 0
             $0.downloadedFrom = [:]
+            $0.droppedSources = []
         }
         do {
             try check(order)
@@ -124,26 +125,29 @@ public final class UpgradeExecutor: Sendable {
     private func fetch(_ order: UpgradeOrder) async throws -> [ReleaseFile.Role: FilePath] {
         var options = DownloadOptions()
         options.maxBytesPerSecond = configuration.downloadBytesPerSecond
-        // Few at a time per source: a peer's uplink is shared by everyone it serves, and a
-        // piece that finishes sooner is one more the swarm can relay.
-        options.maxPerSource = configuration.piecesPerSource
-        options.fallbackPatience = .milliseconds(Int(configuration.fallbackPatienceSeconds * 1000))
+        options.policy = configuration.swarmPolicy
+        options.seedShare = order.seedShare
         switch order.locator {
         case .fledge(let manifestURL):
             // Peers serve the manifest too; the fallbacks hold it for sure.
             let manifest = try verifier.fetch(
                 name: order.name, version: order.version, from: order.sources + (order.fallbackSources ?? []),
-                manifestURL: manifestURL)
+                manifestURL: manifestURL, maxBytes: options.maxManifestBytes, seconds: options.manifestSeconds)
             let assembly = try store.assembly(for: manifest)
-            let status = self.status
+            let status = self.status, logger = self.logger
             // Peers see its verified pieces as they arrive: what a swarm's relay needs.
             let held = store.completeReleases()
             let downloader = ReleaseDownloader(
                 assembly: assembly, sources: order.sources, fallbacks: order.fallbackSources ?? [], options: options
             ) { progress in
+                let known = Set(status.current.droppedSources.map(\.source))
+                for dropped in progress.droppedSources where !known.contains(dropped.source) {
+                    logger.warning("dropped source \(dropped.source): \(dropped.reason)")
+                }
                 status.update {
                     $0.progressBytes = progress.verifiedBytes
                     $0.downloadedFrom = progress.bytesBySource
+                    $0.droppedSources = progress.droppedSources
                     $0.held = held + [HeldRelease(
                         name: manifest.name, version: manifest.version, complete: false, verifiedPieces: progress.verifiedPieces)]
                 }

@@ -1,3 +1,4 @@
+import Swarm
 import Wire
 
 /// The hosts that can serve the active rollout's release to peers, grouped by rack and idc,
@@ -25,13 +26,14 @@ struct PeerIndex: Sendable {
         }
     }
 
-    /// Up to `limit` member names for `host`: its rack's first, then its idc's, then any,
-    /// each group read from a point that moves on every call.
-    mutating func candidates(near host: AgentRecord, limit: Int) -> [String] {
+    /// Member names for `host`: up to `nearLimit` of its rack's, then its idc's (each group read
+    /// from a point that moves on every call), then up to `farLimit` others drawn at random
+    /// from every member, so a swarm's peer sets reach across racks.
+    mutating func candidates(near host: AgentRecord, nearLimit: Int, farLimit: Int) -> [String] {
         turn &+= 1
         var picked: [String] = []
         var seen: Set<String> = [host.hostname]
-        func take(from group: [String]) {
+        func take(from group: [String], upTo limit: Int) {
             guard !group.isEmpty else { return }
             let start = (turn &* 7919) % group.count
             var offset = 0
@@ -42,10 +44,21 @@ struct PeerIndex: Sendable {
             }
         }
         if let idc = host.labels["idc"] {
-            if let rack = host.labels["rack"], let group = byRack["\(idc)/\(rack)"] { take(from: group) }
-            if picked.count < limit, let group = byIDC[idc] { take(from: group) }
+            if let rack = host.labels["rack"], let group = byRack["\(idc)/\(rack)"] { take(from: group, upTo: nearLimit) }
+            if picked.count < nearLimit, let group = byIDC[idc] { take(from: group, upTo: nearLimit) }
         }
-        if picked.count < limit { take(from: all) }
+        let wanted = picked.count + farLimit
+        if all.count <= wanted + 1 {
+            take(from: all, upTo: wanted)
+        } else {
+            var random = SplitMix64(seed: UInt64(truncatingIfNeeded: turn) &* 0x9E37_79B9)
+            var draws = 0
+            while picked.count < wanted && draws < 4 * wanted {
+                draws += 1
+                let name = all[random.below(all.count)]
+                if seen.insert(name).inserted { picked.append(name) }
+            }
+        }
         return picked
     }
 }

@@ -224,7 +224,8 @@ public struct RolloutEngine: Sendable {
             guard mayAdmit(progress, rollout: id, now: now, counting: ledger == nil) else { return nil }
             guard let plan = planner.plan(
                 for: agent, spec: spec, batch: progress.batch, peers: peerCandidates(near: agent, rollout: id),
-                load: state.rollouts[id]?.primaryLoad ?? [:], listings: state.rollouts[id]?.listings ?? [:])
+                load: state.rollouts[id]?.primaryLoad ?? [:], listings: state.rollouts[id]?.listings ?? [:],
+                excluded: excluded(for: progress, rollout: id))
             else { return nil }
             if let ledger, !ledger.admit(host: agent.hostname, limit: spec.maxConcurrent, leaseUntil: now + spec.leaseSeconds, now: now) {
                 return nil
@@ -237,6 +238,7 @@ public struct RolloutEngine: Sendable {
             progress.retryAt = nil
             progress.sources = plan.sources
             progress.fallbacks = plan.fallbacks.isEmpty ? nil : plan.fallbacks
+            progress.seedShare = plan.seedShare
             progress.progressBytes = 0
             progress.bytesBySource = [:]
             record(.hostUpdated(rollout: id, host: agent.hostname, progress))
@@ -260,6 +262,15 @@ public struct RolloutEngine: Sendable {
             } else if beat.rolloutId == id, let phase = HostPhase(beat.state), phase.rank > progress.phase.rank {
                 progress.phase = phase
             }
+            // Sources it dropped for misbehaving: out of its order, never listed for it again
+            // (nor for anyone, once enough hosts report one).
+            if beat.rolloutId == id, let dropped = beat.droppedSources?.map(\.source) {
+                let fresh = Set(dropped).subtracting(progress.reported ?? [])
+                if !fresh.isEmpty {
+                    progress.reported = (progress.reported ?? []) + fresh.sorted()
+                    progress.sources.removeAll { fresh.contains($0) }
+                }
+            }
             if progress.phase.isActive { ledger?.renew(host: agent.hostname, leaseUntil: progress.leaseUntil ?? now) }
             // A swarm member still fetching with fewer peers than it should have: more, re-sent.
             var morePeers = false
@@ -267,13 +278,15 @@ public struct RolloutEngine: Sendable {
                 let listed = progress.sources.filter { planner.kind(of: $0, spec: spec) == .peer }.count
                 let more = planner.swarmPeers(
                     for: agent, among: peerCandidates(near: agent, rollout: id), listings: state.rollouts[id]?.listings ?? [:],
-                    excluding: Set(progress.sources), limit: configuration.planner.swarmPeers - listed)
+                    excluding: Set(progress.sources).union(excluded(for: progress, rollout: id)),
+                    limit: configuration.planner.swarmPeers - listed)
                 if !more.isEmpty {
                     progress.sources += more
                     morePeers = true
                 }
             }
-            if progress.phase != before.phase || progress.bytesBySource != before.bytesBySource || morePeers {
+            if progress.phase != before.phase || progress.bytesBySource != before.bytesBySource || morePeers
+                || progress.reported != before.reported {
                 record(.hostUpdated(rollout: id, host: agent.hostname, progress))
             } else {
                 // Lease renewals stay in memory; a restarted HBS grants every lease afresh.
@@ -303,15 +316,30 @@ public struct RolloutEngine: Sendable {
         UpgradeOrder(
             rolloutId: id, name: spec.name, version: spec.version, locator: spec.locator,
             sources: progress.sources, deadline: progress.deadline ?? 0,
-            allowsDowngrade: state.rollouts[id]?.allowsDowngrade == true ? true : nil, fallbackSources: progress.fallbacks)
+            allowsDowngrade: state.rollouts[id]?.allowsDowngrade == true ? true : nil, fallbackSources: progress.fallbacks,
+            seedShare: progress.seedShare)
     }
 
-    /// A few dozen hosts that may serve `host` the rollout's release, nearest first.
+    /// Sources never to list for this host: those it reported, and peers enough hosts reported.
+    private func excluded(for progress: HostProgress, rollout id: String) -> Set<String> {
+        var excluded = Set(progress.reported ?? [])
+        guard let rollout = state.rollouts[id] else { return excluded }
+        let threshold = max(1, configuration.planner.quarantineReports)
+        for (source, count) in rollout.reports where count >= threshold && planner.kind(of: source, spec: rollout.spec) == .peer {
+            excluded.insert(source)
+        }
+        return excluded
+    }
+
+    /// A few dozen hosts that may serve `host` the rollout's release: the nearest first, then
+    /// a random sample of the others.
     private mutating func peerCandidates(near host: AgentRecord, rollout id: String) -> [AgentRecord] {
         guard let spec = state.rollouts[id]?.spec, spec.peersMayServe else { return [] }
         if peerIndex?.rollout != id { peerIndex = buildPeerIndex(rollout: id, spec: spec) }
-        let limit = 4 * max(configuration.planner.swarmPeers, configuration.planner.sourcesPerOrder, 8)
-        return (peerIndex?.candidates(near: host, limit: limit) ?? []).compactMap { state.agents[$0] }
+        let planner = configuration.planner
+        let near = 2 * max(planner.nearPeers, planner.sourcesPerOrder, 4)
+        let far = 2 * max(planner.swarmPeers, planner.sourcesPerOrder, 8)
+        return (peerIndex?.candidates(near: host, nearLimit: near, farLimit: far) ?? []).compactMap { state.agents[$0] }
     }
 
     /// Every agent holding the release, and in a swarm every host of the rollout fetching it

@@ -47,6 +47,11 @@ public struct HostProgress: Codable, Sendable, Equatable {
     public var sources: [String] = []
     /// Origins it may use only as a last resort (a swarm's CDN, for hosts that are no seed).
     public var fallbacks: [String]?
+    /// A CDN seed's share of the pieces (its order says so again when re-sent).
+    public var seedShare: SeedShare?
+    /// Sources it reported dropping for misbehaving (lying, corrupt, too slow): never listed
+    /// for it again, and for no host once enough hosts report one.
+    public var reported: [String]?
 
     /// Still fetching: what the planner's limits count.
     var isFetching: Bool { phase == .admitted || phase == .downloading }
@@ -87,12 +92,15 @@ public struct Rollout: Codable, Sendable, Equatable {
         var primaryLoad: [String: Int] = [:]
         /// Hosts still fetching, by every source their order lists.
         var listings: [String: Int] = [:]
+        /// Hosts that reported each source as misbehaving.
+        var reports: [String: Int] = [:]
 
         mutating func add(_ progress: HostProgress, _ sign: Int) {
             if progress.isFetching {
                 if let primary = progress.sources.first { primaryLoad[primary, default: 0] += sign }
                 for source in progress.sources { listings[source, default: 0] += sign }
             }
+            for source in progress.reported ?? [] { reports[source, default: 0] += sign }
             byPhase[progress.phase, default: 0] += sign
             if progress.phase == .pending || progress.phase.isActive { openByBatch[progress.batch, default: 0] += sign }
             if progress.phase == .failed && progress.retryAt != nil { retrying += sign }
@@ -165,6 +173,9 @@ public struct Rollout: Codable, Sendable, Equatable {
 
     /// Hosts still fetching, by every source listed in their orders: a swarm peer's load.
     public var listings: [String: Int] { counts.listings }
+
+    /// Hosts that reported each source as misbehaving.
+    public var reports: [String: Int] { counts.reports }
 
     /// Hosts that failed and have not succeeded since: what the failure budget counts.
     public var failedHosts: Int { counts.failedHosts }

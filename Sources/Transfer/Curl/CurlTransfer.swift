@@ -9,6 +9,9 @@ enum CurlBodySink {
     case file(FileDescriptor, offset: Int64, limit: Int64, hashers: [Hasher])
     /// Keep the body in memory, at most `limit` bytes (manifests, small API answers).
     case memory(limit: Int)
+    /// Keep the body in memory for the caller to take as it arrives (`takeBody`), at most
+    /// `limit` bytes between two takes (an event stream).
+    case stream(limit: Int)
 }
 
 /// Options for one HTTP GET.
@@ -28,6 +31,10 @@ struct CurlRequestOptions {
     var headers: [String] = []
     /// Whole-request limit (a long-poll's), in milliseconds; nil for none.
     var totalTimeoutMs: Int? = nil
+    /// For a range request: the size of the whole file, so a `206` must say exactly
+    /// `Content-Range: bytes FIRST-LAST/SIZE` of the range asked for (and a matching
+    /// `Content-Length`), or the transfer stops before its first body byte.
+    var expectedFileSize: Int64? = nil
 }
 
 /// One libcurl easy handle doing one GET into a sink. Used by `CurlMulti` or performed alone.
@@ -40,6 +47,16 @@ final class CurlTransfer {
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var statusChecked = false
     private var statusAccepted = false
+    private let expectedRange: ClosedRange<Int64>?
+    private let expectedFileSize: Int64?
+    /// The few response headers that matter here, by lowercase name (last block only).
+    private(set) var headers: [String: String] = [:]
+    /// The transfer was stopped on purpose once its status was known to be refused (its
+    /// message kept): not a transport failure.
+    private var stoppedAfterStatus = false
+    /// The response was not the one asked for (another range, another length): why.
+    private var invalidResponse: String?
+    private static let keptHeaders: Set<String> = ["content-range", "content-length", "retry-after", "fledge-retry-after-ms", "content-type"]
 
     /// Bytes of the body passed to the sink (or kept, for a refused status).
     private(set) var received: Int64 = 0
@@ -55,6 +72,8 @@ final class CurlTransfer {
         self.url = url
         self.sink = sink
         self.accepted = options.acceptedStatuses
+        self.expectedRange = options.range
+        self.expectedFileSize = options.expectedFileSize
         errorBuffer.initialize(to: 0)
 
         fledge_curl_easy_setopt_string(handle, CURLOPT_URL, url)
@@ -86,6 +105,8 @@ final class CurlTransfer {
         }
         fledge_curl_easy_setopt_write_cb(handle, CURLOPT_WRITEFUNCTION, curlWriteCallback)
         fledge_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(self).toOpaque())
+        fledge_curl_easy_setopt_write_cb(handle, CURLOPT_HEADERFUNCTION, curlHeaderCallback)
+        fledge_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
@@ -119,6 +140,8 @@ final class CurlTransfer {
 
     /// Turns libcurl's result code into an outcome, with curl's own words for failures.
     func outcome(for code: CURLcode) -> CurlOutcome {
+        if let invalidResponse { return .invalidResponse(invalidResponse) }
+        if stoppedAfterStatus { return .completed(status: status) }
         if let sinkError { return .sinkFailed(sinkError) }
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
@@ -128,19 +151,72 @@ final class CurlTransfer {
         return .completed(status: status)
     }
 
+    /// The body that arrived since the last take (`.stream` sinks).
+    func takeBody() -> [UInt8] {
+        defer { body.removeAll(keepingCapacity: true) }
+        return body
+    }
+
+    /// A server's hint of when to come back after a busy answer, in seconds: Fledge's own
+    /// millisecond header, else `Retry-After`.
+    var retryAfterSeconds: Double? {
+        if let milliseconds = headers["fledge-retry-after-ms"].flatMap(Double.init) { return milliseconds / 1000 }
+        return headers["retry-after"].flatMap(Double.init)
+    }
+
+    /// Called by libcurl for each header line (the status line starts a new block).
+    fileprivate func header(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count < 8192 else { return }
+        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return }
+        let line = bytes[first...last]
+        if line.starts(with: Array("HTTP/".utf8)) {
+            headers = [:]
+            return
+        }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
+        let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+        guard Self.keptHeaders.contains(name) else { return }
+        let value = line[(colon + 1)...].drop(while: isSpace)
+        headers[name] = String(decoding: value, as: UTF8.self)
+    }
+
+    /// Whether an accepted response is the one asked for: a range request's `206` must name
+    /// exactly that range of a file of the expected size, and a length matching it.
+    private func checkRange() -> String? {
+        guard let range = expectedRange, let size = expectedFileSize, status == 206 else { return nil }
+        let expected = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+        guard headers["content-range"] == expected else {
+            return "answered Content-Range '\(headers["content-range"] ?? "none")' for \(expected)"
+        }
+        if let length = headers["content-length"], Int64(length) != range.upperBound - range.lowerBound + 1 {
+            return "answered Content-Length \(length) for \(range.upperBound - range.lowerBound + 1) bytes"
+        }
+        return nil
+    }
+
     /// Called by libcurl for each block of body bytes. Returning false aborts the transfer.
     fileprivate func consume(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if !statusChecked {
             statusChecked = true
             statusAccepted = accepted.contains(status)
+            if statusAccepted, let problem = checkRange() {
+                invalidResponse = problem
+                return false
+            }
         }
         guard statusAccepted else {
-            // Keep the start of an error body for the message; drop the rest.
+            // Keep the start of a refused answer for the message, then stop reading it: a body
+            // that never ends must not hold the transfer.
             if body.count < 512 { body.append(contentsOf: bytes.prefix(512 - body.count)) }
+            guard body.count < 512 else {
+                stoppedAfterStatus = true
+                return false
+            }
             return true
         }
         switch sink {
-        case .memory(let limit):
+        case .memory(let limit), .stream(let limit):
             guard body.count + bytes.count <= limit else {
                 sinkError = .http("\(url): body longer than \(limit) bytes")
                 return false
@@ -170,8 +246,11 @@ final class CurlTransfer {
 
 /// How a transfer ended, from the transport's point of view.
 enum CurlOutcome {
-    /// The server answered and the body (if any) was consumed in full.
+    /// The server answered and the body (if any) was consumed in full; or, for a refused status,
+    /// its start was kept and the rest not read.
     case completed(status: Int)
+    /// The answer was not the one asked for (another range, a wrong length): stopped at once.
+    case invalidResponse(String)
     /// Connect refused, timeout, reset mid-body, ...
     case transportFailed(String)
     /// Our side stopped it: disk full, oversize body.
@@ -183,6 +262,13 @@ private let curlWriteCallback: fledge_curl_write_cb = { pointer, size, count, us
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
     let length = size * count
     return transfer.consume(UnsafeRawBufferPointer(start: pointer, count: length)) ? length : 0
+}
+
+private let curlHeaderCallback: fledge_curl_write_cb = { pointer, size, count, userdata in
+    let length = size * count
+    guard let userdata else { return length }
+    Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue().header(UnsafeRawBufferPointer(start: pointer, count: length))
+    return length
 }
 
 /// Process-wide libcurl set-up, and one-shot requests for small bodies.
@@ -208,21 +294,24 @@ public enum Curl {
         let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
         switch transfer.perform() {
         case .completed(let status): return (status, transfer.body, transfer.localIP)
-        case .transportFailed(let message): throw .http("POST \(url): \(message)")
+        case .transportFailed(let message), .invalidResponse(let message): throw .http("POST \(url): \(message)")
         case .sinkFailed(let error): throw error
         }
     }
 
-    /// GETs a small body (up to `limit` bytes) on the calling thread; throws unless the status is 200.
+    /// GETs a small body (up to `limit` bytes) on the calling thread, in at most
+    /// `timeoutSeconds` (and stalling under 1 KiB/s for 3 s ends it too); throws unless the
+    /// status is 200.
     public static func get(_ url: String, limit: Int = 4 << 20, timeoutSeconds: Int = 10) throws(TransferError) -> [UInt8] {
         var options = CurlRequestOptions()
-        options.lowSpeedSeconds = timeoutSeconds
+        options.lowSpeedSeconds = min(3, timeoutSeconds)
+        options.totalTimeoutMs = timeoutSeconds * 1000
         options.followRedirects = true
         let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
         switch transfer.perform() {
         case .completed(let status) where status == 200: return transfer.body
         case .completed(let status): throw .http("GET \(url): HTTP \(status)")
-        case .transportFailed(let message): throw .http("GET \(url): \(message)")
+        case .transportFailed(let message), .invalidResponse(let message): throw .http("GET \(url): \(message)")
         case .sinkFailed(let error): throw error
         }
     }

@@ -1,32 +1,33 @@
-/// How hard a download pushes, and how patient it is with sources.
+import Swarm
+import Wire
+
+/// How hard a download pushes, and how patient it is with sources. The swarm's own rules and
+/// defaults (pieces in flight, deadlines, fallbacks, when a source is out) are `policy`'s.
 public struct DownloadOptions: Sendable {
-    /// Pieces in flight at once, over all sources.
-    public var maxInFlight: Int = 8
-    /// Pieces in flight at once from one source.
-    public var maxPerSource: Int = 4
+    public var policy = SwarmPolicy.default
+    /// A CDN seed's share of the release (from HBS's order): fetched first, and the CDN asked
+    /// only for pieces none of its peers holds.
+    public var seedShare: SeedShare?
     public var connectTimeoutMs: Int = 3000
-    /// A transfer slower than `stallBytesPerSecond` for `stallSeconds` counts as dead.
+    /// Total receive rate cap in bytes per second; nil for none. Pieces start in turn under it,
+    /// and each transfer is held to it.
+    public var maxBytesPerSecond: Int64? = nil
+    /// A whole-file (falcon) or manifest transfer slower than `stallBytesPerSecond` for
+    /// `stallSeconds` counts as dead. Pieces have deadlines of their own (`policy`).
     public var stallBytesPerSecond: Int = 1024
     public var stallSeconds: Int = 10
-    /// Consecutive failures (refused, timed out, died mid-body, HTTP errors) after which a
-    /// source is dropped for this download. A bad piece bans a source at once.
-    public var sourceFailureLimit: Int = 3
-    /// How long a source may answer only "not here yet" (503, a peer still assembling) before
-    /// it is dropped.
-    public var unavailablePatience: Duration = .seconds(30)
-    /// How often a peer's piece map is asked for again while it still grows.
-    public var pieceMapRefresh: Duration = .milliseconds(400)
-    /// How long a download with nothing in flight from its other sources (starving) waits
-    /// before its fallback sources are asked for the pieces no other source holds.
-    public var fallbackPatience: Duration = .seconds(2)
-    /// Total receive rate cap in bytes per second; nil for none. Shared out over the pieces in
-    /// flight (libcurl caps each transfer).
-    public var maxBytesPerSecond: Int64? = nil
+    /// A falcon release's whole file: at most this many bytes, and this many seconds.
+    public var maxWholeFileBytes: Int64 = 1 << 30
+    public var wholeFileSeconds: Int = 1800
+    /// A manifest: at most this many bytes, and this many seconds from one source.
+    public var maxManifestBytes: Int = 4 << 20
+    public var manifestSeconds: Int = 10
 
     public init() {}
 }
 
-/// Where a download stands; handed to the progress callback after every verified piece.
+/// Where a download stands; handed to the progress callback after every verified piece, and
+/// when a source is dropped.
 public struct DownloadProgress: Sendable {
     public var verifiedBytes: Int64
     public var totalBytes: Int64
@@ -34,6 +35,8 @@ public struct DownloadProgress: Sendable {
     public var totalPieces: Int
     /// Verified bytes fetched in this run, by source base URL.
     public var bytesBySource: [String: Int64]
+    /// Sources given up on so far, with why.
+    public var droppedSources: [SourceFailure]
 }
 
 /// What a finished download did.
@@ -46,5 +49,7 @@ public struct DownloadReport: Sendable {
     public var bytesBySource: [String: Int64]
     /// Sources dropped or banned on the way, with why (the download still succeeded).
     public var droppedSources: [SourceFailure]
+    /// Second copies asked for (overdue pieces hedged, the endgame), and those that won.
+    public var secondCopies: Int
     public var seconds: Double
 }

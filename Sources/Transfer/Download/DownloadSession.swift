@@ -1,16 +1,51 @@
+import Swarm
+import SystemPackage
 import Wire
 
-/// One run of a `ReleaseDownloader`: the pieces still wanted, the sources and what they did
-/// (and which pieces each holds, from its piece map), the transfers in flight on one libcurl
-/// multi handle. Driven by `step()` on one thread.
+/// One run of a `ReleaseDownloader`: the I/O around a `PieceScheduler` (which decides), on one
+/// libcurl multi handle driven by `step()` on one thread.
+///
+/// - Each peer's availability arrives on a stream it keeps open (`PieceAvailability`): a
+///   snapshot, then each piece it verifies, the moment it does. A source that answers the
+///   stream with 404 publishes none: an origin, it holds everything.
+/// - The next piece is asked for the moment a piece lands or availability grows; the loop
+///   sleeps only until the scheduler's next deadline, the rate cap, or a socket.
+/// - A copy that is not a piece's first (a hedge, the endgame) goes to memory and is written
+///   to the part file only once its hash matched and the other copies are stopped: one writer
+///   per piece region, ever, so bytes of a loser can never land on a verified piece.
 final class DownloadSession {
-    /// One piece on its way: which, from where, and the transfer and hasher carrying it.
-    private struct InFlight {
+    /// One copy of a piece on its way.
+    private struct Flight {
         let piece: PieceRef
+        let global: Int
         let source: Int
         let transfer: CurlTransfer
-        let hasher: Hasher
-        let expected: Int64
+        /// Streams to the part file (the piece's first copy), hashed on the way; else to memory.
+        let hasher: Hasher?
+        let range: Range<Int64>
+        var expected: Int64 { Int64(range.count) }
+    }
+
+    /// One source's availability stream.
+    private struct Watch {
+        let source: Int
+        let transfer: CurlTransfer
+        var parser = ServerSentEventParser(maxLineBytes: 1 << 20)
+        /// Whether it said anything valid yet (a first snapshot).
+        var heard = false
+    }
+
+    /// What is known of a source's stream between connections.
+    private struct StreamState {
+        var lastEventID: String?
+        var failingSince: Double?
+        var failures = 0
+        var reconnectAt: Double?
+        /// Complete, or an origin: nothing more to hear.
+        var done = false
+        /// It has spoken on a stream before: a peer, given `peerPatience` while it fails (it may
+        /// be restarting). One never heard is dropped after `failureLimit` failures.
+        var heard = false
     }
 
     private let assembly: ReleaseAssembly
@@ -21,23 +56,18 @@ final class DownloadSession {
     /// The rate cap is kept twice: pieces start in turn (the average), and each transfer is
     /// held to it (so one large piece does not burst past it).
     private let limiter: RateLimiter?
-    private let perTransferCap: Int64?
     private let started = ContinuousClock.now
     private let resumedBytes: Int64
 
-    private var queue: PieceQueue
-    private var pool: SourcePool
-    private var inFlight: [ObjectIdentifier: InFlight] = [:]
-    /// Piece-map requests in flight, by transfer, to the source they ask.
-    private var mapPolls: [ObjectIdentifier: (source: Int, transfer: CurlTransfer)] = [:]
-    private var mapPolledAt: [Int: ContinuousClock.Instant] = [:]
-    /// The last moment a source other than a fallback had a piece in flight: a download idle
-    /// for `fallbackPatience` since is starving, and may ask its fallbacks.
-    private var lastPrimaryActivity = ContinuousClock.now
+    private var scheduler: PieceScheduler
+    private var flights: [ObjectIdentifier: Flight] = [:]
+    private var watches: [ObjectIdentifier: Watch] = [:]
+    private var streams: [Int: StreamState] = [:]
     private var rateWait: Duration?
     private var receivedBytes: Int64 = 0
     private var fetchedBytes: Int64 = 0
-    private var verifiedPieces: Int
+    private var secondCopies = 0
+    private var reportedDrops = 0
 
     init(
         assembly: ReleaseAssembly, sources: [String], fallbacks: [String] = [], options: DownloadOptions,
@@ -49,233 +79,346 @@ final class DownloadSession {
         self.onProgress = onProgress
         self.multi = try CurlMulti()
         self.limiter = options.maxBytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
-        // The whole cap each: one transfer may fill the downlink (a peer or two with pieces yet);
-        // pieces starting in turn keep the average.
-        self.perTransferCap = options.maxBytesPerSecond
         self.resumedBytes = assembly.verifiedBytes
-        let missing = assembly.missingPieces()
-        var offsets: [Int] = [], total = 0
-        for file in manifest.files {
-            offsets.append(total)
-            total += file.pieces.count
-        }
-        self.queue = PieceQueue(missing, fileOffsets: offsets)
-        self.pool = SourcePool(bases: sources, fallbacks: fallbacks, failureLimit: options.sourceFailureLimit)
-        self.verifiedPieces = manifest.totalPieces - missing.count
-        for index in pool.sources.indices where !pool.sources[index].isFallback { pool.setHoldings(index, .unknown) }
+        scheduler = PieceScheduler(
+            pieceCount: manifest.totalPieces, have: assembly.verifiedPieces, policy: options.policy,
+            seed: .random(in: .min ... .max), share: options.seedShare, now: 0)
+        for base in sources { add(base, fallback: false) }
+        for base in fallbacks { add(base, fallback: true) }
     }
 
-    var isDone: Bool { queue.isEmpty && inFlight.isEmpty }
+    var isDone: Bool { scheduler.isComplete }
+
+    /// Seconds since the session began: the scheduler's clock.
+    private var now: Double { (ContinuousClock.now - started).seconds }
 
     /// Sources named after the download began (more peers from HBS).
     func add(sources: [String]) {
-        for base in sources {
-            if let index = pool.add(base, fallback: false) {
-                pool.setHoldings(index, .unknown)
-                mapPolledAt[index] = nil
-            }
-        }
+        for base in sources { add(base, fallback: false) }
     }
 
-    /// Stops what is still in flight once the download is over (piece-map requests).
+    private func add(_ base: String, fallback: Bool) {
+        guard let index = scheduler.addSource(base, fallback: fallback), !fallback else { return }
+        streams[index] = StreamState()
+        openStream(index)
+    }
+
+    /// Stops what is still in flight once the download is over (streams, second copies).
     func finish() {
-        for poll in mapPolls.values { multi.remove(poll.transfer) }
-        mapPolls = [:]
+        for watch in watches.values { multi.remove(watch.transfer) }
+        watches = [:]
+        for flight in flights.values { multi.remove(flight.transfer) }
+        flights = [:]
     }
 
-    /// Starts what can start, moves the transfers on, settles the finished ones, and waits
-    /// for the next thing to happen (a socket, a backoff ending, the rate cap).
+    /// Starts what can start, moves the transfers on, settles what ended, and waits for the
+    /// next thing to happen (a socket, a deadline, the rate cap).
     func step() throws(TransferError) {
-        pollMaps()
-        try fillSlots()
-        if inFlight.isEmpty && mapPolls.isEmpty {
-            if pool.allRemoved { throw .allSourcesFailed(pool.failures) }
-            // Every usable source is backing off, or has none of the pieces yet: wait a little.
-            let now = ContinuousClock.now
-            let ready = [pool.nextReady, queue.nextReady, rateWait.map { now + $0 }, nextMapPoll(now: now),
-                         lastPrimaryActivity + options.fallbackPatience]
-                .compactMap { $0 }.filter { $0 > now }.min()
-            multi.poll(timeoutMs: Int32(max(1, min(500, ((ready ?? now + .milliseconds(100)) - now).milliseconds))))
-            rateWait = nil
-            return
+        var clock = now
+        reopenStreams(now: clock)
+        abortExpired(now: clock)
+        try fill(now: clock)
+        if flights.isEmpty && watches.isEmpty && scheduler.allSourcesRemoved {
+            throw .allSourcesFailed(scheduler.dropped)
         }
-        multi.perform()
-        for (transfer, outcome) in multi.takeFinished() {
-            if let poll = mapPolls.removeValue(forKey: ObjectIdentifier(transfer)) {
-                settleMap(poll.source, transfer, outcome)
-                continue
-            }
-            guard let flight = inFlight.removeValue(forKey: ObjectIdentifier(transfer)) else { continue }
-            try settle(flight, outcome)
-        }
-        if pool.allRemoved && !queue.isEmpty { throw .allSourcesFailed(pool.failures) }
-        if !inFlight.isEmpty || !mapPolls.isEmpty {
-            multi.poll(timeoutMs: Int32(max(1, min(100, rateWait?.milliseconds ?? 100))))
-        }
+        multi.poll(timeoutMs: pollTimeout(now: clock))
         rateWait = nil
-    }
-
-    // MARK: Piece maps
-
-    /// Asks the sources whose holdings are unknown or still growing for their piece map, each
-    /// at most once per `pieceMapRefresh`. Fallbacks are not asked: they are origins.
-    private func pollMaps() {
-        guard !queue.isEmpty else { return }
-        // No piece may start before the next poll would be due anyway: news would be stale.
-        if let limiter, limiter.delay > options.pieceMapRefresh { return }
-        let now = ContinuousClock.now
-        let polling = Set(mapPolls.values.map(\.source))
-        for index in pool.sources.indices where !polling.contains(index) {
-            let source = pool.sources[index]
-            guard source.isUsable, !source.isFallback, source.notBefore.map({ $0 <= now }) ?? true else { continue }
-            switch source.holdings {
-            case .everything: continue
-            case .pieces(let map) where map.isComplete: continue  // a whole peer: still a peer
-            case .unknown, .pieces: break
+        multi.perform()
+        clock = now
+        readStreams(now: clock)
+        for (transfer, outcome) in multi.takeFinished() {
+            let key = ObjectIdentifier(transfer)
+            if let watch = watches.removeValue(forKey: key) {
+                streamEnded(watch, outcome, now: clock)
+            } else if let flight = flights.removeValue(forKey: key) {
+                try settle(flight, outcome, now: clock)
             }
-            if let last = mapPolledAt[index], now - last < options.pieceMapRefresh { continue }
-            var request = CurlRequestOptions()
-            request.connectTimeoutMs = options.connectTimeoutMs
-            request.lowSpeedSeconds = options.stallSeconds
-            let url = "\(source.base)\(PieceMap.path(name: manifest.name, version: manifest.version))"
-            guard let transfer = try? CurlTransfer(url: url, sink: .memory(limit: manifest.totalPieces + 16), options: request)
-            else { continue }
-            mapPolls[ObjectIdentifier(transfer)] = (index, transfer)
-            mapPolledAt[index] = now
-            multi.add(transfer)
+        }
+        reportDrops()
+        if scheduler.allSourcesRemoved && !scheduler.isComplete && flights.isEmpty {
+            throw .allSourcesFailed(scheduler.dropped)
         }
     }
 
-    /// When the next map poll is due, if any source's holdings still grow.
-    private func nextMapPoll(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        mapPolledAt.compactMap { index, last in
-            switch pool.sources[index].holdings {
-            case .everything: nil
-            case .pieces(let map) where map.isComplete: nil
-            case .unknown, .pieces: pool.sources[index].isUsable ? last + options.pieceMapRefresh : nil
-            }
-        }.min()
+    /// Until the next deadline, back-off, reconnect or rate-cap turn; at most a second (the
+    /// loop checks for cancellation in between).
+    private func pollTimeout(now: Double) -> Int32 {
+        var wake = scheduler.nextWake(now: now) ?? now + 1
+        for state in streams.values { if let at = state.reconnectAt { wake = min(wake, at) } }
+        if let rateWait { wake = min(wake, now + rateWait.seconds) }
+        return Int32(max(1, min(1000, ((wake - now) * 1000).rounded(.up))))
     }
 
-    /// A map answer: the pieces the source holds. A source that publishes no maps (an origin,
-    /// nginx: 404) holds everything; one that cannot be reached is failed like for a piece.
-    private func settleMap(_ index: Int, _ transfer: CurlTransfer, _ outcome: CurlOutcome) {
-        switch outcome {
-        case .completed(200) where transfer.statusWasAccepted:
-            guard let map = PieceMap(text: transfer.body, count: manifest.totalPieces) else {
-                return pool.failed(index, reason: "sent a piece map that is not one for \(manifest.totalPieces) pieces", now: .now)
-            }
-            pool.setHoldings(index, .pieces(map))
-        case .completed(503):
-            pool.unavailable(index, now: .now, patience: options.unavailablePatience)
-        case .completed:
-            pool.setHoldings(index, .everything)
-        case .transportFailed(let message):
-            pool.failed(index, reason: message, now: .now)
-        case .sinkFailed(let error):
-            pool.failed(index, reason: "piece map: \(error)", now: .now)
-        }
-    }
+    // MARK: Pieces
 
-    /// Fills free slots: the next piece from the first source that can take it.
-    private func fillSlots() throws(TransferError) {
-        while inFlight.count < options.maxInFlight {
-            let now = ContinuousClock.now
-            if inFlight.values.contains(where: { !pool.sources[$0.source].isFallback }) { lastPrimaryActivity = now }
-            guard let (piece, source) = queue.next(
-                pool: pool, maxPerSource: options.maxPerSource, now: now,
-                fallbacks: now - lastPrimaryActivity >= options.fallbackPatience)
-            else { return }
-            if !pool.sources[source].isFallback { lastPrimaryActivity = now }
-            let range = assembly.range(of: piece)
+    /// Asks for pieces while the scheduler has some and the rate cap lets them start.
+    private func fill(now: Double) throws(TransferError) {
+        while true {
             if let limiter {
-                let wait = limiter.admit(range.count)
-                if wait > .zero {
-                    queue.putBack(piece)
-                    rateWait = wait
+                let delay = limiter.delay
+                if delay > .zero {
+                    rateWait = delay
                     return
                 }
             }
-            try start(piece, from: source, range: range)
+            guard let assignment = scheduler.next(now: now) else { return }
+            try start(assignment)
         }
     }
 
-    private func start(_ piece: PieceRef, from source: Int, range: Range<Int64>) throws(TransferError) {
-        guard let descriptor = assembly.partDescriptor(for: piece) else { return }
+    private func start(_ assignment: PieceScheduler.Assignment) throws(TransferError) {
+        let piece = assembly.piece(at: assignment.piece)
+        let range = assembly.range(of: piece)
+        _ = limiter?.admit(range.count)
+        let file = manifest.files[piece.file]
         var request = CurlRequestOptions()
         request.range = range.lowerBound...(range.upperBound - 1)
+        request.expectedFileSize = file.size
         request.acceptedStatuses = [206]
         request.connectTimeoutMs = options.connectTimeoutMs
-        request.lowSpeedBytes = options.stallBytesPerSecond
-        request.lowSpeedSeconds = options.stallSeconds
-        request.maxRecvBytesPerSecond = perTransferCap
-        let hasher = Hasher(.sha256)
-        let url = "\(pool.sources[source].base)/\(manifest.name)/\(manifest.version)/\(manifest.files[piece.file].name)"
-        let transfer = try CurlTransfer(
-            url: url, sink: .file(descriptor, offset: range.lowerBound, limit: Int64(range.count), hashers: [hasher]),
-            options: request)
-        inFlight[ObjectIdentifier(transfer)] = InFlight(
-            piece: piece, source: source, transfer: transfer, hasher: hasher, expected: Int64(range.count))
-        pool.started(source)
+        // A backstop only: the scheduler's deadlines give a slow copy up much sooner.
+        request.lowSpeedBytes = 1
+        request.lowSpeedSeconds = 60
+        request.maxRecvBytesPerSecond = options.maxBytesPerSecond
+        let url = "\(scheduler.sources[assignment.source].url)/\(manifest.name)/\(manifest.version)/\(file.name)"
+        let hasher: Hasher?
+        let sink: CurlBodySink
+        if assignment.kind == .fresh, let descriptor = assembly.partDescriptor(for: piece) {
+            let streaming = Hasher(.sha256)
+            hasher = streaming
+            sink = .file(descriptor, offset: range.lowerBound, limit: Int64(range.count), hashers: [streaming])
+        } else {
+            hasher = nil
+            sink = .memory(limit: range.count)
+            secondCopies += 1
+        }
+        let transfer = try CurlTransfer(url: url, sink: sink, options: request)
+        flights[ObjectIdentifier(transfer)] = Flight(
+            piece: piece, global: assignment.piece, source: assignment.source, transfer: transfer, hasher: hasher, range: range)
         multi.add(transfer)
     }
 
-    /// What a finished transfer means for its piece and its source.
-    private func settle(_ flight: InFlight, _ outcome: CurlOutcome) throws(TransferError) {
-        pool.finished(flight.source)
+    /// Copies in flight past their abort deadline are stopped: their source was too slow.
+    private func abortExpired(now: Double) {
+        for (piece, source) in scheduler.expired(now: now) {
+            guard let key = flights.first(where: { $0.value.global == piece && $0.value.source == source })?.key,
+                  let flight = flights.removeValue(forKey: key) else { continue }
+            stop(flight)
+            scheduler.failed(
+                piece: piece, from: source,
+                .tooSlow("\(flight.transfer.received) of \(flight.expected) bytes of \(describe(flight)) by its deadline"), now: now)
+        }
+    }
+
+    /// Stops a copy in flight; the rate cap gets back what it did not use.
+    private func stop(_ flight: Flight) {
+        multi.remove(flight.transfer)
+        receivedBytes += flight.transfer.received
+        limiter?.refund(Int(max(0, flight.expected - flight.transfer.received)))
+    }
+
+    private func describe(_ flight: Flight) -> String {
+        "piece \(flight.piece.index) of \(manifest.files[flight.piece.file].name)"
+    }
+
+    /// What a finished request means for its piece and its source.
+    private func settle(_ flight: Flight, _ outcome: CurlOutcome, now: Double) throws(TransferError) {
         let transfer = flight.transfer
         receivedBytes += transfer.received
         // The rate cap counted the whole piece when it started: give back what did not come.
         limiter?.refund(Int(max(0, flight.expected - (transfer.statusWasAccepted ? transfer.received : 0))))
-        let file = manifest.files[flight.piece.file]
-        let what = "piece \(flight.piece.index) of \(file.name)"
+        let what = describe(flight)
+        let failure: PieceScheduler.Failure
         switch outcome {
         case .completed(let status) where transfer.statusWasAccepted:
             guard transfer.received == flight.expected else {
-                pool.failed(flight.source, reason: "sent \(transfer.received) of \(flight.expected) bytes of \(what)", now: .now)
-                return queue.failed(flight.piece, on: flight.source)
+                failure = .failed("sent \(transfer.received) of \(flight.expected) bytes of \(what)")
+                break
             }
-            let digest = flight.hasher.finalizeHex()
-            guard digest == file.pieces[flight.piece.index] else {
-                pool.ban(flight.source, reason: "served a corrupt \(what) (HTTP \(status), sha256 \(digest.prefix(16))…)")
-                return queue.failed(flight.piece, on: flight.source)
+            let digest: String
+            if let hasher = flight.hasher {
+                digest = hasher.finalizeHex()
+            } else {
+                digest = Hex.encode(Digest.sha256(transfer.body))
+                guard digest == manifest.files[flight.piece.file].pieces[flight.piece.index] else {
+                    failure = .corrupt("served a corrupt \(what) (HTTP \(status), sha256 \(digest.prefix(16))…)")
+                    break
+                }
+                // A second copy won: the others stop before its bytes go where theirs went.
+                stopCopies(of: flight.global)
+                try assembly.write(transfer.body, of: flight.piece)
             }
-            try assembly.markVerified(flight.piece)
-            pool.delivered(flight.source, bytes: flight.expected)
-            queue.verified(flight.piece)
+            guard try assembly.accept(flight.piece, sha256: digest) else {
+                failure = .corrupt("served a corrupt \(what) (HTTP \(status), sha256 \(digest.prefix(16))…)")
+                break
+            }
+            stopCopies(of: flight.global)
+            _ = scheduler.delivered(piece: flight.global, from: flight.source, bytes: flight.expected, now: now)
             fetchedBytes += flight.expected
-            verifiedPieces += 1
-            onProgress?(DownloadProgress(
-                verifiedBytes: resumedBytes + fetchedBytes, totalBytes: manifest.totalSize, verifiedPieces: verifiedPieces,
-                totalPieces: manifest.totalPieces, bytesBySource: pool.bytesBySource))
+            report()
+            return
         case .completed(429):
-            // A peer whose upload slots are all taken: someone else, soon; no blame.
-            pool.busy(flight.source, now: .now)
-            queue.unavailable(flight.piece, at: flight.source)
-        case .completed(503):
-            // A peer that does not hold this piece yet: ask someone else, no blame (for a while).
-            pool.unavailable(flight.source, now: .now, patience: options.unavailablePatience)
-            queue.unavailable(flight.piece, at: flight.source)
+            failure = .busy(retryAfter: transfer.retryAfterSeconds)
+        case .completed(let status) where status == 503 || status == 404:
+            failure = .missing("HTTP \(status) for \(what) it said it holds")
         case .completed(let status):
             let body = String(decoding: transfer.body.prefix(120), as: UTF8.self)
-            pool.failed(flight.source, reason: "HTTP \(status) for \(what)\(body.isEmpty ? "" : ": \(body)")", now: .now)
-            queue.failed(flight.piece, on: flight.source)
+            failure = .failed("HTTP \(status) for \(what)\(body.isEmpty ? "" : ": \(body)")")
+        case .invalidResponse(let problem):
+            failure = .failed("\(problem) (\(what))")
         case .transportFailed(let message):
-            pool.failed(flight.source, reason: message, now: .now)
-            queue.failed(flight.piece, on: flight.source)
+            failure = .failed(message)
         case .sinkFailed(.http(let detail)):
-            // It sent more than the range asked for: not a source to trust.
-            pool.ban(flight.source, reason: detail)
-            queue.failed(flight.piece, on: flight.source)
+            failure = .corrupt(detail)  // it sent more than the range asked for: not a source to trust
         case .sinkFailed(let error):
             throw error  // our disk, not their fault: stop, keep the verified pieces
         }
+        scheduler.failed(piece: flight.global, from: flight.source, failure, now: now)
     }
 
-    func report() -> DownloadReport {
+    /// Stops every other copy of a piece that just landed (the scheduler counts them done).
+    private func stopCopies(of piece: Int) {
+        for (key, flight) in flights where flight.global == piece {
+            flights[key] = nil
+            stop(flight)
+        }
+    }
+
+    /// Tells the caller where the download stands.
+    private func report() {
+        onProgress?(DownloadProgress(
+            verifiedBytes: resumedBytes + fetchedBytes, totalBytes: manifest.totalSize, verifiedPieces: scheduler.have.count,
+            totalPieces: manifest.totalPieces, bytesBySource: scheduler.bytesBySource, droppedSources: scheduler.dropped))
+    }
+
+    /// A source dropped since the last report is news too.
+    private func reportDrops() {
+        let dropped = scheduler.sources.reduce(0) { $0 + ($1.isUsable ? 0 : 1) }
+        if dropped != reportedDrops {
+            reportedDrops = dropped
+            report()
+        }
+    }
+
+    // MARK: Availability
+
+    private func openStream(_ index: Int) {
+        guard scheduler.sources[index].isUsable, var state = streams[index], !state.done else { return }
+        state.reconnectAt = nil
+        streams[index] = state
+        var request = CurlRequestOptions()
+        request.connectTimeoutMs = options.connectTimeoutMs
+        request.acceptedStatuses = [200]
+        // Silent for three keep-alives: the stream (or the peer) is dead.
+        request.lowSpeedBytes = 1
+        request.lowSpeedSeconds = 3 * PieceAvailability.keepAliveSeconds
+        request.headers = ["Accept: text/event-stream"] + (state.lastEventID.map { ["Last-Event-ID: \($0)"] } ?? [])
+        let url = scheduler.sources[index].url + PieceAvailability.watchPath(name: manifest.name, version: manifest.version)
+        guard let transfer = try? CurlTransfer(url: url, sink: .stream(limit: 4 << 20), options: request) else { return }
+        watches[ObjectIdentifier(transfer)] = Watch(source: index, transfer: transfer)
+        multi.add(transfer)
+    }
+
+    private func reopenStreams(now: Double) {
+        for (index, state) in streams where state.reconnectAt.map({ $0 <= now }) ?? false { openStream(index) }
+    }
+
+    /// Reads what every open stream brought since the last look.
+    private func readStreams(now: Double) {
+        for (key, watch) in watches {
+            let bytes = watch.transfer.takeBody()
+            guard !bytes.isEmpty else { continue }
+            guard watch.transfer.headers["content-type"]?.hasPrefix("text/event-stream") ?? false else {
+                // 200 but no event stream: a plain web server, which serves what it has.
+                scheduler.setHoldings(watch.source, .everything)
+                streams[watch.source]?.done = true
+                watches[key] = nil
+                multi.remove(watch.transfer)
+                continue
+            }
+            read(bytes, on: watch, key: key)
+        }
+    }
+
+    private func read(_ bytes: [UInt8], on watch: Watch, key: ObjectIdentifier) {
+        var watch = watch
+        do {
+            for event in try watch.parser.feed(bytes) {
+                guard let update = PieceAvailability.update(from: event, pieceCount: manifest.totalPieces) else {
+                    return distrust(watch, key: key, reason: "sent an availability event that is not one (\(event.event ?? "no type"))")
+                }
+                apply(update, from: watch.source)
+                watch.heard = true
+                if let id = event.id { streams[watch.source]?.lastEventID = id }
+            }
+        } catch {
+            return distrust(watch, key: key, reason: "availability stream: \(error)")
+        }
+        watches[key] = watch
+        if watch.heard {
+            streams[watch.source]?.failingSince = nil
+            streams[watch.source]?.failures = 0
+            streams[watch.source]?.heard = true
+        }
+    }
+
+    private func apply(_ update: PieceAvailability.Update, from source: Int) {
+        switch update {
+        case .snapshot(let set): scheduler.setHoldings(source, .pieces(set))
+        case .have(let pieces): for piece in pieces { scheduler.sourceHas(source, piece: piece) }
+        case .complete:
+            scheduler.setHoldings(source, .pieces(PieceSet(full: manifest.totalPieces)))
+            streams[source]?.done = true
+        }
+    }
+
+    private func distrust(_ watch: Watch, key: ObjectIdentifier, reason: String) {
+        watches[key] = nil
+        multi.remove(watch.transfer)
+        streams[watch.source]?.done = true
+        scheduler.drop(watch.source, reason: reason)
+    }
+
+    /// A stream ended: an origin (404), a peer now complete, or one to reconnect to (with its
+    /// last event id, so it says only what was missed). A peer unreachable for `peerPatience`
+    /// is dropped.
+    private func streamEnded(_ watch: Watch, _ outcome: CurlOutcome, now: Double) {
+        let index = watch.source
+        guard var state = streams[index], !state.done, scheduler.sources[index].isUsable else { return }
+        switch outcome {
+        case .completed(404):
+            scheduler.setHoldings(index, .everything)
+            state.done = true
+            streams[index] = state
+            return
+        case .completed(200) where watch.heard:
+            state.failures = 0
+            state.failingSince = nil
+        default:
+            state.failures += 1
+            let since = state.failingSince ?? now
+            state.failingSince = since
+            if now - since >= options.policy.peerPatience || (!state.heard && state.failures >= options.policy.failureLimit) {
+                streams[index] = state
+                let why: String = switch outcome {
+                case .completed(let status): "HTTP \(status)"
+                case .transportFailed(let message): message
+                case .invalidResponse(let message): message
+                case .sinkFailed(let error): "\(error)"
+                }
+                scheduler.drop(index, reason: "availability stream: \(why) (\(state.failures) failures in \(Int(now - since)) s)")
+                return
+            }
+        }
+        // Reconnect soon: at once after a clean end, backing off (to 2 s) while it fails.
+        state.reconnectAt = now + (state.failures == 0 ? 0.01 : min(2, 0.05 * Double(1 << min(state.failures, 6))))
+        streams[index] = state
+    }
+
+    func result() -> DownloadReport {
         DownloadReport(
             fetchedBytes: fetchedBytes, receivedBytes: receivedBytes, resumedBytes: resumedBytes,
-            bytesBySource: pool.bytesBySource, droppedSources: pool.failures,
+            bytesBySource: scheduler.bytesBySource, droppedSources: scheduler.dropped, secondCopies: secondCopies,
             seconds: (ContinuousClock.now - started).seconds)
     }
 }

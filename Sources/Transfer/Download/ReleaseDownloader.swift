@@ -7,15 +7,13 @@ import Wire
 /// multi interface. Every piece is hashed as it streams to disk and counts only if its SHA-256
 /// matches the signed manifest.
 ///
-/// A source that serves a bad piece is banned for this download; one that refuses, times out
-/// or dies mid-body loses its piece to the next source and is dropped after repeated failures.
-/// When no source is left the download fails naming each and why. Pieces already verified on
-/// disk are never fetched again, so a killed download resumes where it was.
-///
-/// Peers publish piece maps (`PieceMap`): each is asked only for what it holds, the rarest
-/// pieces first, so a swarm of hosts downloading together trade pieces instead of all asking
-/// the origin. `fallbacks` (an origin kept as a last resort) are asked only for pieces no
-/// other source has offered for `DownloadOptions.fallbackPatience`.
+/// Which piece goes to which source, and when a source is out, is the swarm policy's
+/// (`PieceScheduler`): peers stream their availability and are asked only for what they hold,
+/// the rarest pieces first; an overdue piece is asked of a second holder; a source that serves
+/// a bad piece is banned, one that refuses, stalls, lies about what it holds or sends the
+/// wrong range is dropped; `fallbacks` (an origin kept as a last resort) are asked once the
+/// download starves. When no source is left the download fails naming each and why. Pieces
+/// already verified on disk are never fetched again, so a killed download resumes where it was.
 public final class ReleaseDownloader: Sendable {
     public let assembly: ReleaseAssembly
     public let sources: [String]
@@ -77,7 +75,7 @@ public final class ReleaseDownloader: Sendable {
         }
         session.finish()
         try assembly.finalize()
-        return session.report()
+        return session.result()
     }
 }
 

@@ -3,7 +3,8 @@ import Wire
 
 /// Falcon's way: one whole file from `{wgeturl}/bin_{version}`, checked against an MD5.
 /// The file streams into `DEST.part` next to its destination, hashed on the way, and gets its
-/// final name only after the MD5 matches and the bytes are fsynced. URLs are tried in turn.
+/// final name only after the MD5 matches and the bytes are fsynced. URLs are tried in turn, each
+/// within `maxWholeFileBytes` and `wholeFileSeconds` (falcon names no size).
 public struct WholeFileDownloader: Sendable {
     public var options: DownloadOptions
 
@@ -30,12 +31,13 @@ public struct WholeFileDownloader: Sendable {
             request.lowSpeedBytes = options.stallBytesPerSecond
             request.lowSpeedSeconds = options.stallSeconds
             request.maxRecvBytesPerSecond = options.maxBytesPerSecond
+            request.totalTimeoutMs = options.wholeFileSeconds * 1000
             request.followRedirects = true
             do throws(TransferError) {
                 // ftruncate: a retry after a longer, failed body must not leave its tail behind.
                 _ = try? descriptor.resize(to: 0)
                 let transfer = try CurlTransfer(
-                    url: url, sink: .file(descriptor, offset: 0, limit: .max, hashers: [md5Hasher, shaHasher]),
+                    url: url, sink: .file(descriptor, offset: 0, limit: options.maxWholeFileBytes, hashers: [md5Hasher, shaHasher]),
                     options: request)
                 switch transfer.perform() {
                 case .completed(let status) where transfer.statusWasAccepted || (status == 200 && transfer.received == 0):
@@ -51,8 +53,10 @@ public struct WholeFileDownloader: Sendable {
                     return (shaHasher.finalizeHex(), transfer.received)
                 case .completed(let status):
                     failures.append(SourceFailure(source: url, reason: "HTTP \(status)"))
-                case .transportFailed(let message):
+                case .transportFailed(let message), .invalidResponse(let message):
                     failures.append(SourceFailure(source: url, reason: message))
+                case .sinkFailed(.http(let detail)):
+                    failures.append(SourceFailure(source: url, reason: "\(detail) (maxWholeFileBytes)"))
                 case .sinkFailed(let error):
                     throw error
                 }

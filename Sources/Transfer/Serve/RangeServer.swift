@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Swarm
 import NIOHTTP1
 import NIOPosix
 import Synchronization
@@ -13,9 +14,14 @@ public struct RangeServerConfiguration: Sendable {
     public var maxUploadBytesPerSecond: Int64? = nil
     /// Connections beyond this get `503` and are closed.
     public var maxConnections: Int = 256
-    /// Bodies sent at once; a request beyond gets `429` at once (busy: ask another holder),
-    /// so an uplink serves a few pieces fast instead of many slowly. Nil for no limit.
+    /// Bodies sent at once, so an uplink serves a few pieces fast instead of many slowly; a
+    /// request beyond waits in a short queue (`uploadQueuePerSlot` per slot) or gets `429` at
+    /// once with when to come back (busy: ask another holder). Nil for no limit.
     public var maxConcurrentUploads: Int? = nil
+    public var uploadQueuePerSlot: Int = SwarmPolicy.default.uploadQueue
+    /// A connection with nothing going either way this long is closed (an availability stream
+    /// sends a keep-alive every few seconds, so it is never idle).
+    public var idleTimeoutSeconds: Int64 = 30
     /// Seconds a client is told to wait for a piece that is not verified yet.
     public var retryAfterSeconds: Int = 1
     /// Event loop threads; the agent uses one.
@@ -46,7 +52,9 @@ public final class RangeServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.limiter = configuration.maxUploadBytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
-        self.uploads = configuration.maxConcurrentUploads.map(UploadSlots.init(limit:))
+        self.uploads = configuration.maxConcurrentUploads.map {
+            UploadSlots(limit: $0, queuePerSlot: configuration.uploadQueuePerSlot, bytesPerSecond: configuration.maxUploadBytesPerSecond)
+        }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
     }
 
@@ -70,6 +78,8 @@ public final class RangeServer: Sendable {
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        IdleStateHandler(allTimeout: .seconds(configuration.idleTimeoutSeconds)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         RangeRequestHandler(
@@ -102,27 +112,6 @@ public final class RangeServer: Sendable {
 /// Body bytes answered, shared by every connection.
 final class ServedBytes: Sendable {
     let total = Atomic<Int64>(0)
-}
-
-/// Bodies being sent, under a limit, shared by every connection.
-final class UploadSlots: Sendable {
-    let limit: Int
-    private let active = Atomic<Int>(0)
-
-    init(limit: Int) { self.limit = max(1, limit) }
-
-    /// Takes a slot, or false when all are taken.
-    func take() -> Bool {
-        var current = active.load(ordering: .relaxed)
-        while current < limit {
-            let (exchanged, original) = active.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
-            if exchanged { return true }
-            current = original
-        }
-        return false
-    }
-
-    func release() { active.subtract(1, ordering: .relaxed) }
 }
 
 /// Open connections, shared by the accept path and each connection's close.

@@ -7,13 +7,18 @@ import Wire
 /// releases and the verified pieces of the one it is assembling (`PieceStoreCatalog`).
 public protocol RangeServerCatalog: Sendable {
     func entry(for components: [String]) -> CatalogEntry?
-    /// The verified pieces of a release this catalog relays, for `PieceMap.path`; nil when it
-    /// publishes no maps (an origin holds every piece of what it serves).
-    func pieceMap(name: String, version: String) -> PieceMap?
+    /// What this catalog holds of a release it relays, for its availability endpoints
+    /// (`PieceAvailability`); nil when it publishes none (an origin holds every piece of what
+    /// it serves).
+    func availability(name: String, version: String) -> AvailabilityLog?
+    /// Whether it publishes availability at all: a peer does (a nil log is then "not now"),
+    /// an origin does not (its availability paths are 404: it holds everything).
+    var publishesAvailability: Bool { get }
 }
 
 extension RangeServerCatalog {
-    public func pieceMap(name: String, version: String) -> PieceMap? { nil }
+    public func availability(name: String, version: String) -> AvailabilityLog? { nil }
+    public var publishesAvailability: Bool { false }
 }
 
 /// A servable file, and which of its bytes may be served now.
@@ -95,13 +100,9 @@ public struct PieceStoreCatalog: RangeServerCatalog {
             availability: .partial { range in assembly.servable(file: file, range: range) })
     }
 
-    public func pieceMap(name: String, version: String) -> PieceMap? {
-        guard ReleaseName.isValid(name), ReleaseName.isValid(version) else { return nil }
-        if let assembly = store.openAssembly(name: name, version: version) { return assembly.pieceMap() }
-        // Held from before this process started: complete. Else nothing yet: an empty map
-        // (a peer that will have pieces soon, not an origin that has them all).
-        let manifestPath = store.releaseDirectory(name: name, version: version).appending(ReleaseAssembly.manifestFileName)
-        guard let bytes = try? Files.read(manifestPath), let manifest = try? Manifest.decode(bytes) else { return PieceMap(bits: []) }
-        return PieceMap(complete: manifest.totalPieces)
+    public func availability(name: String, version: String) -> AvailabilityLog? {
+        store.availability(name: name, version: version)
     }
+
+    public var publishesAvailability: Bool { true }
 }

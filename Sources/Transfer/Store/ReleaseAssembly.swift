@@ -1,3 +1,4 @@
+import Swarm
 import Synchronization
 import SystemPackage
 import Wire
@@ -9,12 +10,20 @@ import Wire
 /// with only the missing pieces: on reopening, every recorded piece is hashed again, so a torn
 /// write or a lost page cannot pass as verified. A finished file is fsynced, checked whole,
 /// and renamed to its final name; `manifest.json` is written last and marks the release complete.
+///
+/// A piece counts as verified in one place only, `accept(_:sha256:)`, which compares the
+/// digest with the signed manifest itself; every verified piece is told to `availability`, so
+/// peers streaming this host's availability hear of it at once.
 public final class ReleaseAssembly: Sendable {
     static let manifestFileName = "manifest.json"
     static let partialDirectoryName = ".partial"
 
     public let manifest: Manifest
     public let directory: FilePath
+    /// The pieces verified here, in order, and who listens (peers' availability streams).
+    public let availability: AvailabilityLog
+    /// The index over the whole release of each file's first piece (files in manifest order).
+    private let fileOffsets: [Int]
     private let partialDirectory: FilePath
     private let state: Mutex<State>
 
@@ -31,10 +40,17 @@ public final class ReleaseAssembly: Sendable {
         var isComplete: Bool
     }
 
-    init(manifest: Manifest, directory: FilePath) throws(TransferError) {
+    init(manifest: Manifest, directory: FilePath, availability: AvailabilityLog = AvailabilityLog()) throws(TransferError) {
         self.manifest = manifest
         self.directory = directory
+        self.availability = availability
         self.partialDirectory = directory.appending(Self.partialDirectoryName)
+        var offsets: [Int] = [], total = 0
+        for file in manifest.files {
+            offsets.append(total)
+            total += file.pieces.count
+        }
+        self.fileOffsets = offsets
 
         if let stored = try? Files.read(directory.appending(Self.manifestFileName)) {
             guard let existing = try? Manifest.decode(stored), existing.canonicalBytes == manifest.canonicalBytes else {
@@ -45,6 +61,7 @@ public final class ReleaseAssembly: Sendable {
                           descriptor: nil, record: nil, isFinal: true)
             }
             state = Mutex(State(files: files, isComplete: true))
+            availability.attach(pieceCount: manifest.totalPieces, verified: Array(0..<manifest.totalPieces), complete: true)
             return
         }
 
@@ -70,6 +87,11 @@ public final class ReleaseAssembly: Sendable {
             throw error
         }
         state = Mutex(State(files: files, isComplete: false))
+        var verified: [Int] = []
+        for (index, file) in files.enumerated() {
+            for piece in file.verified.indices where file.isFinal || file.verified[piece] { verified.append(offsets[index] + piece) }
+        }
+        availability.attach(pieceCount: manifest.totalPieces, verified: verified, complete: false)
     }
 
     deinit {
@@ -152,12 +174,15 @@ public final class ReleaseAssembly: Sendable {
     }
 
     /// The verified pieces, files in manifest order: what a peer may ask this host for.
-    public func pieceMap() -> PieceMap {
-        state.withLock { state in
-            PieceMap(bits: state.files.enumerated().flatMap { index, file in
-                file.isFinal ? Array(repeating: true, count: manifest.files[index].pieces.count) : file.verified
-            })
-        }
+    public var verifiedPieces: PieceSet { availability.current }
+
+    /// The index over the whole release (files in manifest order) of `piece`.
+    public func globalIndex(of piece: PieceRef) -> Int { fileOffsets[piece.file] + piece.index }
+
+    /// The piece at `index` over the whole release.
+    public func piece(at index: Int) -> PieceRef {
+        let file = fileOffsets.lastIndex { $0 <= index } ?? 0
+        return PieceRef(file: file, index: index - fileOffsets[file])
     }
 
     /// Pieces verified so far.
@@ -179,9 +204,28 @@ public final class ReleaseAssembly: Sendable {
         state.withLock { $0.files[piece.file].descriptor }
     }
 
-    /// Records a piece as verified. The caller has checked its SHA-256 against the manifest.
-    /// Its bytes start on their way to disk now, so the fsync at the end has little left to do.
-    func markVerified(_ piece: PieceRef) throws(TransferError) {
+    /// Writes a piece's bytes, received whole in memory (a second copy), into its part file.
+    /// Nothing counts them verified: `accept` does that.
+    func write(_ bytes: [UInt8], of piece: PieceRef) throws(TransferError) {
+        guard let descriptor = partDescriptor(for: piece) else { return }
+        let offset = range(of: piece).lowerBound
+        do { _ = try descriptor.writeAll(toAbsoluteOffset: offset, bytes) } catch {
+            throw .io("writing \(piece) of \(manifest.name) \(manifest.version)", errno: error)
+        }
+    }
+
+    /// A piece whose bytes were written to its part file, and hashed on their way to `sha256`:
+    /// verified if that is the SHA-256 the signed manifest gives the piece, and then recorded
+    /// (its bytes start on their way to disk, so the fsync at the end has little left to do)
+    /// and told to `availability`. False, and nothing recorded, if it is not.
+    func accept(_ piece: PieceRef, sha256: String) throws(TransferError) -> Bool {
+        guard sha256 == manifest.files[piece.file].pieces[piece.index] else { return false }
+        try markVerified(piece)
+        return true
+    }
+
+    /// Records a piece as verified; only `accept` calls it, having compared the hash.
+    private func markVerified(_ piece: PieceRef) throws(TransferError) {
         let files: (record: FileDescriptor, part: FileDescriptor)? = state.withLock { state in
             guard !state.files[piece.file].verified[piece.index],
                   let record = state.files[piece.file].record, let part = state.files[piece.file].descriptor
@@ -196,6 +240,7 @@ public final class ReleaseAssembly: Sendable {
         }
         let range = range(of: piece)
         Files.startWriteback(files.part, offset: range.lowerBound, length: Int64(range.count))
+        availability.record(globalIndex(of: piece))
     }
 
     /// Whether every byte of `range` in file `name` lies in verified pieces; and where to read them.
@@ -249,5 +294,6 @@ public final class ReleaseAssembly: Sendable {
         try Files.writeAtomically(Array(manifest.encoded()), to: directory.appending(Self.manifestFileName))
         Files.removeFlatDirectory(partialDirectory)
         state.withLock { $0.isComplete = true }
+        availability.markComplete()
     }
 }

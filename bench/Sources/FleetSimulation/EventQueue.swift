@@ -17,12 +17,13 @@ struct EventQueue {
         case retryDue
         /// An upgrading host's deadline passes: the sweep fails it if it has not confirmed.
         case deadlineDue
-        /// A host may now use its fallback sources, if it still starves.
-        case fallbackDue
-        /// A host may ask a peer that refused it (busy) again.
-        case retryFill
-        /// A downloading host asks its peers for their piece maps again.
-        case mapPoll
+        /// Something in a host's download may have come due (a deadline, a busy peer's hint,
+        /// starving long enough for the fallback, the download cap): it looks again.
+        case wake
+        /// The availability of one of a host's sources (`generation`: its index) arrives.
+        case learn
+        /// A piece (`generation`) a host verified reaches the hosts watching it.
+        case availability
     }
 
     struct Event {
@@ -30,7 +31,8 @@ struct EventQueue {
         var sequence: UInt64
         var host: Int32
         var kind: Kind
-        /// For beats: the host's beat generation when scheduled; a beat rescheduled since is stale.
+        /// For beats: the host's beat generation when scheduled (a beat rescheduled since is
+        /// stale); for availability, the piece or the source.
         var generation: UInt32
 
         func before(_ other: Event) -> Bool {

@@ -1,4 +1,5 @@
 import HBS
+import Swarm
 import Wire
 
 /// One rollout of a virtual fleet through the real `RolloutEngine` (and through it the real
@@ -6,8 +7,9 @@ import Wire
 ///
 /// Agents register with one beat, the rollout is created at t = 0, every waiting agent beats
 /// at once (the long-poll wake-up), then each beats every `fastBeatSeconds` from a random phase,
-/// as HBS's replies ask (`BeatScheduling`). Orders start downloads (`PieceSwarm` picks the
-/// pieces), transfers share the links max-min fair (`NetworkModel`), a verified release is
+/// as HBS's replies ask (`BeatScheduling`). Orders start downloads (`PieceSwarm`: the agent's
+/// own `PieceScheduler` picks the pieces), transfers share the links max-min fair
+/// (`NetworkModel`), a verified release is
 /// installed in `installSeconds`, and the new version's first beat has the engine mark the host
 /// done. The engine gets `floor(t)` as its time.
 ///
@@ -28,7 +30,7 @@ public struct FleetSimulator {
     var elision: BeatElision
     var parking: PhaseParking
     var agents: [VirtualAgent]
-    var random: SimulationRandom
+    var random: SplitMix64
     /// Unix time of the rollout's creation, as the engine sees it.
     let epoch: Int64 = 1_800_000_000
     var rolloutID = ""
@@ -55,6 +57,7 @@ public struct FleetSimulator {
     var originBytes = 0.0
     var peerBytes = 0.0
     var pieceTransfers = 0
+    var cancelledTransfers = 0
     var verifiedPieces = 0
     var orderedHosts = 0
     var verifiedHosts = 0
@@ -63,8 +66,11 @@ public struct FleetSimulator {
     // Hosts whose free slots may have something to fetch now.
     private var interested: [Int32] = []
     private var isInterested: [Bool]
-    private var pollPending: [Bool]
+    /// The earliest `wake` event queued per host (a later one is not queued again).
+    private var wakeAt: [Double]
     private var completions: [NetworkModel.Completion] = []
+    private var actions: [PieceSwarm.Action] = []
+    private var news: [Int32] = []
 
     public init(parameters: SimulationParameters, mode: SimulationMode) {
         self.parameters = parameters
@@ -77,7 +83,8 @@ public struct FleetSimulator {
             downlinks: [Double](repeating: parameters.hostDownload, count: hosts))
         let sizes = parameters
         swarm = PieceSwarm(
-            hostCount: hosts, pieceCount: parameters.pieceCount, policy: parameters.swarm, seed: parameters.seed &+ 1,
+            hostCount: hosts, nodeCount: hosts + parameters.cdnNodes, pieceCount: parameters.pieceCount, policy: parameters.swarm,
+            pacedDownload: parameters.pacedDownload, uplink: parameters.hostUpload, seed: parameters.seed &+ 1,
             pieceBytes: { sizes.pieceSize($0) })
         elision = BeatElision(hosts: hosts, pendingToo: !mode.peersServe)
         if mode == .peerFile {
@@ -92,12 +99,12 @@ public struct FleetSimulator {
                 release: (SimulatedRelease.name, SimulatedRelease.newVersion), node: { topology.node(of: $0) })
         }
         parking = PhaseParking(hosts: hosts, interval: parameters.fastBeatSeconds)
-        random = SimulationRandom(seed: parameters.seed)
+        random = SplitMix64(seed: parameters.seed)
         agents = [VirtualAgent](repeating: VirtualAgent(interval: parameters.fastBeatSeconds), count: hosts)
         isInterested = [Bool](repeating: false, count: hosts)
-        pollPending = isInterested
+        wakeAt = [Double](repeating: .infinity, count: hosts)
         // The same hosts are bad in every mode of one seed.
-        var badness = SimulationRandom(seed: parameters.seed &+ 2)
+        var badness = SplitMix64(seed: parameters.seed &+ 2)
         for host in 0..<hosts where badness.unit() < parameters.failureRate { agents[host].bad = true }
     }
 
@@ -142,7 +149,6 @@ public struct FleetSimulator {
         var now = 0.0
         var nextCompletion = Double.infinity
         var nextTrace = 0.0
-        var picks: [PieceSwarm.Pick] = []
         let limit = parameters.timeLimitSeconds
         while settledHosts < hosts && now < limit {
             let next = min(events.nextTime ?? .infinity, nextCompletion)
@@ -159,20 +165,13 @@ public struct FleetSimulator {
                     advanceNetwork(to: now)
                     moved = true
                 }
-                picks.removeAll(keepingCapacity: true)
                 var index = 0
                 while index < interested.count {  // a rounding completion may add more
                     let host = Int(interested[index])
                     index += 1
                     isInterested[host] = false
-                    let first = picks.count
-                    var retry = Double.infinity
-                    swarm.fill(host, now: now, picks: &picks, retry: &retry)
-                    if retry.isFinite { events.schedule(.retryFill, host: host, at: retry) }
-                    for pick in picks[first...] {
-                        network.start(from: Int(pick.source), to: host, piece: Int(pick.piece),
-                                      bytes: Double(parameters.pieceSize(Int(pick.piece))))
-                    }
+                    if let wake = swarm.fill(host, now: now, actions: &actions) { scheduleWake(host, at: wake) }
+                    perform()
                 }
                 interested.removeAll(keepingCapacity: true)
             }
@@ -192,7 +191,8 @@ public struct FleetSimulator {
         }
         return SimulationResult(
             mode: mode, hosts: hosts, confirmTimes: confirmTimes.sorted(), failedHosts: failedHosts, failures: failures,
-            settled: settledHosts == hosts, originBytes: originBytes, peerBytes: peerBytes, firstOrder: firstOrder,
+            settled: settledHosts == hosts, originBytes: originBytes, peerBytes: peerBytes, wastedBytes: swarm.cancelledBytes,
+            secondCopies: swarm.secondCopies, firstOrder: firstOrder,
             lastFirstOrder: lastFirstOrder, lastVerified: lastVerified, orders: orders, resentOrders: resentOrders,
             beats: beats, engine: cost, pieceTransfers: pieceTransfers, peakTransfers: network.peakTransfers,
             reallocations: network.reallocations, steps: steps, virtualSeconds: now,
@@ -211,19 +211,41 @@ public struct FleetSimulator {
         let bytes = parameters.pieceSize(piece)
         if topology.isCDN(source) { originBytes += Double(bytes) } else { peerBytes += Double(bytes) }
         pieceTransfers += 1
-        verifiedPieces += 1
-        let had = swarm.haveCount[host]
-        if swarm.verified(piece: piece, at: host, from: source, bytes: bytes, now: completion.time) && swarm.downloading[host]
-            && swarm.sources[host].contains(where: \.isFallback) {
-            events.schedule(.fallbackDue, host: host, at: swarm.fallbackDue(host))
+        let transfer = PieceSwarm.Transfer(source: completion.source, receiver: completion.receiver, piece: completion.piece)
+        guard swarm.completed(transfer, bytes: bytes, now: completion.time, actions: &actions) != nil else {
+            swarm.wasted(Double(bytes))  // cancelled in this very step: carried for nothing
+            return
         }
+        perform()
         markInterested(host)
-        if swarm.haveCount[host] > had { agents[host].verifiedBytes += bytes }
+        verifiedPieces += 1
+        agents[host].verifiedBytes += bytes
+        // Its availability stream tells the hosts watching it.
+        events.schedule(.availability, host: host, at: completion.time + parameters.availabilityLatency, generation: UInt32(piece))
         if agents[host].phase == .downloading && swarm.holdsAll(host) {
             downloadFinished(host, at: completion.time)
-        } else if had == 0 {
+        } else if swarm.haveCount(host) == 1 {
             wake(host, at: completion.time)  // it serves pieces now: HBS should hear of it
         }
+    }
+
+    /// Carries out what the swarm asked of the network: transfers started and cancelled.
+    private mutating func perform() {
+        for action in actions {
+            switch action {
+            case .start(let transfer):
+                network.start(from: Int(transfer.source), to: Int(transfer.receiver), piece: Int(transfer.piece),
+                              bytes: Double(parameters.pieceSize(Int(transfer.piece))))
+            case .cancel(let transfer):
+                let size = Double(parameters.pieceSize(Int(transfer.piece)))
+                if let carried = network.cancel(from: Int(transfer.source), to: Int(transfer.receiver), piece: Int(transfer.piece), bytes: size) {
+                    cancelledTransfers += 1
+                    swarm.wasted(carried)
+                    if topology.isCDN(Int(transfer.source)) { originBytes += carried } else { peerBytes += carried }
+                }
+            }
+        }
+        actions.removeAll(keepingCapacity: true)
     }
 
     mutating func markInterested(_ host: Int) {
@@ -232,11 +254,11 @@ public struct FleetSimulator {
         interested.append(Int32(host))
     }
 
-    /// The host's next map poll, `mapRefresh` after `now`, unless one is due already.
-    mutating func schedulePoll(_ host: Int, at now: Double) {
-        guard !pollPending[host], swarm.polls(host) else { return }
-        pollPending[host] = true
-        events.schedule(.mapPoll, host: host, at: now + parameters.swarm.mapRefresh)
+    /// The host looks at its download again at `time`, unless it will sooner anyway.
+    mutating func scheduleWake(_ host: Int, at time: Double) {
+        guard time < wakeAt[host] else { return }
+        wakeAt[host] = time
+        events.schedule(.wake, host: host, at: time)
     }
 
     private mutating func handle(_ event: EventQueue.Event) {
@@ -253,6 +275,7 @@ public struct FleetSimulator {
             agents[host].phase = .restarting
             immediateBeat(host, at: event.time)
             agents[host].phase = .upgraded
+            swarm.finish(host)  // the old process and its download are gone
             immediateBeat(host, at: event.time)
         case .installFailed:
             agents[host].phase = .failed
@@ -264,12 +287,16 @@ public struct FleetSimulator {
             if elision.phase[host] == .failed { sweep(at: event.time) }
         case .deadlineDue:
             if elision.phase[host] == .active { sweep(at: event.time) }
-        case .fallbackDue, .retryFill:
+        case .wake:
+            if wakeAt[host] <= event.time { wakeAt[host] = .infinity }
             markInterested(host)
-        case .mapPoll:
-            pollPending[host] = false
-            if swarm.poll(host) { markInterested(host) }
-            schedulePoll(host, at: event.time)
+        case .learn:
+            swarm.learn(host, source: Int(event.generation))
+            markInterested(host)
+        case .availability:
+            news.removeAll(keepingCapacity: true)
+            swarm.announce(host, piece: Int(event.generation), interested: &news)
+            for other in news { markInterested(Int(other)) }
         }
     }
 

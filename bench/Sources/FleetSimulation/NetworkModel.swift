@@ -26,6 +26,9 @@ struct NetworkModel {
     private(set) var remaining: [Double] = []
     private(set) var rate: [Double] = []
 
+    /// Where each transfer is in the arrays, by `key(source, receiver, piece)`: a hedged copy
+    /// that lost is cancelled by name.
+    private var position: [UInt64: Int32] = [:]
     /// The moment every transfer's `remaining` is as of.
     private(set) var clock = 0.0
     private var allocator = FairShareAllocator()
@@ -43,8 +46,13 @@ struct NetworkModel {
 
     var transfers: Int { uplink.count }
 
+    private static func key(_ source: Int32, _ receiver: Int32, _ piece: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: source)) << 40 | UInt64(UInt32(bitPattern: receiver)) << 20 | UInt64(UInt32(bitPattern: piece))
+    }
+
     /// A new transfer, from `clock` on (move the others to the present first).
     mutating func start(from source: Int, to receiver: Int, piece index: Int, bytes: Double) {
+        position[Self.key(Int32(source), Int32(nodeCount + receiver), Int32(index))] = Int32(uplink.count)
         uplink.append(Int32(source))
         downlink.append(Int32(nodeCount + receiver))
         piece.append(Int32(index))
@@ -95,9 +103,20 @@ struct NetworkModel {
         }
     }
 
+    /// Stops a transfer (a copy that lost, or one given up on), at `clock` (move the transfers
+    /// to the present first); the bytes it had carried, or nil if there was no such transfer.
+    mutating func cancel(from source: Int, to receiver: Int, piece index: Int, bytes: Double) -> Double? {
+        guard let at = position[Self.key(Int32(source), Int32(nodeCount + receiver), Int32(index))] else { return nil }
+        let carried = bytes - remaining[Int(at)]
+        remove(at: Int(at))
+        return carried
+    }
+
     private mutating func remove(at index: Int) {
+        position[Self.key(uplink[index], downlink[index], piece[index])] = nil
         let last = uplink.count - 1
         if index != last {
+            position[Self.key(uplink[last], downlink[last], piece[last])] = Int32(index)
             uplink[index] = uplink[last]
             downlink[index] = downlink[last]
             piece[index] = piece[last]

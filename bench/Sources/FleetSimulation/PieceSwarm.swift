@@ -1,301 +1,236 @@
-/// Every host's pieces and sources, what it knows of its peers' pieces, and the choice of the
-/// next pieces to ask for, following `SwarmPolicy`: the one place the virtual agents' download
-/// policy lives.
-///
-/// Pieces held and in flight are bitsets (a run of 64-bit words per host). What a host knows
-/// of a peer source is that peer's piece map as of the host's last poll (a bitset per source);
-/// per piece, the host counts the sources that hold it (CDNs hold every piece), so a choice
-/// reads counts and never scans other hosts.
-struct PieceSwarm {
-    struct Source {
-        var node: Int32
-        var inFlight: Int16
-        var isCDN: Bool
-        var isFallback: Bool
-        /// Its last piece map listed every piece (or it is a CDN): its map needs no more reads.
-        var complete: Bool
-        /// Verified bytes fetched from it in this attempt.
-        var bytes: Int64
-        /// It refused a piece (all upload slots taken): not asked again before this moment.
-        var busyUntil: Double
-    }
+import Swarm
+import Wire
 
-    /// A piece to ask `source` for.
-    struct Pick {
+/// The virtual agents' downloads, each run by the agent's own swarm policy (`PieceScheduler`,
+/// the same code `DownloadSession` drives), and what the agent's I/O does around it, modeled:
+///
+/// - availability is pushed: a peer's snapshot reaches a host `availabilityLatency` after the
+///   host adds it, and each piece it verifies reaches every host watching it that much later
+///   (the stream event); a CDN answers "no availability" (404) as late, and then holds
+///   everything;
+/// - a peer's range server sends `uploadSlots` pieces at once and queues `uploadQueue` more per
+///   slot (started the moment a slot frees); beyond that it refuses with when to come back,
+///   estimated as the agent's `UploadSlots` does (what is ahead, at the uplink);
+/// - a host's download cap (`pacedDownload`) paces piece starts as the agent's `RateLimiter`
+///   does;
+/// - a copy that loses to another (a hedge, the endgame) or is given up on is cancelled.
+///
+/// Not modeled: request round trips (a piece request, a refusal cost no time), failures of
+/// sources.
+struct PieceSwarm {
+    /// A piece on its way from a node to a host.
+    struct Transfer: Equatable {
         var source: Int32
+        var receiver: Int32
         var piece: Int32
     }
 
+    /// What the network must do.
+    enum Action: Equatable {
+        case start(Transfer)
+        case cancel(Transfer)
+    }
+
+    /// A host watching a node's availability: which of its download's sources the node is.
+    private struct Watcher {
+        var host: Int32
+        var slot: Int32
+    }
+
     let policy: SwarmPolicy
+    /// The download cap pieces start under (bytes per second); nil: none.
+    let pacedDownload: Double?
     let hostCount: Int
     let pieceCount: Int
-    let words: Int
-    private let lastWordMask: UInt64
-    private var have: [UInt64]
-    private var fetching: [UInt64]
-    private(set) var haveCount: [Int32]
-    private(set) var inFlight: [Int32]
-    /// Sources (no fallbacks) of host h known to hold piece p: `holders[h * pieceCount + p]`.
-    private var holders: [UInt16]
-    private(set) var sources: [[Source]]
-    /// Per host, each source's last known piece map: `known[h][slot * words + w]`.
-    private var known: [[UInt64]]
-    private var startedAt: [Double]
-    private(set) var downloading: [Bool]
-    /// Pieces each host is sending to peers now (its upload slots in use).
+    let uplink: Double
+    /// Every host's verified pieces (kept across attempts: a new attempt resumes from them).
+    private(set) var have: [PieceSet]
+    /// Each host's download in progress (nil: none).
+    private(set) var downloads: [PieceScheduler?]
+    /// Per host, the node behind each of its download's sources.
+    private var sourceNodes: [[Int32]]
+    /// Per node, the hosts watching its availability.
+    private var watchers: [[Watcher]]
+    /// Per peer: pieces it is sending, and requests waiting for a slot.
     private var uploads: [Int32]
-    /// Per host: pieces in flight from sources other than fallbacks, and since when none has
-    /// been (the download starves).
-    private var primaryInFlight: [Int32]
-    private(set) var starvingSince: [Double]
-    /// Per host: the seed of this download's tie-break order.
-    private var order: [UInt64]
-    private var random: SimulationRandom
-    private var offered: [UInt64]
-    /// Per host, when its download cap is next free (`SwarmPolicy.pacedDownload`).
+    private var queued: [[Transfer]]
+    /// Per host, when its download cap is next free.
     private var capFreeAt: [Double]
-    /// Bytes of each piece, for the cap.
+    private var random: SplitMix64
     private let pieceBytes: (Int) -> Int64
+    /// Second copies started, and bytes carried by copies that were cancelled.
+    private(set) var secondCopies = 0
+    private(set) var cancelledBytes = 0.0
 
-    init(hostCount: Int, pieceCount: Int, policy: SwarmPolicy, seed: UInt64, pieceBytes: @escaping (Int) -> Int64 = { _ in 1 }) {
-        precondition(pieceCount > 0 && pieceCount < Int(UInt16.max))
+    init(
+        hostCount: Int, nodeCount: Int, pieceCount: Int, policy: SwarmPolicy, pacedDownload: Double?, uplink: Double, seed: UInt64,
+        pieceBytes: @escaping (Int) -> Int64 = { _ in 1 }
+    ) {
         self.policy = policy
+        self.pacedDownload = pacedDownload
         self.hostCount = hostCount
         self.pieceCount = pieceCount
-        words = (pieceCount + 63) / 64
-        let tail = pieceCount % 64
-        lastWordMask = tail == 0 ? ~0 : (1 << UInt64(tail)) - 1
-        have = [UInt64](repeating: 0, count: hostCount * words)
-        fetching = have
-        haveCount = [Int32](repeating: 0, count: hostCount)
-        inFlight = haveCount
-        holders = [UInt16](repeating: 0, count: hostCount * pieceCount)
-        sources = [[Source]](repeating: [], count: hostCount)
-        known = [[UInt64]](repeating: [], count: hostCount)
-        startedAt = [Double](repeating: 0, count: hostCount)
-        downloading = [Bool](repeating: false, count: hostCount)
-        uploads = haveCount
-        primaryInFlight = haveCount
-        starvingSince = startedAt
-        order = [UInt64](repeating: 0, count: hostCount)
-        random = SimulationRandom(seed: seed)
-        offered = [UInt64](repeating: 0, count: words)
-        capFreeAt = startedAt
+        self.uplink = uplink
+        have = [PieceSet](repeating: PieceSet(capacity: pieceCount), count: hostCount)
+        downloads = [PieceScheduler?](repeating: nil, count: hostCount)
+        sourceNodes = [[Int32]](repeating: [], count: hostCount)
+        watchers = [[Watcher]](repeating: [], count: nodeCount)
+        uploads = [Int32](repeating: 0, count: hostCount)
+        queued = [[Transfer]](repeating: [], count: hostCount)
+        capFreeAt = [Double](repeating: 0, count: hostCount)
+        random = SplitMix64(seed: seed)
         self.pieceBytes = pieceBytes
     }
 
-    func holdsAll(_ host: Int) -> Bool { Int(haveCount[host]) == pieceCount }
+    func holdsAll(_ host: Int) -> Bool { have[host].isFull }
+    func haveCount(_ host: Int) -> Int { have[host].count }
+    func isDownloading(_ host: Int) -> Bool { downloads[host].map { !$0.isComplete } ?? false }
 
-    /// A new attempt for `host`: its old sources are forgotten, its verified pieces kept.
-    mutating func begin(_ host: Int, now: Double) {
-        sources[host].removeAll()
-        known[host].removeAll()
-        let row = host * pieceCount
-        for piece in 0..<pieceCount { holders[row + piece] = 0 }
-        startedAt[host] = now
-        starvingSince[host] = now
-        downloading[host] = !holdsAll(host)
-        order[host] = random.next()
+    /// A new attempt for `host`: a download of its own (its old sources forgotten, its
+    /// verified pieces kept), its tie order drawn from the run's seed, or `seed` when given.
+    mutating func begin(_ host: Int, now: Double, share: SeedShare?, seed: UInt64? = nil) {
+        downloads[host] = PieceScheduler(
+            pieceCount: pieceCount, have: have[host], policy: policy, seed: seed ?? random.next(), share: share, now: now)
+        sourceNodes[host] = []
     }
 
-    /// Adds `node` to the host's sources unless it is there already, and reads its piece map
-    /// at once; true when added.
-    mutating func add(source node: Int, isCDN: Bool, isFallback: Bool, to host: Int) -> Bool {
-        guard node != host, !sources[host].contains(where: { Int($0.node) == node }) else { return false }
-        sources[host].append(Source(
-            node: Int32(node), inFlight: 0, isCDN: isCDN, isFallback: isFallback, complete: isCDN, bytes: 0, busyUntil: 0))
-        known[host].append(contentsOf: repeatElement(0, count: words))
-        if !isFallback {
-            if isCDN {
-                let row = host * pieceCount
-                for piece in 0..<pieceCount { holders[row + piece] &+= 1 }
-            } else {
-                _ = refresh(host, slot: sources[host].count - 1)
+    /// Adds `node` (its base URL `url`) to the host's download; its index among the download's
+    /// sources when it is new (or revived): its availability is then due after the latency
+    /// (`learn`), unless it is a fallback.
+    mutating func add(source node: Int, url: String, isFallback: Bool, to host: Int) -> Int? {
+        guard node != host, downloads[host] != nil, let index = downloads[host]!.addSource(url, fallback: isFallback) else { return nil }
+        if index == sourceNodes[host].count { sourceNodes[host].append(Int32(node)) }
+        if !isFallback && node < hostCount { watchers[node].append(Watcher(host: Int32(host), slot: Int32(index))) }
+        return isFallback ? nil : index
+    }
+
+    /// The availability of the host's source `index` arrives: a peer's snapshot, or a CDN's
+    /// "holds everything".
+    mutating func learn(_ host: Int, source index: Int) {
+        guard downloads[host] != nil, index < sourceNodes[host].count else { return }
+        let node = Int(sourceNodes[host][index])
+        downloads[host]!.setHoldings(index, node < hostCount ? .pieces(have[node]) : .everything)
+    }
+
+    /// `node`'s verified `piece` reaches the hosts watching it; the hosts for which it may be
+    /// news (they want it and that source has room).
+    mutating func announce(_ node: Int, piece: Int, interested: inout [Int32]) {
+        var index = 0
+        while index < watchers[node].count {
+            let watcher = watchers[node][index]
+            let host = Int(watcher.host)
+            guard downloads[host].map({ !$0.isComplete }) ?? false else {
+                watchers[node].swapAt(index, watchers[node].count - 1)  // done downloading: unwatched
+                watchers[node].removeLast()
+                continue
             }
+            downloads[host]!.sourceHas(Int(watcher.slot), piece: piece)
+            if !downloads[host]!.have.contains(piece) { interested.append(watcher.host) }
+            index += 1
+        }
+    }
+
+    /// Asks for the host's pieces as its scheduler chooses, as far as the cap, the peers' slots
+    /// and queues allow; returns when to look again without news (a deadline, a back-off, the cap).
+    mutating func fill(_ host: Int, now: Double, actions: inout [Action]) -> Double? {
+        guard downloads[host] != nil, !downloads[host]!.isComplete else { return nil }
+        for (piece, index) in downloads[host]!.expired(now: now) {
+            stop(Transfer(source: sourceNodes[host][index], receiver: Int32(host), piece: Int32(piece)), actions: &actions)
+            downloads[host]!.failed(piece: piece, from: index, .tooSlow("past its deadline"), now: now)
+        }
+        while true {
+            if pacedDownload != nil, capFreeAt[host] > now { return min(capFreeAt[host], downloads[host]!.nextWake(now: now) ?? .infinity) }
+            guard let assignment = downloads[host]!.next(now: now) else { break }
+            let node = sourceNodes[host][assignment.source]
+            let transfer = Transfer(source: node, receiver: Int32(host), piece: Int32(assignment.piece))
+            let bytes = pieceBytes(assignment.piece)
+            if Int(node) < hostCount && Int(uploads[Int(node)]) >= policy.uploadSlots {
+                let waiting = queued[Int(node)].count
+                guard waiting < policy.uploadSlots * policy.uploadQueue else {
+                    // Busy: when to come back, as the peer's UploadSlots estimates it.
+                    let pending = Double(Int(uploads[Int(node)]) + waiting) * Double(bytes)
+                    let hint = min(5, max(0.005, pending / uplink / Double(policy.uploadSlots)))
+                    downloads[host]!.failed(piece: assignment.piece, from: assignment.source, .busy(retryAfter: hint), now: now)
+                    continue
+                }
+                queued[Int(node)].append(transfer)
+            } else {
+                if Int(node) < hostCount { uploads[Int(node)] += 1 }
+                actions.append(.start(transfer))
+            }
+            if assignment.kind != .fresh { secondCopies += 1 }
+            if let rate = pacedDownload {
+                // Pieces start in turn under the cap; the schedule may lag by one chunk.
+                let slack = Double(min(256 * 1024, max(4 * 1024, Int(rate / 20)))) / rate
+                capFreeAt[host] = max(capFreeAt[host], now - slack) + Double(bytes) / rate
+            }
+        }
+        return downloads[host]!.nextWake(now: now)
+    }
+
+    /// A transfer ended with its piece verified at `now`. The uploader's slot goes to its next
+    /// queued request; other copies of the piece are cancelled. True when the host now holds
+    /// the piece; nil when the copy had been cancelled meanwhile (another won in the same step):
+    /// its bytes were carried for nothing.
+    mutating func completed(_ transfer: Transfer, bytes: Int64, now: Double, actions: inout [Action]) -> Bool? {
+        let host = Int(transfer.receiver), piece = Int(transfer.piece)
+        guard let download = downloads[host], let index = sourceNodes[host].firstIndex(of: transfer.source),
+              download.isInFlight(piece: piece, from: index)
+        else {
+            // Only what `give` hands out directly (tests) has no download behind it.
+            guard downloads[host] == nil, Int(transfer.source) >= hostCount else { return nil }
+            have[host].insert(piece)
+            return true
+        }
+        freeSlot(of: Int(transfer.source), actions: &actions)
+        have[host].insert(piece)
+        for loser in downloads[host]!.delivered(piece: piece, from: index, bytes: bytes, now: now) {
+            stop(Transfer(source: sourceNodes[host][loser], receiver: transfer.receiver, piece: transfer.piece), actions: &actions)
         }
         return true
     }
 
-    /// The host has every piece: it asks for nothing more.
-    mutating func finish(_ host: Int) { downloading[host] = false }
-
-    /// Whether the host still polls some peer's growing piece map.
-    func polls(_ host: Int) -> Bool { downloading[host] && sources[host].contains { !$0.complete && !$0.isFallback } }
-
-    /// The host asks its peers whose maps still grow for them again; true when it learnt of
-    /// a piece.
-    mutating func poll(_ host: Int) -> Bool {
-        var learnt = false
-        for slot in sources[host].indices where !sources[host][slot].complete && !sources[host][slot].isFallback {
-            learnt = refresh(host, slot: slot) || learnt
+    /// Stops a copy: out of its uploader's queue, or cancelled on the network (its slot freed).
+    private mutating func stop(_ transfer: Transfer, actions: inout [Action]) {
+        let node = Int(transfer.source)
+        if node < hostCount, let position = queued[node].firstIndex(of: transfer) {
+            queued[node].remove(at: position)
+            return
         }
-        return learnt
+        actions.append(.cancel(transfer))
+        freeSlot(of: node, actions: &actions)
     }
 
-    private mutating func refresh(_ host: Int, slot: Int) -> Bool {
-        let node = Int(sources[host][slot].node)
-        let row = host * pieceCount
-        var learnt = false
-        var count = 0
-        for word in 0..<words {
-            let now = have[node * words + word]
-            var fresh = now & ~known[host][slot * words + word]
-            count += now.nonzeroBitCount
-            if fresh == 0 { continue }
-            learnt = true
-            known[host][slot * words + word] = now
-            while fresh != 0 {
-                holders[row + word * 64 + fresh.trailingZeroBitCount] &+= 1
-                fresh &= fresh - 1
-            }
-        }
-        if count == pieceCount { sources[host][slot].complete = true }
-        return learnt
-    }
-
-    /// The transfer of `piece` from `source` to `host` ended at `now` with the piece verified.
-    /// True when the host now has nothing in flight but from fallbacks: it starts starving.
-    @discardableResult
-    mutating func verified(piece: Int, at host: Int, from source: Int, bytes: Int64, now: Double) -> Bool {
-        let word = host * words + piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
-        fetching[word] &= ~bit
-        inFlight[host] -= 1
-        if source < hostCount { uploads[source] -= 1 }
-        var starts = false
-        if let slot = sources[host].firstIndex(where: { Int($0.node) == source }) {
-            sources[host][slot].inFlight -= 1
-            sources[host][slot].bytes += bytes
-            if !sources[host][slot].isFallback {
-                primaryInFlight[host] -= 1
-                if primaryInFlight[host] == 0 {
-                    starvingSince[host] = now
-                    starts = true
-                }
-            }
-        }
-        grant(piece, to: host)
-        return starts
-    }
-
-    /// `host` holds `piece` verified from now on (its map lists it at the next poll).
-    mutating func grant(_ piece: Int, to host: Int) {
-        let word = host * words + piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
-        guard have[word] & bit == 0 else { return }
-        have[word] |= bit
-        haveCount[host] += 1
-    }
-
-    /// The moment `host` may first use its fallback sources, if it goes on starving.
-    func fallbackDue(_ host: Int) -> Double { starvingSince[host] + policy.fallbackPatience }
-
-    /// Chooses pieces for the host's free slots, each the rarest some free source holds, until
-    /// no free source holds anything the host still needs; marks them in flight. A peer whose
-    /// upload slots are all taken refuses (429): the host leaves it alone for a moment, and
-    /// `retry` says when to try again.
-    mutating func fill(_ host: Int, now: Double, picks: inout [Pick], retry: inout Double) {
-        guard downloading[host], !sources[host].isEmpty else { return }
-        while Int(inFlight[host]) < policy.maxInFlight {
-            guard let (piece, slot) = next(for: host, now: now) else { return }
-            let node = Int(sources[host][slot].node)
-            if node < hostCount && Int(uploads[node]) >= policy.uploadSlots {
-                let until = now + policy.busyBackoff
-                sources[host][slot].busyUntil = until
-                retry = min(retry, until)
-                continue
-            }
-            if let rate = policy.pacedDownload {
-                // Pieces start in turn under the cap; the schedule may lag by one chunk.
-                guard capFreeAt[host] <= now else {
-                    retry = min(retry, capFreeAt[host])
-                    return
-                }
-                let slack = Double(min(256 * 1024, max(4 * 1024, Int(rate / 20)))) / rate
-                capFreeAt[host] = max(capFreeAt[host], now - slack) + Double(pieceBytes(piece)) / rate
-            }
-            fetching[host * words + piece >> 6] |= 1 << UInt64(piece & 63)
-            inFlight[host] += 1
-            sources[host][slot].inFlight += 1
-            if node < hostCount { uploads[node] += 1 }
-            if !sources[host][slot].isFallback { primaryInFlight[host] += 1 }
-            picks.append(Pick(source: Int32(node), piece: Int32(piece)))
+    /// A peer's upload ended: its slot goes to the first request waiting, if any.
+    private mutating func freeSlot(of node: Int, actions: inout [Action]) {
+        guard node < hostCount else { return }
+        if queued[node].isEmpty {
+            uploads[node] -= 1
+        } else {
+            actions.append(.start(queued[node].removeFirst()))
         }
     }
 
-    /// Whether a source can take a request now.
-    private func free(_ source: Source, now: Double) -> Bool {
-        Int(source.inFlight) < policy.maxPerSource && source.busyUntil <= now
+    /// Bytes a cancelled copy had carried (the network says), for the report.
+    mutating func wasted(_ bytes: Double) { cancelledBytes += bytes }
+
+    /// The host's download is over (or given up): it asks for nothing more.
+    mutating func finish(_ host: Int) { downloads[host] = nil }
+
+    /// The nodes of the host's sources and the verified bytes each delivered.
+    func sourceBytes(_ host: Int) -> [(node: Int, bytes: Int64)] {
+        guard let download = downloads[host] else { return [] }
+        return download.sources.indices.compactMap { index in
+            let bytes = download.sources[index].deliveredBytes
+            return bytes > 0 ? (Int(sourceNodes[host][index]), bytes) : nil
+        }
     }
 
-    /// The rarest wanted piece a free source holds, and the source to ask for it.
-    private mutating func next(for host: Int, now: Double) -> (piece: Int, slot: Int)? {
-        var hasPrimary = false, freeFallback = false, everything = false
-        for word in 0..<words { offered[word] = 0 }
-        for (slot, source) in sources[host].enumerated() {
-            if !source.isFallback { hasPrimary = true }
-            guard free(source, now: now) else { continue }
-            if source.isFallback {
-                freeFallback = true
-            } else if source.isCDN {
-                everything = true
-            } else {
-                for word in 0..<words { offered[word] |= known[host][slot * words + word] }
-            }
+    /// Peers (not CDNs, not fallbacks) the host's orders listed.
+    func listedPeers(_ host: Int) -> Int {
+        guard let download = downloads[host] else { return 0 }
+        return download.sources.indices.reduce(0) { count, index in
+            count + (!download.sources[index].isFallback && Int(sourceNodes[host][index]) < hostCount ? 1 : 0)
         }
-        // Pieces no other source holds may go to a fallback once the download starves.
-        let starving = primaryInFlight[host] == 0 && now >= starvingSince[host] + policy.fallbackPatience
-        let orphansAllowed = freeFallback && (!hasPrimary || starving)
-        let row = host * pieceCount, own = host * words
-        var best = -1
-        var bestHolders = UInt16.max
-        var bestRank = UInt64.max
-        for word in 0..<words {
-            var wanted = ~(have[own + word] | fetching[own + word])
-            if word == words - 1 { wanted &= lastWordMask }
-            if wanted == 0 { continue }
-            var candidates = everything || orphansAllowed ? wanted : wanted & offered[word]
-            while candidates != 0 {
-                let piece = word * 64 + candidates.trailingZeroBitCount
-                candidates &= candidates - 1
-                let count = holders[row + piece]
-                if count == 0 && !orphansAllowed { continue }  // nobody but a fallback has it
-                if count > 0 && !everything && offered[word] & (1 << UInt64(piece & 63)) == 0 { continue }
-                if count > bestHolders { continue }
-                let rank = Self.rank(order[host], piece)
-                if count < bestHolders || rank < bestRank {
-                    best = piece
-                    bestHolders = count
-                    bestRank = rank
-                }
-            }
-        }
-        guard best >= 0 else { return nil }
-        return (best, source(for: best, host: host, orphan: bestHolders == 0, now: now))
-    }
-
-    /// A peer whose map lists the piece (the least busy; ties spread by the piece), else the
-    /// first CDN, else (for a piece nobody else holds) the first free fallback.
-    private func source(for piece: Int, host: Int, orphan: Bool, now: Double) -> Int {
-        let word = piece >> 6, bit: UInt64 = 1 << UInt64(piece & 63)
-        var peer = -1, peerRank = (Int.max, UInt64.max), cdn = -1, fallback = -1
-        for (slot, source) in sources[host].enumerated() where free(source, now: now) {
-            if source.isFallback {
-                if fallback < 0 { fallback = slot }
-            } else if source.isCDN {
-                if cdn < 0 { cdn = slot }
-            } else if known[host][slot * words + word] & bit != 0 {
-                let rank = (Int(source.inFlight), Self.rank(order[host] &+ UInt64(slot), piece))
-                if rank < peerRank { (peer, peerRank) = (slot, rank) }
-            }
-        }
-        if orphan { return fallback }
-        return peer >= 0 ? peer : cdn
-    }
-
-    /// This download's tie-break order of `piece` (SplitMix64 of the download's seed).
-    private static func rank(_ seed: UInt64, _ piece: Int) -> UInt64 {
-        var z = seed &+ UInt64(piece + 1) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

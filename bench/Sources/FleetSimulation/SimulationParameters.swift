@@ -1,4 +1,5 @@
 import HBS
+import Swarm
 import Wire
 
 /// Everything one simulated rollout depends on. Rates in bytes per second, times in seconds.
@@ -32,7 +33,14 @@ public struct SimulationParameters: Sendable {
     public var maxConcurrent: Int?
     /// Failed hosts tolerated before the rollout pauses; nil: every host.
     public var failureBudget: Int?
-    public var swarm = SwarmPolicy()
+    /// The agents' swarm policy (the agent's own defaults unless changed).
+    public var swarm = SwarmPolicy.default
+    /// The download cap that paces piece starts, bytes per second, as the fleet bench runs
+    /// agents; nil: none (the NIC limits).
+    public var pacedDownload: Double?
+    /// From a peer verifying a piece (or a host adding a source) to the host hearing of it:
+    /// the availability stream's event, one way.
+    public var availabilityLatency = 0.001
     /// The planner's settings (HBS's defaults unless changed); the mode sets `pieceRelay`, and
     /// `hostDownlinkMbps` comes from `hostDownload`.
     public var planner = PlannerConfiguration()

@@ -10,9 +10,13 @@ public struct SimulationResult: Sendable {
     public var failures: Int
     /// Whether every host ended done or failed within the time limit.
     public var settled: Bool
-    /// Bytes the CDNs sent, and the peers.
+    /// Bytes the CDNs sent, and the peers (copies cancelled part way included).
     public var originBytes: Double
     public var peerBytes: Double
+    /// Bytes of copies cancelled part way (a hedge or endgame copy that lost, one given up on).
+    public var wastedBytes: Double
+    /// Second copies asked for (hedges of overdue pieces, the endgame).
+    public var secondCopies: Int
     /// First and last host's first order, and the last release verified.
     public var firstOrder: Double?
     public var lastFirstOrder: Double?

@@ -50,8 +50,8 @@ extension FleetSimulator {
     /// What a beat of `host` says that the engine acts on: its state, its version, and what
     /// it can serve (nothing, pieces, the whole release). Progress counts alone are no news.
     func reportKey(_ host: Int) -> UInt8 {
-        let pieces = swarm.haveCount[host]
-        let serving: UInt8 = pieces == 0 ? 0 : Int(pieces) == swarm.pieceCount ? 2 : 1
+        let pieces = swarm.haveCount(host)
+        let serving: UInt8 = pieces == 0 ? 0 : pieces == swarm.pieceCount ? 2 : 1
         return agents[host].phase.rawValue << 2 | serving
     }
 
@@ -59,7 +59,7 @@ extension FleetSimulator {
     /// source, the release it holds (whole or the pieces verified so far), its peer port.
     func request(for host: Int) -> HeartbeatRequest {
         let agent = agents[host]
-        let pieces = Int(swarm.haveCount[host])
+        let pieces = swarm.haveCount(host)
         var held: [HeldRelease] = []
         if pieces > 0 {
             let complete = pieces == swarm.pieceCount
@@ -78,7 +78,7 @@ extension FleetSimulator {
             request.rolloutId = rolloutID
             request.progressBytes = agent.verifiedBytes
             var bySource: [String: Int64] = [:]
-            for source in swarm.sources[host] where source.bytes > 0 { bySource[topology.urls[Int(source.node)]] = source.bytes }
+            for (node, bytes) in swarm.sourceBytes(host) { bySource[topology.urls[node]] = bytes }
             request.downloadedFrom = bySource
         case .failed:
             request.state = .failed
@@ -89,9 +89,7 @@ extension FleetSimulator {
     }
 
     /// Peers (not CDNs, not fallbacks) the host's orders listed.
-    func listedPeers(_ host: Int) -> Int {
-        swarm.sources[host].reduce(0) { $0 + (!$1.isCDN && !$1.isFallback ? 1 : 0) }
-    }
+    func listedPeers(_ host: Int) -> Int { swarm.listedPeers(host) }
 
     /// Carries out an order: a new attempt starts a download from every source at once; an
     /// order re-sent during the download brings more sources in.
@@ -107,33 +105,35 @@ extension FleetSimulator {
             agents[host].phase = .downloading
             // A new attempt: whatever it says next is news, even a state it reported before.
             agents[host].reportedKey = .max
-            swarm.begin(host, now: now)
-            addSources(of: order, to: host)
+            swarm.begin(host, now: now, share: order.seedShare)
+            addSources(of: order, to: host, at: now)
             if swarm.holdsAll(host) {
                 downloadFinished(host, at: now)
             } else {
                 markInterested(host)
-                if !(order.fallbackSources ?? []).isEmpty { events.schedule(.fallbackDue, host: host, at: swarm.fallbackDue(host)) }
-                schedulePoll(host, at: now)
             }
         case .downloading:
             resentOrders += 1
-            if addSources(of: order, to: host) {
-                markInterested(host)
-                schedulePoll(host, at: now)
-            }
+            if addSources(of: order, to: host, at: now) { markInterested(host) }
         case .installing, .restarting, .upgraded:
             break
         }
     }
 
+    /// The order's sources join the host's download; each one's availability (a peer's
+    /// snapshot, a CDN's 404) arrives one latency later. True when some source is new.
     @discardableResult
-    private mutating func addSources(of order: UpgradeOrder, to host: Int) -> Bool {
+    private mutating func addSources(of order: UpgradeOrder, to host: Int, at now: Double) -> Bool {
         var added = false
         for (urls, fallback) in [(order.sources, false), (order.fallbackSources ?? [], true)] {
             for url in urls {
                 guard let node = topology.node(of: url) else { continue }
-                added = swarm.add(source: node, isCDN: topology.isCDN(node), isFallback: fallback, to: host) || added
+                if let index = swarm.add(source: node, url: url, isFallback: fallback, to: host) {
+                    events.schedule(.learn, host: host, at: now + parameters.availabilityLatency, generation: UInt32(index))
+                    added = true
+                } else if fallback {
+                    added = true
+                }
             }
         }
         return added
@@ -142,7 +142,6 @@ extension FleetSimulator {
     /// Every piece verified: install, then restart into the new version (or fail, for a bad
     /// host). Its next beat says "installing".
     mutating func downloadFinished(_ host: Int, at now: Double) {
-        swarm.finish(host)
         agents[host].phase = .installing
         if agents[host].verifiedAt < 0 {
             verifiedHosts += 1

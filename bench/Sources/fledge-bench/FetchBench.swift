@@ -102,8 +102,8 @@ struct FetchBench: AsyncParsableCommand {
                 guard let manifest = manifests[config.pieceSize] else { continue }
                 let store = directory.appending("store-\(run)-\(config.pieceSize)-\(config.inFlight)")
                 var options = DownloadOptions()
-                options.maxInFlight = config.inFlight
-                options.maxPerSource = config.inFlight
+                options.policy.maxInFlight = config.inFlight
+                options.policy.maxPerSource = config.inFlight
                 let seconds = try await Bench.seconds {
                     let pieceStore = try PieceStore(root: store)
                     let assembly = try pieceStore.assembly(for: manifest)

@@ -3,6 +3,7 @@ import FleetSimulation
 import Foundation
 import HBS
 import Seeder
+import Swarm
 
 /// `fledge-bench simulate`: a fleet of virtual agents and a flow-level network in virtual
 /// time, driving the real rollout engine, in every distribution mode; times against
@@ -109,19 +110,19 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("swarm-peers"), help: "Planner, peer-piece: peers per order.")
     var swarmPeers: Int?
 
-    @Option(name: .customLong("fallback-patience"), help: "Agents: seconds a download has nothing in flight from its other sources before its fallbacks are asked (the agent's 5).")
+    @Option(name: .customLong("fallback-patience"), help: "Agents: seconds without a verified piece from their other sources before their fallbacks are asked (the agent's \(SwarmPolicy.default.fallbackPatience)).")
     var fallbackPatience: Double?
 
-    @Option(name: .customLong("map-refresh-ms"), help: "Agents: how often a growing peer's piece map is read again, ms (the agent's 400).")
-    var mapRefreshMs: Double?
+    @Option(name: .customLong("availability-latency-ms"), help: "Agents: from a peer verifying a piece to the hosts watching it hearing of it, ms (default 1).")
+    var availabilityLatencyMs: Double?
 
-    @Option(name: .customLong("max-per-source"), help: "Agents: pieces in flight from one source (the agent's 2).")
+    @Option(name: .customLong("max-per-source"), help: "Agents: pieces in flight from one source (the agent's \(SwarmPolicy.default.maxPerSource)).")
     var maxPerSource: Int?
 
-    @Option(name: .customLong("max-in-flight"), help: "Agents: pieces in flight in all (the agent's 8).")
+    @Option(name: .customLong("max-in-flight"), help: "Agents: pieces in flight in all (the agent's \(SwarmPolicy.default.maxInFlight)).")
     var maxInFlight: Int?
 
-    @Option(name: .customLong("upload-slots"), help: "Agents: pieces a peer sends at once; more are refused (the agent's 1).")
+    @Option(name: .customLong("upload-slots"), help: "Agents: pieces a peer sends at once; one more per slot waits, others are told when to come back (the agent's \(SwarmPolicy.default.uploadSlots)).")
     var uploadSlots: Int?
 
     @Flag(name: .customLong("paced-downloads"), inversion: .prefixedNo, help: "Agents pace piece starts at their downlink, as the agent's download cap does (default: with --preset fleet-bench only).")
@@ -165,7 +166,7 @@ struct SimulateBench: AsyncParsableCommand {
             throw ValidationError("in-flight limits and planner counts must be positive")
         }
         if let fallbackPatience, fallbackPatience < 0 { throw ValidationError("--fallback-patience must not be negative") }
-        if let mapRefreshMs, mapRefreshMs <= 0 { throw ValidationError("--map-refresh-ms must be positive") }
+        if let availabilityLatencyMs, availabilityLatencyMs < 0 { throw ValidationError("--availability-latency-ms must not be negative") }
         _ = try parsedModes()
         _ = try parsedBatches()
     }
@@ -217,7 +218,7 @@ struct SimulateBench: AsyncParsableCommand {
             p.fastBeatSeconds = 0.5
             p.idcs = 2
             p.racksPerIDC = 4
-            p.swarm.pacedDownload = 1e6
+            p.pacedDownload = 1e6
         case nil:
             break
         }
@@ -245,12 +246,12 @@ struct SimulateBench: AsyncParsableCommand {
         if let sourcesPerOrder { p.planner.sourcesPerOrder = sourcesPerOrder }
         if let cdnSeeds { p.planner.cdnSeeds = cdnSeeds }
         if let fallbackPatience { p.swarm.fallbackPatience = fallbackPatience }
-        if let mapRefreshMs { p.swarm.mapRefresh = mapRefreshMs / 1000 }
+        if let availabilityLatencyMs { p.availabilityLatency = availabilityLatencyMs / 1000 }
         if let maxPerSource { p.swarm.maxPerSource = maxPerSource }
         if let maxInFlight { p.swarm.maxInFlight = maxInFlight }
         if let uploadSlots { p.swarm.uploadSlots = uploadSlots }
-        if let pacedDownloads { p.swarm.pacedDownload = pacedDownloads ? p.hostDownload : nil }
-        if p.swarm.pacedDownload != nil { p.swarm.pacedDownload = p.hostDownload }
+        if let pacedDownloads { p.pacedDownload = pacedDownloads ? p.hostDownload : nil }
+        if p.pacedDownload != nil { p.pacedDownload = p.hostDownload }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
         let pieceTime = Double(p.pieceBytes) / p.hostDownload
         p.stepSeconds = stepMs.map { $0 / 1000 } ?? min(0.010, max(0.0005, pieceTime * Double(p.swarm.maxInFlight) / 32))

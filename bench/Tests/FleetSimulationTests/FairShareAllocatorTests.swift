@@ -1,3 +1,4 @@
+import Swarm
 import Testing
 
 @testable import FleetSimulation
@@ -62,7 +63,7 @@ import Testing
     /// Max-min fairness: no link carries more than its capacity, and every flow has a
     /// bottleneck, a full link on which no flow gets more than it does.
     @Test(arguments: 1...40) func randomCasesAreFeasibleAndMaxMinFair(seed: Int) {
-        var random = SimulationRandom(seed: UInt64(seed))
+        var random = SplitMix64(seed: UInt64(seed))
         let links = 2 + random.below(12)
         let capacity = (0..<links).map { _ in Double(1 + random.below(20)) }
         let flows = (0..<(1 + random.below(30))).map { _ -> (Int32, Int32) in

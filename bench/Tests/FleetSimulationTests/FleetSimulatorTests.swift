@@ -33,7 +33,7 @@ import Testing
         let distribution = try #require(result.distributionSeconds)
         #expect(distribution >= parameters.minimumTime(mode) * 0.999)
         // Every host got every byte once.
-        #expect(abs(result.originBytes + result.peerBytes - 16 * Double(parameters.releaseBytes)) < 1)
+        #expect(abs(result.originBytes + result.peerBytes - result.wastedBytes - 16 * Double(parameters.releaseBytes)) < 1)
         if !mode.peersServe { #expect(result.peerBytes == 0) }
     }
 

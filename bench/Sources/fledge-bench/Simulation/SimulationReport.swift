@@ -86,7 +86,9 @@ struct SimulationReport {
         }
         let p = parameters
         table.note("hosts: \(Format.fixed(p.hostUpload * 8 / 1e6, 3)) Mbit/s up, \(Format.fixed(p.hostDownload * 8 / 1e6, 3)) Mbit/s down; CDNs of \(Format.fixed(p.cdnUpload * 8 / 1e6, 3)) Mbit/s each: origin 1 (announcing room for every host: falcon plans nothing), cdn-batches \(p.cdnCount(.cdnBatches)), peer modes \(p.cdnCount(.peerPiece)); \(p.idcs) idcs x \(p.racksPerIDC) racks; install+restart \(Format.fixed(p.installSeconds, 2)) s; beats every \(Format.fixed(p.fastBeatSeconds, 2)) s; sweeps every \(Format.fixed(p.sweepSeconds, 0)) s and when a retry or deadline is due; failure rate \(p.failureRate); seed \(p.seed).")
-        table.note("agents: \(p.swarm.maxInFlight) pieces in flight, \(p.swarm.maxPerSource) per source, \(p.swarm.uploadSlots) upload slot\(p.swarm.uploadSlots == 1 ? "" : "s") per peer, piece maps read every \(Format.fixed(p.swarm.mapRefresh * 1000, 0)) ms, fallback after \(Format.fixed(p.swarm.fallbackPatience, 1)) s starving\(p.swarm.pacedDownload == nil ? "" : ", piece starts paced at the download cap"); planner: peerFanout \(p.planner.peerFanout), sourcesPerOrder \(p.planner.sourcesPerOrder), cdnSeeds \(p.planner.cdnSeeds), swarmPeers \(p.planner.swarmPeers); rates recomputed every \(Format.fixed(p.stepSeconds * 1000, 2)) ms at most.")
+        let seeds = p.planner.cdnSeeds.map(String.init) ?? "capacity/downlink"
+        let agents = "agents (the agent's PieceScheduler): \(p.swarm.maxInFlight) pieces in flight, \(p.swarm.maxPerSource) per source, \(p.swarm.uploadSlots) upload slot\(p.swarm.uploadSlots == 1 ? "" : "s") per peer and \(p.swarm.uploadQueue) queued per slot, availability pushed in \(Format.fixed(p.availabilityLatency * 1000, 1)) ms, hedge after \(Format.fixed(p.swarm.hedgeFactor, 1)) piece times, fallback after \(Format.fixed(p.swarm.fallbackPatience, 1)) s without progress\(p.pacedDownload == nil ? "" : ", piece starts paced at the download cap")"
+        table.note("\(agents); planner: peerFanout \(p.planner.peerFanout), sourcesPerOrder \(p.planner.sourcesPerOrder), cdnSeeds \(seeds), swarmPeers \(p.planner.swarmPeers) (\(p.planner.nearPeers) nearest); rates recomputed every \(Format.fixed(p.stepSeconds * 1000, 2)) ms at most.")
         table.note("t50/t90/t100: hosts confirmed (HBS marked them done). T_min = max(F/u_s, F/d, N*F/(u_s + sum u_i)) with the mode's CDNs, and the hosts' uplinks only where peers serve.")
         table.note("distribution: first order to last verified release; control plane: rollout start to the last host's first order; origin/F: bytes the CDNs sent over F.")
         table.note("origin-only, computed (max(N*F/u_origin, F/d), one CDN): \(seconds(p.originOnlyTime)) s" + (results.first { $0.mode == .origin }?.t100.map { "; simulated origin mode: \(seconds($0)) s" } ?? "") + ".")
@@ -214,9 +216,12 @@ struct SimulationReport {
                 "cdn_bytes_per_s": p.cdnUpload, "peer_cdns": Double(p.cdnCount(.peerPiece)), "sweep_s": p.sweepSeconds, "install_s": p.installSeconds, "failure_rate": p.failureRate,
                 "fast_beat_s": p.fastBeatSeconds, "seed": Double(p.seed), "step_s": p.stepSeconds,
                 "max_in_flight": Double(p.swarm.maxInFlight), "max_per_source": Double(p.swarm.maxPerSource),
-                "map_refresh_s": p.swarm.mapRefresh, "upload_slots": Double(p.swarm.uploadSlots), "paced_download_bytes_per_s": p.swarm.pacedDownload ?? 0, "fallback_patience_s": p.swarm.fallbackPatience,
+                "availability_latency_s": p.availabilityLatency, "upload_slots": Double(p.swarm.uploadSlots),
+                "upload_queue_per_slot": Double(p.swarm.uploadQueue), "hedge_factor": p.swarm.hedgeFactor,
+                "paced_download_bytes_per_s": p.pacedDownload ?? 0, "fallback_patience_s": p.swarm.fallbackPatience,
                 "peer_fanout": Double(p.planner.peerFanout), "sources_per_order": Double(p.planner.sourcesPerOrder),
-                "cdn_seeds": Double(p.planner.cdnSeeds), "swarm_peers": Double(p.planner.swarmPeers),
+                "cdn_seeds": Double(p.planner.cdnSeeds ?? -1), "swarm_peers": Double(p.planner.swarmPeers),
+                "near_peers": Double(p.planner.nearPeers),
                 "canary": Double(canary), "max_concurrent": Double(p.maxConcurrent ?? p.hosts),
             ],
             origin_only_s: Self.rounded(p.originOnlyTime),
