@@ -3,9 +3,9 @@
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # C libraries the package links (libcurl with OpenSSL, OpenSSL, hiredis) and the tools the
-# tests and benches start for real.
+# tests and benches start for real (python3 runs the hostile peer, Tests/Fixtures).
 BUILD_DEPS := pkg-config libcurl4-openssl-dev libssl-dev libhiredis-dev
-TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light
+TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light python3
 BENCH_DEPS := $(TEST_DEPS) wrk redis-server
 # The demo runs only this package's products (and bash for scripts/supervise); curl and openssl
 # are there to poke at the fleet by hand.
