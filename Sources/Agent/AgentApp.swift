@@ -47,18 +47,26 @@ public struct AgentApp: Sendable {
             }
         }
 
+        let peerListen = configuration.peerListen.flatMap(ListenAddress.init)
+        let executor = UpgradeExecutor(
+            layout: layout, configuration: configuration, configPath: configPath,
+            verifier: ManifestVerifier(trusting: keys), store: store, status: status, version: version, logger: logger)
         var peerServer: RangeServer?
         var peerPort: Int?
-        if let listen = configuration.peerListen.flatMap(ListenAddress.init) {
+        if let listen = peerListen {
             var settings = RangeServerConfiguration()
             settings.host = listen.host
             settings.port = listen.port
             settings.maxUploadBytesPerSecond = configuration.peerUploadBytesPerSecond
             settings.maxConnections = configuration.peerMaxConnections
             settings.maxConcurrentUploads = configuration.peerUploadSlots
+            settings.uploadQueuePerSlot = configuration.swarmPolicy.uploadQueue
             settings.threads = 1
+            // A host fetching from this one is downloading too: it may serve this one in turn.
+            settings.onPeerAnnounced = { name, version, url in executor.announced(peer: url, name: name, version: version) }
             let server = RangeServer(catalog: PieceStoreCatalog(store: store), configuration: settings, logger: logger)
             peerPort = try await server.start()
+            executor.serving(on: peerPort!)
             peerServer = server
         }
         var metricsServer: MetricsServer?
@@ -76,9 +84,6 @@ public struct AgentApp: Sendable {
 
         let hostname = configuration.hostname ?? Self.systemHostname()
         logger.info("fledge-agent \(version) on \(hostname): \(keys.count) trusted key(s), beating to \(configuration.hbs.joined(separator: ", "))")
-        let executor = UpgradeExecutor(
-            layout: layout, configuration: configuration, configPath: configPath,
-            verifier: ManifestVerifier(trusting: keys), store: store, status: status, version: version, logger: logger)
         let terminator = Terminator()
         let loop = HeartbeatLoop(
             configuration: configuration, hostname: hostname, version: version, peerPort: peerPort, status: status,

@@ -86,6 +86,8 @@ public struct PieceScheduler: Sendable {
     private var tried: [Int: [Int]] = [:]
     private let seed: UInt64
     private let share: SeedShare?
+    /// Peers taken in because they announced themselves (`announcedPeers` at most).
+    private var announced = 0
     /// The last verified piece from a source other than a fallback (or the start).
     private var lastPrimaryProgress: Double
     /// How long a piece takes here, as observed (a moving average).
@@ -117,6 +119,17 @@ public struct PieceScheduler: Sendable {
     /// is new or revived: the caller then learns its availability (`setHoldings`).
     @discardableResult
     public mutating func addSource(_ url: String, fallback: Bool) -> Int? {
+        addSource(url, fallback: fallback, announced: false)
+    }
+
+    /// A peer that fetches from this host announced itself (it is downloading the release too):
+    /// taken in as a source, up to `announcedPeers` of them. Its index when it is new.
+    public mutating func addAnnouncedPeer(_ url: String) -> Int? {
+        guard announced < policy.announcedPeers, !have.isFull else { return nil }
+        return addSource(url, fallback: false, announced: true)
+    }
+
+    private mutating func addSource(_ url: String, fallback: Bool, announced isAnnounced: Bool) -> Int? {
         let url = url.hasSuffix("/") ? String(url.dropLast()) : url
         if let index = sources.firstIndex(where: { $0.url == url }) {
             guard sources[index].removal != nil, !sources[index].banned else { return nil }
@@ -129,6 +142,7 @@ public struct PieceScheduler: Sendable {
             return index
         }
         sources.append(SwarmSource(url: url, isFallback: fallback))
+        if isAnnounced { announced += 1 }
         return sources.count - 1
     }
 
@@ -186,10 +200,12 @@ public struct PieceScheduler: Sendable {
     public var inFlight: Int { flights.count }
 
     /// Whether the download starves: no source but fallbacks is left, or none has delivered a
-    /// verified piece for `fallbackPatience`.
+    /// verified piece for `fallbackPatience` (and `starveFactor` typical piece times).
     public func isStarving(now: Double) -> Bool {
-        !sources.contains { $0.isUsable && !$0.isFallback } || now - lastPrimaryProgress >= policy.fallbackPatience
+        !sources.contains { $0.isUsable && !$0.isFallback } || now - lastPrimaryProgress >= patience
     }
+
+    private var patience: Double { max(policy.fallbackPatience, policy.starveFactor * typicalPieceSeconds) }
 
     private func hedgeAfter(_ flight: Flight) -> Double {
         flight.startedAt + max(policy.hedgeFloor, policy.hedgeFactor * typicalPieceSeconds)
@@ -445,7 +461,7 @@ public struct PieceScheduler: Sendable {
         }
         for source in sources where source.isUsable && source.notBefore > now { soonest = min(soonest, source.notBefore) }
         if sources.contains(where: { $0.isFallback && $0.isUsable }) && !isStarving(now: now) {
-            soonest = min(soonest, lastPrimaryProgress + policy.fallbackPatience)
+            soonest = min(soonest, lastPrimaryProgress + patience)
         }
         return soonest.isFinite ? max(soonest, now) : nil
     }

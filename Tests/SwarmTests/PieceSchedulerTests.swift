@@ -6,7 +6,16 @@ import Wire
 /// fallbacks, starvation by progress, deadlines and hedges, the endgame, busy hints, and when
 /// a source is out.
 @Suite struct PieceSchedulerTests {
-    func scheduler(_ pieces: Int, policy: SwarmPolicy = .default, share: SeedShare? = nil, seed: UInt64 = 1) -> PieceScheduler {
+    /// The defaults, but several pieces in flight, two per source: room to see the order of
+    /// the choices.
+    static var wide: SwarmPolicy {
+        var policy = SwarmPolicy()
+        policy.maxInFlight = 8
+        policy.maxPerSource = 2
+        return policy
+    }
+
+    func scheduler(_ pieces: Int, policy: SwarmPolicy = Self.wide, share: SeedShare? = nil, seed: UInt64 = 1) -> PieceScheduler {
         PieceScheduler(pieceCount: pieces, policy: policy, seed: seed, share: share, now: 0)
     }
 
@@ -28,7 +37,7 @@ import Wire
     }
 
     @Test func rarestFirstAndPeersBeforeOrigins() {
-        var policy = SwarmPolicy()
+        var policy = Self.wide
         policy.maxPerSource = 8
         var swarm = scheduler(3, policy: policy)
         let a = swarm.addSource("http://a", fallback: false)!
@@ -53,14 +62,17 @@ import Wire
     /// Fallbacks only once the download starves, and starving is measured by verified pieces:
     /// a peer with copies in flight that never arrive does not keep the fallback away.
     @Test func theFallbackOnceTheDownloadStarvesByProgress() {
-        var swarm = scheduler(4)
+        var policy = Self.wide
+        policy.initialPieceSeconds = 0.5
+        policy.hedgeFactor = 100
+        var swarm = scheduler(4, policy: policy)
         let peer = swarm.addSource("http://peer", fallback: false)!
         let fallback = swarm.addSource("http://cdn", fallback: true)!
         swarm.setHoldings(peer, .pieces(PieceSet(full: 4)))
         let first = drain(&swarm, now: 0)
         #expect(first.count == 2 && first.allSatisfy { $0.source == peer }, "two per source, none from the fallback")
-        let patience = SwarmPolicy.default.fallbackPatience
-        #expect(swarm.nextWake(now: 0) == patience, "starving comes before the copies are overdue")
+        let patience = policy.fallbackPatience
+        #expect(swarm.nextWake(now: 0) == patience, "starving comes first (3 s, more than 4 piece times)")
         #expect(!swarm.isStarving(now: patience - 0.01))
         #expect(swarm.isStarving(now: patience), "copies in flight, none arrived: starving")
         let later = drain(&swarm, now: patience)
@@ -72,7 +84,7 @@ import Wire
     /// A copy past `hedgeFactor` typical piece times is asked of a second holder; the first to
     /// arrive wins, the other is cancelled; a source overtaken `slowLimit` times is dropped.
     @Test func overduePiecesAreHedgedAndSlowSourcesDropped() {
-        var policy = SwarmPolicy()
+        var policy = Self.wide
         policy.maxInFlight = 1
         policy.maxPerSource = 1
         policy.initialPieceSeconds = 1
@@ -101,7 +113,7 @@ import Wire
     }
 
     @Test func expiredCopiesAreGivenUp() {
-        var policy = SwarmPolicy()
+        var policy = Self.wide
         policy.initialPieceSeconds = 0.1
         policy.abortFloor = 1
         var swarm = scheduler(1, policy: policy)
@@ -143,7 +155,7 @@ import Wire
     /// way for `peerPatience` is dropped; a corrupt piece bans at once, and a banned source is
     /// never revived, a dropped one is.
     @Test func lyingAndCorruptSources() {
-        var policy = SwarmPolicy()
+        var policy = Self.wide
         policy.failureLimit = 2
         policy.peerPatience = 1
         var swarm = scheduler(4, policy: policy)
@@ -170,7 +182,7 @@ import Wire
 
     /// A CDN seed: its share first, and the CDN only for pieces none of its peers holds.
     @Test func aSeedTakesItsShareAndLeavesPeerPiecesToPeers() {
-        var policy = SwarmPolicy()
+        var policy = Self.wide
         policy.maxPerSource = 16
         policy.maxInFlight = 16
         var swarm = scheduler(8, policy: policy, share: SeedShare(index: 1, count: 4))

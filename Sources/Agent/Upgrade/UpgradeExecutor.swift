@@ -37,6 +37,9 @@ public final class UpgradeExecutor: Sendable {
     let store: PieceStore
     let status: AgentStatus
     let version: String
+    /// This host's range server port, named to the peers it fetches from (they may fetch from
+    /// it in turn); 0 while it serves none.
+    private let peerPort = Atomic<Int>(0)
     let logger: Logger
     private let busy = Atomic<Bool>(false)
     /// The download in progress and its rollout, to hand it the peers HBS sends later.
@@ -56,11 +59,22 @@ public final class UpgradeExecutor: Sendable {
         self.logger = logger
     }
 
+    /// This host serves peers on `port` (its range server is up).
+    public func serving(on port: Int) { peerPort.store(port, ordering: .relaxed) }
+
     /// The order of the upgrade in progress, sent again with more sources (a swarm's new
     /// peers): the running download takes them in.
     public func offer(_ order: UpgradeOrder) {
         guard let current = running.withLock({ $0 }), current.rollout == order.rolloutId else { return }
         current.downloader.offer(sources: order.sources + (order.fallbackSources ?? []))
+    }
+
+    /// A peer fetching `name` `version` from this host announced its own range server: if this
+    /// host is downloading that release, it may fetch from the peer too.
+    public func announced(peer url: String, name: String, version: String) {
+        guard let current = running.withLock({ $0 }), current.downloader.assembly.manifest.name == name,
+              current.downloader.assembly.manifest.version == version else { return }
+        current.downloader.offer(announced: url)
     }
 
     /// Returns true when the release is switched and the agent must exit for it to start.
@@ -127,6 +141,8 @@ public final class UpgradeExecutor: Sendable {
         options.maxBytesPerSecond = configuration.downloadBytesPerSecond
         options.policy = configuration.swarmPolicy
         options.seedShare = order.seedShare
+        let port = peerPort.load(ordering: .relaxed)
+        options.announcePort = port > 0 ? port : nil
         switch order.locator {
         case .fledge(let manifestURL):
             // Peers serve the manifest too; the fallbacks hold it for sure.

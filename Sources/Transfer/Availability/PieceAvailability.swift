@@ -28,6 +28,10 @@ public enum PieceAvailability {
     public static func path(name: String, version: String) -> String { "/_fledge/pieces/\(name)/\(version)" }
     public static func watchPath(name: String, version: String) -> String { path(name: name, version: version) + "?watch=1" }
 
+    /// The header a reader names its own range server's port with: the serving peer may then
+    /// fetch from it too, at the address the connection came from (never one the header says).
+    public static let peerPortHeader = "Fledge-Peer-Port"
+
     /// Seconds between two keep-alive comments on an idle stream; a reader that hears
     /// nothing for three times this long counts the stream dead.
     public static let keepAliveSeconds = 5

@@ -8,6 +8,10 @@ public struct DownloadOptions: Sendable {
     /// A CDN seed's share of the release (from HBS's order): fetched first, and the CDN asked
     /// only for pieces none of its peers holds.
     public var seedShare: SeedShare?
+    /// This host's own range server port, named in every availability stream it opens
+    /// (`Fledge-Peer-Port`), so a peer fetching the same release can take it in as a source
+    /// (`SwarmPolicy.announcedPeers`); nil when it serves none.
+    public var announcePort: Int?
     public var connectTimeoutMs: Int = 3000
     /// Total receive rate cap in bytes per second; nil for none. Pieces start in turn under it,
     /// and each transfer is held to it.

@@ -97,6 +97,16 @@ final class DownloadSession {
         for base in sources { add(base, fallback: false) }
     }
 
+    /// Peers that announced themselves while fetching from this host (they hold pieces of the
+    /// release, or will): taken in as the policy allows.
+    func add(announced: [String]) {
+        for base in announced {
+            guard let index = scheduler.addAnnouncedPeer(base) else { continue }
+            streams[index] = StreamState()
+            openStream(index)
+        }
+    }
+
     private func add(_ base: String, fallback: Bool) {
         guard let index = scheduler.addSource(base, fallback: fallback), !fallback else { return }
         streams[index] = StreamState()
@@ -313,6 +323,7 @@ final class DownloadSession {
         request.lowSpeedBytes = 1
         request.lowSpeedSeconds = 3 * PieceAvailability.keepAliveSeconds
         request.headers = ["Accept: text/event-stream"] + (state.lastEventID.map { ["Last-Event-ID: \($0)"] } ?? [])
+            + (options.announcePort.map { ["\(PieceAvailability.peerPortHeader): \($0)"] } ?? [])
         let url = scheduler.sources[index].url + PieceAvailability.watchPath(name: manifest.name, version: manifest.version)
         guard let transfer = try? CurlTransfer(url: url, sink: .stream(limit: 4 << 20), options: request) else { return }
         watches[ObjectIdentifier(transfer)] = Watch(source: index, transfer: transfer)

@@ -21,8 +21,9 @@ public final class ReleaseDownloader: Sendable {
     public let options: DownloadOptions
     private let onProgress: (@Sendable (DownloadProgress) -> Void)?
     private let cancelled = Atomic<Bool>(false)
-    /// Sources offered while running, not yet taken in by the session.
-    private let offered = Mutex<[String]>([])
+    /// Sources offered while running (by HBS, or peers that announced themselves), not yet
+    /// taken in by the session.
+    private let offered = Mutex<(sources: [String], announced: [String])>(([], []))
 
     public init(
         assembly: ReleaseAssembly, sources: [String], fallbacks: [String] = [], options: DownloadOptions = .init(),
@@ -39,7 +40,11 @@ public final class ReleaseDownloader: Sendable {
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
     /// More sources for the running download (peers HBS found since); taken in at its next step.
-    public func offer(sources: [String]) { offered.withLock { $0 += sources } }
+    public func offer(sources: [String]) { offered.withLock { $0.sources += sources } }
+
+    /// A peer fetching this release from this host announced its own range server: taken in
+    /// as a source, as the swarm policy allows.
+    public func offer(announced url: String) { offered.withLock { $0.announced.append(url) } }
 
     /// Runs the download on a thread of its own: the multi loop blocks in poll, which must
     /// never happen on the cooperative pool. Cancelling the task cancels the download.
@@ -67,10 +72,11 @@ public final class ReleaseDownloader: Sendable {
         while !session.isDone {
             if cancelled.load(ordering: .relaxed) { throw .cancelled }
             let more = offered.withLock { offered in
-                defer { offered = [] }
+                defer { offered = ([], []) }
                 return offered
             }
-            if !more.isEmpty { session.add(sources: more) }
+            if !more.sources.isEmpty { session.add(sources: more.sources) }
+            if !more.announced.isEmpty { session.add(announced: more.announced) }
             try session.step()
         }
         session.finish()

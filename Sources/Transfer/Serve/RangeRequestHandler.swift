@@ -25,6 +25,7 @@ final class RangeRequestHandler: ChannelInboundHandler {
     private let uploads: UploadSlots?
     private let retryAfter: Int
     private let served: ServedBytes
+    private let onPeerAnnounced: (@Sendable (String, String, String) -> Void)?
     private let logger: Logger
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
@@ -36,13 +37,14 @@ final class RangeRequestHandler: ChannelInboundHandler {
 
     init(
         catalog: any RangeServerCatalog, limiter: RateLimiter?, uploads: UploadSlots? = nil, retryAfter: Int, served: ServedBytes,
-        logger: Logger
+        onPeerAnnounced: (@Sendable (String, String, String) -> Void)? = nil, logger: Logger
     ) {
         self.catalog = catalog
         self.limiter = limiter
         self.uploads = uploads
         self.retryAfter = retryAfter
         self.served = served
+        self.onPeerAnnounced = onPeerAnnounced
         self.logger = logger
     }
 
@@ -99,7 +101,10 @@ final class RangeRequestHandler: ChannelInboundHandler {
                 return sendStatus(.serviceUnavailable, request: request, context: context,
                                   headers: ["Retry-After": "\(retryAfter)"], reason: "not tracking \(release.name) \(release.version) now")
             }
-            if PieceAvailability.isWatch(request.uri) && request.method == .GET { return startStream(log, request: request, context: context) }
+            if PieceAvailability.isWatch(request.uri) && request.method == .GET {
+                announce(request, release: release, context: context)
+                return startStream(log, request: request, context: context)
+            }
             return sendText(log.isAttached ? log.current.text : [UInt8(ascii: "\n")], request: request, context: context)
         }
         guard let entry = catalog.entry(for: components) else {
@@ -272,6 +277,15 @@ final class RangeRequestHandler: ChannelInboundHandler {
             handler.write(ServerSentEvent.keepAlive, context: context)
             context.flush()
         }
+    }
+
+    /// A reader that names its own range server's port: that server, at the address this
+    /// connection came from, is announced to the agent.
+    private func announce(_ request: HTTPRequestHead, release: (name: String, version: String), context: ChannelHandlerContext) {
+        guard let onPeerAnnounced, let text = request.headers.first(name: PieceAvailability.peerPortHeader),
+              let port = Int(text), (1...65535).contains(port), let ip = context.channel.remoteAddress?.ipAddress
+        else { return }
+        onPeerAnnounced(release.name, release.version, "http://\(ip.contains(":") ? "[\(ip)]" : ip):\(port)")
     }
 
     /// An event from the log, on this connection's event loop.

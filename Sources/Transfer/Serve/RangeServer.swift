@@ -26,6 +26,10 @@ public struct RangeServerConfiguration: Sendable {
     public var retryAfterSeconds: Int = 1
     /// Event loop threads; the agent uses one.
     public var threads: Int = System.coreCount
+    /// Hears of a host that fetches a release's availability from this server and named its
+    /// own range server (release name, version, that server's base URL at the connection's
+    /// address): the agent offers it to its download of the same release.
+    public var onPeerAnnounced: (@Sendable (_ name: String, _ version: String, _ url: String) -> Void)?
 
     public init() {}
 }
@@ -84,7 +88,7 @@ public final class RangeServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         RangeRequestHandler(
                             catalog: catalog, limiter: limiter, uploads: uploads, retryAfter: configuration.retryAfterSeconds,
-                            served: served, logger: logger))
+                            served: served, onPeerAnnounced: configuration.onPeerAnnounced, logger: logger))
                 }
             }
         let bound = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()

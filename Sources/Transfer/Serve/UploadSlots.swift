@@ -1,3 +1,4 @@
+import Swarm
 import Synchronization
 
 /// Bodies a server sends at once, under a limit shared by every connection, with a short queue:
@@ -29,12 +30,19 @@ final class UploadSlots: Sendable {
         let grant: @Sendable () -> Void
     }
 
+    /// One upload running: its size and when it started.
+    private struct Running {
+        let bytes: Int64
+        let started: ContinuousClock.Instant
+    }
+
     private struct State {
-        var active = 0
-        /// Body bytes of the uploads running and waiting.
-        var pendingBytes: Int64 = 0
+        var running: [Running] = []
         var waiting: [Waiter] = []
         var nextToken = 0
+        /// Bytes per second one upload was seen to go at (a moving average), for hints when
+        /// no cap says it.
+        var observedRate: Double?
     }
 
     init(limit: Int, queuePerSlot: Int, bytesPerSecond: Int64?) {
@@ -47,39 +55,48 @@ final class UploadSlots: Sendable {
     /// queued and its slot comes; it must then send the body, or `release` the slot.
     func take(bytes: Int64, grant: @escaping @Sendable () -> Void) -> Admission {
         state.withLock { state in
-            if state.active < limit {
-                state.active += 1
-                state.pendingBytes += bytes
+            if state.running.count < limit {
+                state.running.append(Running(bytes: bytes, started: .now))
                 return .granted
             }
             guard state.waiting.count < queueLimit else {
-                return .refused(retryAfterMilliseconds: estimate(pendingBytes: state.pendingBytes, uploads: state.active + state.waiting.count))
+                return .refused(retryAfterMilliseconds: estimate(state))
             }
             let token = state.nextToken
             state.nextToken += 1
             state.waiting.append(Waiter(token: token, bytes: bytes, grant: grant))
-            state.pendingBytes += bytes
             return .queued(token: token)
         }
     }
 
-    /// How long until a slot is likely free: everything ahead sent at the cap (or, with no cap,
-    /// a few milliseconds per upload ahead), at least 5 ms, at most 5 s.
-    private func estimate(pendingBytes: Int64, uploads: Int) -> Int {
-        let milliseconds = bytesPerSecond.map { Int(pendingBytes * 1000 / max(1, $0) / Int64(limit)) } ?? 5 * uploads
-        return min(5000, max(5, milliseconds))
+    /// How long until a slot is likely free (`UploadHint`), at the cap or the rate uploads
+    /// were seen going at; with neither, a few milliseconds per upload ahead.
+    private func estimate(_ state: State) -> Int {
+        guard let rate = bytesPerSecond.map(Double.init) ?? state.observedRate, rate > 0 else {
+            return min(5000, 5 * (state.running.count + state.waiting.count))
+        }
+        let now = ContinuousClock.now
+        let remaining = state.running.map { Double($0.bytes) / rate - (now - $0.started).seconds }
+        let queued = state.waiting.reduce(0.0) { $0 + Double($1.bytes) / rate }
+        return Int((UploadHint.retryAfter(remaining: remaining, queued: queued, slots: limit) * 1000).rounded(.up))
     }
 
     /// A body of `bytes` ended (sent, cut, or never started): its slot goes to the first
     /// waiter, if any, or is free.
     func release(bytes: Int64) {
         let next: Waiter? = state.withLock { state in
-            state.pendingBytes -= bytes
-            if state.waiting.isEmpty {
-                state.active -= 1
-                return nil
+            if let index = state.running.firstIndex(where: { $0.bytes == bytes }) {
+                let ended = state.running.remove(at: index)
+                let seconds = (ContinuousClock.now - ended.started).seconds
+                if bytes >= 64 << 10, seconds > 0 {
+                    let rate = Double(bytes) / seconds
+                    state.observedRate = state.observedRate.map { 0.75 * $0 + 0.25 * rate } ?? rate
+                }
             }
-            return state.waiting.removeFirst()
+            guard !state.waiting.isEmpty else { return nil }
+            let next = state.waiting.removeFirst()
+            state.running.append(Running(bytes: next.bytes, started: .now))
+            return next
         }
         next?.grant()
     }
@@ -90,12 +107,11 @@ final class UploadSlots: Sendable {
     func withdraw(_ token: Int) -> Bool {
         state.withLock { state in
             guard let index = state.waiting.firstIndex(where: { $0.token == token }) else { return false }
-            state.pendingBytes -= state.waiting[index].bytes
             state.waiting.remove(at: index)
             return true
         }
     }
 
     /// Uploads running and waiting, for tests and metrics.
-    var counts: (active: Int, waiting: Int) { state.withLock { ($0.active, $0.waiting.count) } }
+    var counts: (active: Int, waiting: Int) { state.withLock { ($0.running.count, $0.waiting.count) } }
 }

@@ -51,8 +51,8 @@ struct PieceSwarm {
     private var sourceNodes: [[Int32]]
     /// Per node, the hosts watching its availability.
     private var watchers: [[Watcher]]
-    /// Per peer: pieces it is sending, and requests waiting for a slot.
-    private var uploads: [Int32]
+    /// Per peer: when each piece it is sending started, and requests waiting for a slot.
+    private var running: [[Double]]
     private var queued: [[Transfer]]
     /// Per host, when its download cap is next free.
     private var capFreeAt: [Double]
@@ -75,7 +75,7 @@ struct PieceSwarm {
         downloads = [PieceScheduler?](repeating: nil, count: hostCount)
         sourceNodes = [[Int32]](repeating: [], count: hostCount)
         watchers = [[Watcher]](repeating: [], count: nodeCount)
-        uploads = [Int32](repeating: 0, count: hostCount)
+        running = [[Double]](repeating: [], count: hostCount)
         queued = [[Transfer]](repeating: [], count: hostCount)
         capFreeAt = [Double](repeating: 0, count: hostCount)
         random = SplitMix64(seed: seed)
@@ -92,6 +92,16 @@ struct PieceSwarm {
         downloads[host] = PieceScheduler(
             pieceCount: pieceCount, have: have[host], policy: policy, seed: seed ?? random.next(), share: share, now: now)
         sourceNodes[host] = []
+    }
+
+    /// `peer` watches `host`'s availability and names its own range server: if `host` is
+    /// downloading too, its scheduler may take `peer` in as a source (`addAnnouncedPeer`); its
+    /// index then (its availability is due after the latency).
+    mutating func announce(peer: Int, url: String, to host: Int) -> Int? {
+        guard host < hostCount, peer != host, isDownloading(host), let index = downloads[host]!.addAnnouncedPeer(url) else { return nil }
+        if index == sourceNodes[host].count { sourceNodes[host].append(Int32(peer)) }
+        watchers[peer].append(Watcher(host: Int32(host), slot: Int32(index)))
+        return index
     }
 
     /// Adds `node` (its base URL `url`) to the host's download; its index among the download's
@@ -135,7 +145,7 @@ struct PieceSwarm {
     mutating func fill(_ host: Int, now: Double, actions: inout [Action]) -> Double? {
         guard downloads[host] != nil, !downloads[host]!.isComplete else { return nil }
         for (piece, index) in downloads[host]!.expired(now: now) {
-            stop(Transfer(source: sourceNodes[host][index], receiver: Int32(host), piece: Int32(piece)), actions: &actions)
+            stop(Transfer(source: sourceNodes[host][index], receiver: Int32(host), piece: Int32(piece)), now: now, actions: &actions)
             downloads[host]!.failed(piece: piece, from: index, .tooSlow("past its deadline"), now: now)
         }
         while true {
@@ -144,18 +154,19 @@ struct PieceSwarm {
             let node = sourceNodes[host][assignment.source]
             let transfer = Transfer(source: node, receiver: Int32(host), piece: Int32(assignment.piece))
             let bytes = pieceBytes(assignment.piece)
-            if Int(node) < hostCount && Int(uploads[Int(node)]) >= policy.uploadSlots {
+            if Int(node) < hostCount && running[Int(node)].count >= policy.uploadSlots {
                 let waiting = queued[Int(node)].count
                 guard waiting < policy.uploadSlots * policy.uploadQueue else {
                     // Busy: when to come back, as the peer's UploadSlots estimates it.
-                    let pending = Double(Int(uploads[Int(node)]) + waiting) * Double(bytes)
-                    let hint = min(5, max(0.005, pending / uplink / Double(policy.uploadSlots)))
+                    let time = Double(bytes) / uplink
+                    let hint = UploadHint.retryAfter(
+                        remaining: running[Int(node)].map { time - (now - $0) }, queued: Double(waiting) * time, slots: policy.uploadSlots)
                     downloads[host]!.failed(piece: assignment.piece, from: assignment.source, .busy(retryAfter: hint), now: now)
                     continue
                 }
                 queued[Int(node)].append(transfer)
             } else {
-                if Int(node) < hostCount { uploads[Int(node)] += 1 }
+                if Int(node) < hostCount { running[Int(node)].append(now) }
                 actions.append(.start(transfer))
             }
             if assignment.kind != .fresh { secondCopies += 1 }
@@ -182,31 +193,32 @@ struct PieceSwarm {
             have[host].insert(piece)
             return true
         }
-        freeSlot(of: Int(transfer.source), actions: &actions)
+        freeSlot(of: Int(transfer.source), now: now, actions: &actions)
         have[host].insert(piece)
         for loser in downloads[host]!.delivered(piece: piece, from: index, bytes: bytes, now: now) {
-            stop(Transfer(source: sourceNodes[host][loser], receiver: transfer.receiver, piece: transfer.piece), actions: &actions)
+            stop(Transfer(source: sourceNodes[host][loser], receiver: transfer.receiver, piece: transfer.piece), now: now, actions: &actions)
         }
         return true
     }
 
     /// Stops a copy: out of its uploader's queue, or cancelled on the network (its slot freed).
-    private mutating func stop(_ transfer: Transfer, actions: inout [Action]) {
+    private mutating func stop(_ transfer: Transfer, now: Double, actions: inout [Action]) {
         let node = Int(transfer.source)
         if node < hostCount, let position = queued[node].firstIndex(of: transfer) {
             queued[node].remove(at: position)
             return
         }
         actions.append(.cancel(transfer))
-        freeSlot(of: node, actions: &actions)
+        freeSlot(of: node, now: now, actions: &actions)
     }
 
-    /// A peer's upload ended: its slot goes to the first request waiting, if any.
-    private mutating func freeSlot(of node: Int, actions: inout [Action]) {
-        guard node < hostCount else { return }
-        if queued[node].isEmpty {
-            uploads[node] -= 1
-        } else {
+    /// A peer's upload ended (its oldest, near enough): its slot goes to the first request
+    /// waiting, if any.
+    private mutating func freeSlot(of node: Int, now: Double, actions: inout [Action]) {
+        guard node < hostCount, !running[node].isEmpty else { return }
+        running[node].removeFirst()
+        if !queued[node].isEmpty {
+            running[node].append(now)
             actions.append(.start(queued[node].removeFirst()))
         }
     }

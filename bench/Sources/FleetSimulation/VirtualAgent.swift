@@ -131,6 +131,10 @@ extension FleetSimulator {
                 if let index = swarm.add(source: node, url: url, isFallback: fallback, to: host) {
                     events.schedule(.learn, host: host, at: now + parameters.availabilityLatency, generation: UInt32(index))
                     added = true
+                    // Its watch request names this host's range server: the peer may fetch from it too.
+                    if let back = swarm.announce(peer: host, url: topology.urls[host], to: node) {
+                        events.schedule(.learn, host: node, at: now + 2 * parameters.availabilityLatency, generation: UInt32(back))
+                    }
                 } else if fallback {
                     added = true
                 }

@@ -125,6 +125,15 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("upload-slots"), help: "Agents: pieces a peer sends at once; one more per slot waits, others are told when to come back (the agent's \(SwarmPolicy.default.uploadSlots)).")
     var uploadSlots: Int?
 
+    @Option(name: .customLong("upload-queue"), help: "Agents: requests a busy peer queues per upload slot (the agent's \(SwarmPolicy.default.uploadQueue)).")
+    var uploadQueue: Int?
+
+    @Option(name: .customLong("hedge-factor"), help: "Agents: a piece in flight longer than this many typical piece times is asked of a second holder (the agent's \(SwarmPolicy.default.hedgeFactor)).")
+    var hedgeFactor: Double?
+
+    @Option(name: .customLong("near-peers"), help: "Planner, peer-piece: of the peers per order, how many are the nearest (the rest drawn at random).")
+    var nearPeers: Int?
+
     @Flag(name: .customLong("paced-downloads"), inversion: .prefixedNo, help: "Agents pace piece starts at their downlink, as the agent's download cap does (default: with --preset fleet-bench only).")
     var pacedDownloads: Bool?
 
@@ -250,6 +259,9 @@ struct SimulateBench: AsyncParsableCommand {
         if let maxPerSource { p.swarm.maxPerSource = maxPerSource }
         if let maxInFlight { p.swarm.maxInFlight = maxInFlight }
         if let uploadSlots { p.swarm.uploadSlots = uploadSlots }
+        if let uploadQueue { p.swarm.uploadQueue = uploadQueue }
+        if let hedgeFactor { p.swarm.hedgeFactor = hedgeFactor }
+        if let nearPeers { p.planner.nearPeers = nearPeers }
         if let pacedDownloads { p.pacedDownload = pacedDownloads ? p.hostDownload : nil }
         if p.pacedDownload != nil { p.pacedDownload = p.hostDownload }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
