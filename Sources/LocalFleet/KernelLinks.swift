@@ -28,17 +28,20 @@ public final class KernelLinks: Sendable {
         public var downlink: TokenBucket?
     }
 
-    /// Bytes the links carried, from the bridge side's interface counters (frames: payload and
-    /// headers). A namespace's uplink is what its bridge port received, its downlink what the
-    /// port sent.
-    public struct Bytes: Sendable {
+    /// What the links carried: bytes from the bridge side's interface counters (frames: payload
+    /// and headers, retransmissions included), and packets the agents' downlink queues dropped
+    /// (tbf's own count). A namespace's uplink is what its bridge port received, its downlink
+    /// what the port sent.
+    public struct Counters: Sendable {
         public var originsUp: Int64 = 0
         public var agentsUp: Int64 = 0
         public var agentsDown: Int64 = 0
+        public var agentDownlinkDrops: Int64 = 0
 
-        public static func - (later: Bytes, earlier: Bytes) -> Bytes {
-            Bytes(originsUp: later.originsUp - earlier.originsUp, agentsUp: later.agentsUp - earlier.agentsUp,
-                  agentsDown: later.agentsDown - earlier.agentsDown)
+        public static func - (later: Counters, earlier: Counters) -> Counters {
+            Counters(originsUp: later.originsUp - earlier.originsUp, agentsUp: later.agentsUp - earlier.agentsUp,
+                     agentsDown: later.agentsDown - earlier.agentsDown,
+                     agentDownlinkDrops: later.agentDownlinkDrops - earlier.agentDownlinkDrops)
         }
     }
 
@@ -152,19 +155,27 @@ public final class KernelLinks: Sendable {
         if let id = state.withLock({ $0.cleanup }) { Cleanup.shared.removeTeardown(id) }
     }
 
-    /// Bytes carried so far by the links of agents and origins.
-    public func bytes() -> Bytes {
+    /// What the links of agents and origins have carried so far. Blocks for one `tc` run.
+    public func counters() -> Counters {
         func counter(_ name: String, _ which: String) -> Int64 {
             guard let data = FileManager.default.contents(atPath: "/sys/class/net/\(name)/statistics/\(which)") else { return 0 }
             return Int64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         }
-        var bytes = Bytes()
-        for node in origins { bytes.originsUp += counter(node.namespace, "rx_bytes") }
+        var counters = Counters()
+        for node in origins { counters.originsUp += counter(node.namespace, "rx_bytes") }
         for node in agents {
-            bytes.agentsUp += counter(node.namespace, "rx_bytes")
-            bytes.agentsDown += counter(node.namespace, "tx_bytes")
+            counters.agentsUp += counter(node.namespace, "rx_bytes")
+            counters.agentsDown += counter(node.namespace, "tx_bytes")
         }
-        return bytes
+        // The downlinks' qdiscs are in this namespace: one `tc -s -j qdisc show` lists them all.
+        let downlinks = Set(agents.filter { $0.downlink != nil }.map(\.namespace))
+        if !downlinks.isEmpty, let tc = try? Binaries.tool("tc"), let shown = try? ChildProcess.runBlocking(tc, ["-s", "-j", "qdisc", "show"]),
+           let qdiscs = try? JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [[String: Any]] {
+            for qdisc in qdiscs where qdisc["kind"] as? String == "tbf" && downlinks.contains(qdisc["dev"] as? String ?? "") {
+                counters.agentDownlinkDrops += (qdisc["drops"] as? NSNumber)?.int64Value ?? 0
+            }
+        }
+        return counters
     }
 
     // MARK: - Whether it can run

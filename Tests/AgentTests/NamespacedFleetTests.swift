@@ -55,7 +55,7 @@ import Testing
             #expect(Loopback.accepts(port: host.peerPort, host: host.address), "\(host.name)'s peer server on \(host.address)")
         }
         let release = try await fleet.publishTarget()
-        let before = links.bytes()
+        let before = links.counters()
         let (id, postedAt) = try await fleet.startRollout(RolloutPlan())
         // When each agent's log says it started downloading, and that it switched (verified,
         // staged, self-tested): an upper bound of its download's time, read every 100 ms.
@@ -68,7 +68,7 @@ import Testing
                 if switched[host.name] == nil, log.contains("switched to") { switched[host.name] = now }
             }
         }
-        let carried = links.bytes() - before
+        let carried = links.counters() - before
         #expect(timeline.last?.progress.done == 2)
         let versions = try await fleet.reportedVersions()
         for host in fleet.hosts {
