@@ -3,7 +3,8 @@ import LocalFleet
 
 /// The output of `fledge-bench fleet`: a table and, as the last line, one JSON object on
 /// standard output; the same text (after a machine and command header), a JSON file with the
-/// curves, and an SVG plot under the results directory, named `fleet-N<agents>-<date>`.
+/// curves, and an SVG plot under the results directory, named `fleet-N<agents>-<date>`
+/// (`fleet-N<agents>-netns-<date>` with kernel-shaped links, so one does not overwrite the other).
 struct FleetReport {
     var shape: FleetShape
     var results: [FleetModeResult]
@@ -15,7 +16,7 @@ struct FleetReport {
         print(table + "\n")
         print(line)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let base = "\(directory)/fleet-N\(shape.agents)-\(Self.date)"
+        let base = "\(directory)/fleet-N\(shape.agents)\(shape.network == .namespaces ? "-netns" : "")-\(Self.date)"
         let header = "# machine: \(Self.machine) | nproc: \(ProcessInfo.processInfo.activeProcessorCount) | cpu: \(Bench.cpuModel) | date: \(ISO8601DateFormatter().string(from: Date()))\n# command: \(command.joined(separator: " "))\n"
         try Data((header + table + "\n\n" + line + "\n").utf8).write(to: URL(fileURLWithPath: base + ".txt"))
         try JSONSerialization.data(withJSONObject: fullJSON, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: base + ".json"))
