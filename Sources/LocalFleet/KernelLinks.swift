@@ -255,7 +255,7 @@ public final class KernelLinks: Sendable {
         guard let ip = try? Binaries.tool("ip"),
               let shown = try? ChildProcess.runBlocking(ip, ["-o", "-4", "addr", "show", "to", subnet]) else { return }
         if shown.exit.succeeded, !shown.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            throw .networkInUse("this machine has addresses in \(subnet) already, which a namespaced fleet needs for itself:\n\(shown.stdout)")
+            throw .networkInUse("this machine has addresses in \(subnet) already, which a namespaced fleet needs for itself; remove them (ip addr del ADDRESS dev DEVICE) or run the fleet on loopback:\n\(shown.stdout)")
         }
     }
 
