@@ -1,8 +1,11 @@
-/// The shape of a local fleet: how many agents and origins, their rate caps, how the control
-/// plane is tuned, and the release the fleet upgrades to. Every cap is enforced by Fledge's
-/// own rate limiters on loopback: the seeder's `--rate`, the agent's
-/// `peerUploadBytesPerSecond` and `downloadBytesPerSecond`.
+/// The shape of a local fleet: how many agents and origins, their rate caps and who holds
+/// them (`network`), how the control plane is tuned, and the release the fleet upgrades to. On
+/// loopback Fledge's own rate limiters hold every cap: the seeder's `--rate`, the agent's
+/// `peerUploadBytesPerSecond` and `downloadBytesPerSecond`; with namespaces the kernel does
+/// (`tc tbf` on each host's link) and those limiters are off.
 public struct FleetPlan: Sendable {
+    /// Who shapes the links: Fledge's rate limiters on 127.0.0.1, or the kernel.
+    public var network: FleetNetwork = .loopback
     /// Agents, each a `fledge-agent` under `scripts/supervise` with a data directory of its own.
     public var agents: Int = 16
     /// `fledge-seeder serve` origins, each serving the same tree.
@@ -58,5 +61,10 @@ public struct FleetPlan: Sendable {
         guard fastBeatSeconds > 0 else { throw .invalidPlan("fastBeatSeconds must be positive") }
         guard racks > 0 else { throw .invalidPlan("racks must be at least 1") }
         if let pieceSize, pieceSize <= 0 { throw .invalidPlan("pieceSize must be positive") }
+        if network == .namespaces {
+            guard agents <= KernelLinks.maximumAgents, origins <= KernelLinks.maximumOrigins else {
+                throw .invalidPlan("a namespaced fleet has at most \(KernelLinks.maximumAgents) agents and \(KernelLinks.maximumOrigins) origins")
+            }
+        }
     }
 }

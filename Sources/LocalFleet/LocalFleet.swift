@@ -1,28 +1,38 @@
 import Foundation
 import FledgeTesting
 
-/// A whole Fledge fleet on this machine, as real processes on 127.0.0.1: one `fledge-hbs` on
-/// its embedded store, `fledge-seeder serve` origins under their upload caps, and agents under
+/// A whole Fledge fleet on this machine, as real processes: one `fledge-hbs` on its embedded
+/// store, `fledge-seeder serve` origins under their upload caps, and agents under
 /// `scripts/supervise`, each with a data directory, peer port and config of its own, all on
-/// the plan's start version. It publishes the target version, starts a v1 rollout, reads its
-/// progress, and stops every process it started (`stop()`; on SIGINT/SIGTERM the `Cleanup`
-/// policy stops them, agents included, since every process is listed in `RunningChildren`).
+/// the plan's start version. On loopback (the default) everything is on 127.0.0.1 and Fledge's
+/// rate limiters hold the caps; with `FleetNetwork.namespaces` each origin and agent runs in a
+/// network namespace of its own on a bridge, HBS listens for agents on the bridge, and `tc`
+/// holds the caps (`KernelLinks`). It publishes the target version, starts a v1 rollout, reads
+/// its progress, and stops every process it started and removes the network it built
+/// (`stop()`; on SIGINT/SIGTERM the `Cleanup` policy does both, agents included, since every
+/// process is listed in `RunningChildren` and the network's teardown in `Cleanup`).
 public final class LocalFleet: Sendable {
     public let plan: FleetPlan
-    /// Where everything lives: hbs/, origin/, hosts/, release/.
+    /// Where everything lives: hbs/, origin/, hosts/, release/ (and links.sh, namespaced).
     public let directory: String
     public let hbs: HBSProcess
     public let origins: [FleetOrigin]
     public let hosts: [FleetHost]
+    /// The bridge, namespaces and shaped links of a namespaced fleet; nil on loopback.
+    public let links: KernelLinks?
     let release: FleetRelease
     var originRoot: String { directory + "/origin" }
 
-    private init(plan: FleetPlan, directory: String, hbs: HBSProcess, origins: [FleetOrigin], hosts: [FleetHost], release: FleetRelease) {
+    private init(
+        plan: FleetPlan, directory: String, hbs: HBSProcess, origins: [FleetOrigin], hosts: [FleetHost], links: KernelLinks?,
+        release: FleetRelease
+    ) {
         self.plan = plan
         self.directory = directory
         self.hbs = hbs
         self.origins = origins
         self.hosts = hosts
+        self.links = links
         self.release = release
     }
 
@@ -43,28 +53,41 @@ public final class LocalFleet: Sendable {
         }
         log("keys and fledge-agent \(plan.fromVersion) (fledge-seeder keygen, stamp)")
         let release = try await FleetRelease.prepare(plan, in: directory + "/release")
+        var links: KernelLinks?
+        if plan.network == .namespaces {
+            links = try await KernelLinks.create(for: plan, in: directory, log: log)
+            log("network: bridge \(links!.bridge) \(KernelLinks.bridgeAddress)/16, \(plan.origins) origin and \(plan.agents) agent namespaces, links shaped by tc tbf (\(Self.describeCaps(plan)))")
+        }
         var hbs: HBSProcess?, origins: [FleetOrigin] = [], hosts: [FleetHost] = []
         do {
             let config = directory + "/hbs.json"
             try HBSSettings.write(plan, to: config)
-            hbs = try await HBSProcess.start(data: directory + "/hbs", extra: ["--config", config])
-            log("fledge-hbs: agents on \(Loopback.host):\(hbs!.agentPort), admin on \(Loopback.host):\(hbs!.adminPort)")
-            for _ in 0..<plan.origins {
-                origins.append(try await FleetOrigin.start(root: directory + "/origin", bytesPerSecond: plan.originBytesPerSecond))
+            hbs = try await HBSProcess.start(
+                data: directory + "/hbs", extra: ["--config", config], agentHost: links == nil ? Loopback.host : KernelLinks.bridgeAddress)
+            log("fledge-hbs: agents on \(hbs!.agentHost):\(hbs!.agentPort), admin on \(Loopback.host):\(hbs!.adminPort)")
+            for index in 0..<plan.origins {
+                origins.append(try await FleetOrigin.start(
+                    root: directory + "/origin", bytesPerSecond: plan.originBytesPerSecond, node: links?.origins[index]))
             }
             log("\(plan.origins) origin(s): \(origins.map(\.url).joined(separator: " "))")
             for index in 0..<plan.agents {
                 hosts.append(try await FleetHost.start(
-                    index: index, plan: plan, directory: directory + "/hosts", hbsPort: hbs!.agentPort,
+                    index: index, plan: plan, directory: directory + "/hosts", hbsURL: hbs!.agentURL, node: links?.agents[index],
                     publicKey: release.publicKey, stamped: release.startBinary))
             }
-            log("\(plan.agents) agents on \(plan.fromVersion) under scripts/supervise; waiting for their first beats")
+            log("\(plan.agents) agents on \(plan.fromVersion) under scripts/supervise\(links == nil ? "" : ", each in its namespace"); waiting for their first beats")
             try await waitForAgents(hosts, hbs: hbs!, version: plan.fromVersion)
-            return LocalFleet(plan: plan, directory: directory, hbs: hbs!, origins: origins, hosts: hosts, release: release)
+            return LocalFleet(plan: plan, directory: directory, hbs: hbs!, origins: origins, hosts: hosts, links: links, release: release)
         } catch {
-            await Self.stop(hosts: hosts, origins: origins, hbs: hbs)
+            await Self.stop(hosts: hosts, origins: origins, hbs: hbs, links: links)
             throw error
         }
+    }
+
+    /// The caps of `plan` in Mbit/s, for the log.
+    private static func describeCaps(_ plan: FleetPlan) -> String {
+        func mbps(_ cap: Int64?) -> String { cap.map { String(format: "%.1f Mbit/s", FleetPlan.megabits($0)) } ?? "unshaped" }
+        return "agents down \(mbps(plan.agentDownloadBytesPerSecond)), up \(mbps(plan.agentUploadBytesPerSecond)); origins up \(mbps(plan.originBytesPerSecond))"
     }
 
     /// Until HBS lists every host on `version`; at most 20 s plus 0.5 s a host.
@@ -157,22 +180,24 @@ public final class LocalFleet: Sendable {
         return Dictionary(uniqueKeysWithValues: hosts.map { ($0.name, seen[$0.name]) })
     }
 
-    /// Stops every process of the fleet: agents (through their supervisors), origins, HBS.
-    /// With `FLEDGE_FLEET_LOGS=DIR` set, each host's log is kept as DIR/HOST.log.
+    /// Stops every process of the fleet: agents (through their supervisors), origins, HBS; then
+    /// removes its network, if namespaced. With `FLEDGE_FLEET_LOGS=DIR` set, each host's log is
+    /// kept as DIR/HOST.log.
     public func stop() async {
-        await Self.stop(hosts: hosts, origins: origins, hbs: hbs)
+        await Self.stop(hosts: hosts, origins: origins, hbs: hbs, links: links)
         if let directory = ProcessInfo.processInfo.environment["FLEDGE_FLEET_LOGS"] {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             for host in hosts { try? host.log.write(toFile: "\(directory)/\(host.name).log", atomically: true, encoding: .utf8) }
         }
     }
 
-    private static func stop(hosts: [FleetHost], origins: [FleetOrigin], hbs: HBSProcess?) async {
+    private static func stop(hosts: [FleetHost], origins: [FleetOrigin], hbs: HBSProcess?, links: KernelLinks?) async {
         await withTaskGroup(of: Void.self) { group in
             for host in hosts { group.addTask { await host.stop() } }
         }
         for origin in origins { await origin.stop() }
         if let hbs { await hbs.child.stop(grace: .seconds(3)) }
+        if let links { await Blocking.teardown(links) }
     }
 }
 

@@ -18,6 +18,12 @@ public enum LocalFleetError: Error, CustomStringConvertible {
     case rolloutStopped(phase: String, reason: String, failed: [String])
     /// The rollout did not complete in time.
     case rolloutTimedOut(seconds: Double, counts: [String: Int])
+    /// A namespaced fleet cannot run here (not root, iproute2 missing, the kernel refusing).
+    case namespacesUnavailable(String)
+    /// Another namespaced fleet, or something else, holds the network a namespaced fleet needs.
+    case networkInUse(String)
+    /// A command building the namespaced network failed (what it built is removed again).
+    case networkSetupFailed(command: String, output: String)
 
     public var description: String {
         switch self {
@@ -35,6 +41,12 @@ public enum LocalFleetError: Error, CustomStringConvertible {
             "fledge-hbs stopped answering its admin API: \(detail)"
         case .rolloutStopped(let phase, let reason, let failed):
             "the rollout is \(phase): \(reason)\(failed.isEmpty ? "" : "; failed hosts: " + failed.prefix(5).joined(separator: "; "))"
+        case .namespacesUnavailable(let reason):
+            "cannot shape links in the kernel: \(reason)"
+        case .networkInUse(let detail):
+            "the namespaced network is in use: \(detail)"
+        case .networkSetupFailed(let command, let output):
+            "building the fleet's network failed at `\(command)`: \(output.isEmpty ? "(no message)" : output). What it had built is removed again."
         case .rolloutTimedOut(let seconds, let counts):
             "the rollout did not complete within \(Int(seconds)) s; hosts by phase: \(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))"
         }

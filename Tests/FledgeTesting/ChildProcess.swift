@@ -31,8 +31,9 @@ public final class ChildProcess: Sendable {
 
     /// Starts `executable` (a path, or the name of a product of this package, found by
     /// `Binaries`) with `arguments`, standard input from /dev/null.
-    /// `environment` is added to this process's own.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+    /// `environment` is added to this process's own. `name` names it (default: the
+    /// executable's file name).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], name: String? = nil) throws {
         let path = executable.contains("/") ? executable : Binaries.path(executable)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
@@ -54,16 +55,28 @@ public final class ChildProcess: Sendable {
         } catch {
             throw FledgeTestingError("cannot start \(path): \(error)")
         }
-        self.name = URL(fileURLWithPath: path).lastPathComponent
+        self.name = name ?? URL(fileURLWithPath: path).lastPathComponent
         self.pid = process.processIdentifier
         self.process = process
         self.exitState = exitState
         self.output = output
         self.errors = errors
-        RunningChildren.shared.track(pid: pid, name: name)
+        RunningChildren.shared.track(pid: pid, name: self.name)
         // The termination handler may have run before the line above: never leave a dead pid
         // listed (it could be reused by another process, which a signal handler would then kill).
         if exitState.exit != nil { RunningChildren.shared.untrack(pid: pid) }
+    }
+
+    /// Starts `executable` (as `init` finds it) with `arguments` inside the network namespace
+    /// `namespace` (`ip netns exec NAMESPACE EXECUTABLE ...`, which needs root). `ip` execs the
+    /// program, so the child's pid, signals and exit are the program's own.
+    public static func inNamespace(
+        _ namespace: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> ChildProcess {
+        let path = executable.contains("/") ? executable : Binaries.path(executable)
+        return try ChildProcess(
+            try Binaries.tool("ip"), ["netns", "exec", namespace, path] + arguments, environment: environment,
+            name: URL(fileURLWithPath: path).lastPathComponent)
     }
 
     /// Runs `body` with no signal blocked on this thread. Process spawns on the calling thread

@@ -4,14 +4,38 @@ import Synchronization
 import SystemPackage
 
 /// The policy of the benches and the demo for the way out nobody returns from, SIGINT and
-/// SIGTERM: stop every child process and what it started (`RunningChildren`), remove every
-/// temporary directory in use, and exit 128 + signal. Each run stops and removes its own on
-/// the way out otherwise (errors included).
+/// SIGTERM: stop every child process and what it started (`RunningChildren`), undo whatever
+/// else a run set up outside its process (`addTeardown`: a namespaced fleet's bridge, network
+/// namespaces and links), remove every temporary directory in use, and exit 128 + signal. Each
+/// run stops and removes its own on the way out otherwise (errors included).
 public final class Cleanup: Sendable {
     public static let shared = Cleanup()
 
+    /// What `addTeardown` returns, to remove the teardown again once its owner has run it.
+    public struct TeardownID: Hashable, Sendable {
+        fileprivate let value: Int
+    }
+
     private let directories = Mutex<Set<String>>([])
+    private let teardowns = Mutex<(next: Int, actions: [Int: @Sendable () -> Void])>((0, [:]))
     private let stopping = Atomic<Bool>(false)
+
+    /// Lists `action` to run on a signal, after every child has stopped (so nothing runs in
+    /// what it removes) and before the directories go. It blocks until its work is done, and
+    /// must not mind running again, or after its owner ran it: the signal may come at any
+    /// moment of the owner's own set-up or teardown.
+    public func addTeardown(_ action: @escaping @Sendable () -> Void) -> TeardownID {
+        teardowns.withLock { state in
+            state.next += 1
+            state.actions[state.next] = action
+            return TeardownID(value: state.next)
+        }
+    }
+
+    /// Forgets a teardown (its owner ran it).
+    public func removeTeardown(_ id: TeardownID) {
+        _ = teardowns.withLock { $0.actions.removeValue(forKey: id.value) }
+    }
 
     /// Whether a signal handler is tearing everything down (and will exit the process).
     public var isStopping: Bool { stopping.load(ordering: .acquiring) }
@@ -30,10 +54,16 @@ public final class Cleanup: Sendable {
         return try await body(directory)
     }
 
-    /// Stops every running child and removes every tracked directory.
+    /// Stops every running child, runs every listed teardown and removes every tracked
+    /// directory.
     public func stopEverything() {
         stopping.store(true, ordering: .releasing)
         RunningChildren.shared.stopAll(grace: .milliseconds(500))
+        let actions = teardowns.withLock { state in
+            defer { state.actions = [:] }
+            return state.actions.sorted { $0.key > $1.key }.map(\.value)
+        }
+        for action in actions { action() }
         let paths = directories.withLock { directories in
             defer { directories = [] }
             return directories

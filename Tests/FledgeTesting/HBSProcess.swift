@@ -1,33 +1,42 @@
 import Foundation
 
 /// `fledge-hbs` as a real process on two free loopback ports (agents, admin) with its data in
-/// a directory the test owns, so restarts and kill -9 are tested for real.
+/// a directory the test owns, so restarts and kill -9 are tested for real. The agents' listener
+/// may be on another address of this machine instead (a namespaced fleet's bridge, which agents
+/// in their own network namespaces reach and 127.0.0.1 is not).
 public final class HBSProcess: Sendable {
     public let child: ChildProcess
+    /// The address the agents' listener is on: 127.0.0.1 unless `start` was given another.
+    public let agentHost: String
     public let agentPort: Int
     public let adminPort: Int
 
-    private init(child: ChildProcess, agentPort: Int, adminPort: Int) {
+    /// What agents are configured with: `http://agentHost:agentPort`.
+    public var agentURL: String { "http://\(agentHost):\(agentPort)" }
+
+    private init(child: ChildProcess, agentHost: String, agentPort: Int, adminPort: Int) {
         self.child = child
+        self.agentHost = agentHost
         self.agentPort = agentPort
         self.adminPort = adminPort
     }
 
-    /// Starts it and returns once both listeners accept connections.
-    public static func start(data: String, extra: [String] = []) async throws -> HBSProcess {
+    /// Starts it and returns once both listeners accept connections. `agentHost`: the address
+    /// agents beat to (the admin API stays on 127.0.0.1).
+    public static func start(data: String, extra: [String] = [], agentHost: String = Loopback.host) async throws -> HBSProcess {
         var agentPort = 0
         let (child, adminPort) = try await LoopbackServer.start("fledge-hbs") { adminPort in
-            agentPort = try Loopback.freePort()
+            agentPort = try Loopback.freePort(host: agentHost)
             return try ChildProcess("fledge-hbs", [
-                "--data", data, "--agent-listen", "\(Loopback.host):\(agentPort)",
+                "--data", data, "--agent-listen", "\(agentHost):\(agentPort)",
                 "--admin-listen", "\(Loopback.host):\(adminPort)",
             ] + extra)
         }
-        guard await ChildProcess.waitFor(seconds: 10, { Loopback.accepts(port: agentPort) }) else {
+        guard await ChildProcess.waitFor(seconds: 10, { Loopback.accepts(port: agentPort, host: agentHost) }) else {
             _ = child.kill()
-            throw FledgeTestingError("fledge-hbs did not listen for agents on \(agentPort): \(child.stderr.suffix(800))")
+            throw FledgeTestingError("fledge-hbs did not listen for agents on \(agentHost):\(agentPort): \(child.stderr.suffix(800))")
         }
-        return HBSProcess(child: child, agentPort: agentPort, adminPort: adminPort)
+        return HBSProcess(child: child, agentHost: agentHost, agentPort: agentPort, adminPort: adminPort)
     }
 
     /// Kills it (SIGKILL) and returns once it is gone; works in `defer`.
@@ -42,7 +51,7 @@ public final class HBSProcess: Sendable {
 
     /// One heartbeat; the answer's status and JSON.
     public func beat(_ json: String, headers: [String: String] = [:]) async throws -> (status: Int, body: Any?) {
-        try await Self.call(port: agentPort, "POST", "/v1/heartbeat", json: json, headers: headers, from: nil)
+        try await Self.call(host: agentHost, port: agentPort, "POST", "/v1/heartbeat", json: json, headers: headers, from: nil)
     }
 
     /// The agents as `GET /v1/agents` shows them (host, version, state, labels, ...).
@@ -72,12 +81,13 @@ public final class HBSProcess: Sendable {
     }
 
     static func call(
-        port: Int, _ method: String, _ target: String, json: String?, headers: [String: String], from source: String?
+        host: String = Loopback.host, port: Int, _ method: String, _ target: String, json: String?, headers: [String: String],
+        from source: String?
     ) async throws -> (status: Int, body: Any?) {
         var headers = headers
         if json != nil { headers["Content-Type"] = "application/json" }
         let response = try await LoopbackHTTP.request(
-            port: port, method: method, target: target, headers: headers, body: json.map { Array($0.utf8) }, from: source)
+            port: port, host: host, method: method, target: target, headers: headers, body: json.map { Array($0.utf8) }, from: source)
         return (response.status, try? JSONSerialization.jsonObject(with: Data(response.body), options: [.fragmentsAllowed]))
     }
 }

@@ -1,17 +1,19 @@
 import Foundation
 
-/// TCP on 127.0.0.1, the only address tests and benches use: a free port to hand to a server,
-/// a connected socket, and whether something listens on a port.
+/// TCP on 127.0.0.1, the address tests and benches use: a free port to hand to a server, a
+/// connected socket, and whether something listens on a port. Each also takes another IPv4
+/// address of this machine (`host`), for the one place that needs it: a namespaced local fleet,
+/// whose HBS listens on its bridge's address.
 public enum Loopback {
     public static let host = "127.0.0.1"
 
-    /// A port the kernel reports free right now (bind to port 0, read it back, close). Another
-    /// process may take it before the server binds it: see `LoopbackServer`.
-    public static func freePort() throws -> Int {
+    /// A port the kernel reports free on `host` right now (bind to port 0, read it back,
+    /// close). Another process may take it before the server binds it: see `LoopbackServer`.
+    public static func freePort(host: String = Loopback.host) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FledgeTestingError.system("socket") }
         defer { close(fd) }
-        var address = socketAddress(port: 0)
+        var address = socketAddress(port: 0, host: host)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -24,9 +26,9 @@ public enum Loopback {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// A socket connected to `port`, from the loopback address `source` when given (any of
-    /// 127.0.0.0/8 works on Linux); the caller closes it.
-    public static func connect(port: Int, from source: String? = nil) throws -> Int32 {
+    /// A socket connected to `host`:`port`, from the loopback address `source` when given (any
+    /// of 127.0.0.0/8 works on Linux); the caller closes it.
+    public static func connect(port: Int, host: String = Loopback.host, from source: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FledgeTestingError.system("socket") }
         if let source {
@@ -40,7 +42,7 @@ public enum Loopback {
                 throw error
             }
         }
-        var address = socketAddress(port: port)
+        var address = socketAddress(port: port, host: host)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -52,9 +54,9 @@ public enum Loopback {
         return fd
     }
 
-    /// Whether a TCP connect to `port` succeeds.
-    public static func accepts(port: Int) -> Bool {
-        guard let fd = try? connect(port: port) else { return false }
+    /// Whether a TCP connect to `host`:`port` succeeds.
+    public static func accepts(port: Int, host: String = Loopback.host) -> Bool {
+        guard let fd = try? connect(port: port, host: host) else { return false }
         close(fd)
         return true
     }

@@ -17,33 +17,36 @@ public enum LoopbackHTTP {
     /// Sends one request (`Connection: close` is added, and `Content-Length` with a body) and
     /// returns the answer. `source` picks the local address (e.g. 127.0.0.2, to stand in for a
     /// remote peer). The socket work runs on a thread of its own, never on the cooperative pool
-    /// the tests share.
+    /// the tests share. `host`: another address of this machine to connect to (a namespaced
+    /// fleet's bridge).
     public static func request(
-        port: Int, method: String = "GET", target: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-        from source: String? = nil
+        port: Int, host: String = Loopback.host, method: String = "GET", target: String, headers: [String: String] = [:],
+        body: [UInt8]? = nil, from source: String? = nil
     ) async throws -> Response {
         try await Blocking.run {
-            try requestNow(port: port, method: method, target: target, headers: headers, body: body, from: source)
+            try requestNow(port: port, host: host, method: method, target: target, headers: headers, body: body, from: source)
         }
     }
 
     static func requestNow(
-        port: Int, method: String, target: String, headers: [String: String], body: [UInt8]? = nil, from source: String? = nil
+        port: Int, host: String = Loopback.host, method: String, target: String, headers: [String: String], body: [UInt8]? = nil,
+        from source: String? = nil
     ) throws -> Response {
-        var text = "\(method) \(target) HTTP/1.1\r\nHost: \(Loopback.host):\(port)\r\nConnection: close\r\n"
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         if let body { text += "Content-Length: \(body.count)\r\n" }
         text += "\r\n"
         let started = ContinuousClock.now
-        var response = try parse(exchange(port: port, bytes: Array(text.utf8) + (body ?? []), from: source), method: method)
+        var response = try parse(exchange(port: port, host: host, bytes: Array(text.utf8) + (body ?? []), from: source), method: method)
         response.started = started
         response.finished = .now
         return response
     }
 
-    /// Connects (from `source`, if given), writes `bytes`, reads until the server closes.
-    public static func exchange(port: Int, bytes: [UInt8], from source: String? = nil) throws -> [UInt8] {
-        let fd = try Loopback.connect(port: port, from: source)
+    /// Connects to `host`:`port` (from `source`, if given), writes `bytes`, reads until the
+    /// server closes.
+    public static func exchange(port: Int, host: String = Loopback.host, bytes: [UInt8], from source: String? = nil) throws -> [UInt8] {
+        let fd = try Loopback.connect(port: port, host: host, from: source)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -6,13 +6,15 @@ import Foundation
 /// start agents this way.
 public enum Supervisor {
     /// Starts an agent under the supervisor. `confirmSeconds`: how long a new release may take
-    /// to confirm before it counts as failed; `restartSeconds`: the pause before a restart.
+    /// to confirm before it counts as failed; `restartSeconds`: the pause before a restart;
+    /// `namespace`: a network namespace to run it (and so every agent it starts) in.
     public static func start(
-        data: String, config: String, confirmSeconds: Int = 30, restartSeconds: Double = 0.2
+        data: String, config: String, confirmSeconds: Int = 30, restartSeconds: Double = 0.2, namespace: String? = nil
     ) throws -> ChildProcess {
-        try ChildProcess("/bin/bash", [Binaries.script("supervise"), data, config], environment: [
-            "FLEDGE_CONFIRM_SECONDS": "\(confirmSeconds)", "FLEDGE_RESTART_SECONDS": "\(restartSeconds)",
-        ])
+        let arguments = [Binaries.script("supervise"), data, config]
+        let environment = ["FLEDGE_CONFIRM_SECONDS": "\(confirmSeconds)", "FLEDGE_RESTART_SECONDS": "\(restartSeconds)"]
+        if let namespace { return try ChildProcess.inNamespace(namespace, "/bin/bash", arguments, environment: environment) }
+        return try ChildProcess("/bin/bash", arguments, environment: environment)
     }
 
     /// Stops the supervisor as systemd stops a unit: SIGTERM, which it passes to the agent and

@@ -15,7 +15,10 @@ struct FleetBench: AsyncParsableCommand {
             fledge-seeder serve origin(s) under --origin-mbps each, and --agents fledge-agents \
             under scripts/supervise on 1.0.0, each capped at --agent-mbps down \
             (downloadBytesPerSecond) and up (peerUploadBytesPerSecond): Fledge's own rate limits \
-            on 127.0.0.1. Release 1.1.0 is the stamped agent padded to --size-mib, in pieces of \
+            on 127.0.0.1. With --netns the kernel shapes the links instead: each origin and \
+            agent in a network namespace of its own on a bridge, tc tbf on each veth (agent up \
+            and down, origin up), Fledge's rate limits off (needs root). Release 1.1.0 is the \
+            stamped agent padded to --size-mib, in pieces of \
             --piece-kib. One rollout, one batch, no canary, maxConcurrent N. Reported per mode: \
             seconds from the POST until 50/90/100 % of the hosts confirmed 1.1.0; origin egress \
             / F (the origins' own request logs); T_min = max(F/u_s, F/d, N*F/(u_s + N*u)) with \
@@ -41,6 +44,8 @@ struct FleetBench: AsyncParsableCommand {
     var piecesPerSource: Int?
     @Option(name: .customLong("upload-slots"), help: "Pieces an agent sends to peers at once (agent default 1).")
     var uploadSlots: Int?
+    @Flag(name: .customLong("netns"), help: "Shape links in the kernel: a network namespace per agent and origin on a bridge, tc tbf on each link, Fledge's rate limits off (root).")
+    var netns = false
     @Option(help: "Directory to create each fleet's temporary directory in (default: /tmp). Removed after each mode.")
     var workdir: String?
     @Option(help: "Where the .txt, .json and .svg results go (default: this repository's bench/results).")
@@ -66,7 +71,7 @@ struct FleetBench: AsyncParsableCommand {
 
     var shape: FleetShape {
         FleetShape(
-            agents: agents, releaseBytes: Int64(sizeMiB) << 20, pieceBytes: Int64(pieceKiB) << 10,
+            network: netns ? .namespaces : .loopback, agents: agents, releaseBytes: Int64(sizeMiB) << 20, pieceBytes: Int64(pieceKiB) << 10,
             agentBytesPerSecond: Int64(agentMbps * 1e6 / 8), originBytesPerSecond: Int64((originMbps ?? 8 * agentMbps) * 1e6 / 8),
             cdnOrigins: cdnOrigins, fastBeatSeconds: fastBeat, cdnSeeds: cdnSeeds, swarmPeers: swarmPeers,
             fallbackPatienceSeconds: fallbackSeconds, piecesPerSource: piecesPerSource, peerUploadSlots: uploadSlots)
@@ -76,6 +81,9 @@ struct FleetBench: AsyncParsableCommand {
         try await Bench.run {
             try ReleaseProducts.use(LocalFleet.products)
             let shape = self.shape
+            if shape.network == .namespaces, let reason = KernelLinks.unavailableReason() {
+                throw BenchError.tool("--netns: \(reason)")
+            }
             if shape.releaseBytes / shape.pieceBytes < 64 {
                 Bench.progress("warning: \(shape.releaseBytes / shape.pieceBytes) pieces; T_min is approached with at least 64 (see ARCHITECTURE.md)")
             }
@@ -86,6 +94,8 @@ struct FleetBench: AsyncParsableCommand {
                     try await Self.measure(mode, shape: shape, in: $0.string)
                 })
             }
+            // A signal's teardown may have failed the last mode: no report of a run cut short.
+            if Cleanup.shared.isStopping { throw BenchError.check("interrupted") }
             try FleetReport(shape: shape, results: measured, command: CommandLine.arguments).write(to: results ?? Self.defaultResults)
         }
     }
@@ -105,6 +115,7 @@ struct FleetBench: AsyncParsableCommand {
             let model = TransferModel(mode: mode, shape: shape, fileBytes: release.totalSize)
             Bench.progress("  \(mode.rawValue): F = \(release.totalSize) bytes in \(release.pieces) pieces; T_min \(Format.fixed(model.minimumSeconds)) s, origin-only \(Format.fixed(model.originOnlySeconds)) s; rolling out")
             let mark = FleetCPU.mark(fleet)
+            let linksMark = fleet.links?.counters()
             let (id, postedAt) = try await fleet.startRollout(rollout)
             var timeline = RolloutTimeline()
             var failure: String?
@@ -119,10 +130,13 @@ struct FleetBench: AsyncParsableCommand {
                     }
                 }
             } catch let error as LocalFleetError {
+                // A signal is tearing the fleet down under the rollout: nothing to report.
+                if Cleanup.shared.isStopping { throw error }
                 failure = error.description
                 Bench.progress("  \(mode.rawValue) did not complete: \(error)")
             }
             let cpu = FleetCPU.since(mark, fleet)
+            let links = linksMark.flatMap { start in fleet.links.map { $0.counters() - start } }
             let last = (try? await fleet.sample(id, postedAt: postedAt)) ?? timeline.last
             await fleet.stop()
             let result = FleetModeResult(
@@ -130,7 +144,7 @@ struct FleetBench: AsyncParsableCommand {
                 t50: timeline.seconds(toFraction: 0.5), t90: timeline.seconds(toFraction: 0.9), t100: failure == nil ? timeline.seconds(toFraction: 1) : nil,
                 originBytes: last?.originBytes ?? 0, peerBytes: last?.peerBytes ?? 0,
                 reportedCDNBytes: last?.progress.bytesBySourceKind["cdn"] ?? 0, reportedPeerBytes: last?.progress.bytesBySourceKind["peer"] ?? 0,
-                cpu: cpu, curve: timeline.confirmedCurve, failure: failure)
+                cpu: cpu, links: links, curve: timeline.confirmedCurve, failure: failure)
             Bench.progress("  \(mode.rawValue): t100 \(result.t100.map { Format.fixed($0) } ?? "-") s, \(Format.fixed(result.ratioToMinimum ?? .nan, 2)) x T_min, origin egress \(Format.fixed(result.originEgressOverF, 2)) x F")
             return result
         } catch {

@@ -17,6 +17,8 @@ struct FleetCPU: Sendable {
 
     /// The fleet's processes' share of all cores (0...1).
     var fleetShare: Double { wallSeconds > 0 ? fleetSeconds / wallSeconds / Double(cores) : 0 }
+    /// The same in percent of the whole machine: cpu seconds / (wall seconds x cores) x 100.
+    var fleetPercent: Double { fleetShare * 100 }
 
     /// A reading to subtract a later one from.
     struct Mark: Sendable {

@@ -21,6 +21,7 @@ enum FleetMode: String, CaseIterable, Sendable {
     /// The fleet and rollout of this mode for the shared shape and caps.
     func plans(_ shape: FleetShape) -> (FleetPlan, RolloutPlan) {
         var plan = FleetPlan()
+        plan.network = shape.network
         plan.agents = shape.agents
         plan.origins = origins(cdnOrigins: shape.cdnOrigins)
         plan.originBytesPerSecond = shape.originBytesPerSecond
@@ -47,8 +48,11 @@ enum FleetMode: String, CaseIterable, Sendable {
     }
 }
 
-/// What every mode of one run shares: fleet size, release, caps, control-plane tuning.
+/// What every mode of one run shares: fleet size, release, caps and who holds them,
+/// control-plane tuning.
 struct FleetShape: Sendable {
+    /// Loopback with Fledge's rate limits, or a namespace per host with kernel tbf.
+    var network: FleetNetwork = .loopback
     var agents: Int
     var releaseBytes: Int64
     var pieceBytes: Int64

@@ -18,6 +18,8 @@ struct FleetModeResult: Sendable {
     var reportedCDNBytes: Int64
     var reportedPeerBytes: Int64
     var cpu: FleetCPU?
+    /// What the kernel-shaped links carried during the rollout (namespaced fleets only).
+    var links: KernelLinks.Counters?
     /// (seconds, hosts confirmed) at each change.
     var curve: [(seconds: Double, done: Int)]
     /// Why the mode did not complete, if it did not.
