@@ -143,7 +143,12 @@ let package = Package(
         // network in virtual time, driving the real rollout engine. Pure, so it is unit-tested.
         .target(name: "FleetSimulation", dependencies: ["HBS", "Swarm", "Wire"], path: "bench/Sources/FleetSimulation"),
         .testTarget(
-            name: "FleetSimulationTests", dependencies: ["FleetSimulation", "HBS", "Swarm", "Wire"], path: "bench/Tests/FleetSimulationTests"),
+            name: "FleetSimulationTests",
+            dependencies: [
+                "FleetSimulation", "HBS", "Swarm", "Wire", "Transfer", "FledgeTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "bench/Tests/FleetSimulationTests"),
 
         // Test helpers: real processes, free ports, raw HTTP on loopback.
         .target(

@@ -124,29 +124,65 @@ public struct HeartbeatLoop: Sendable {
 
 /// An upgrade running beside the heartbeat loop, and how it ended once it has.
 final class UpgradeRun: Sendable {
-    private final class Outcome: Sendable {
-        let value = Mutex<Bool?>(nil)
+    private struct State {
+        var result: Bool?
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+    }
+
+    /// The shared state, in a class so the upgrade's task can hold it too.
+    private final class Shared: Sendable {
+        let state = Mutex(State())
     }
 
     let task: Task<Void, Never>
-    private let outcome = Outcome()
+    private let shared = Shared()
 
     init(order: UpgradeOrder, _ body: @escaping @Sendable (UpgradeOrder) async -> Bool) {
-        let outcome = self.outcome
+        let shared = self.shared
         task = Task {
             let switched = await body(order)
-            outcome.value.withLock { $0 = switched }
+            let waiters = shared.state.withLock { state in
+                state.result = switched
+                defer { state.waiters = [:] }
+                return state.waiters.values
+            }
+            for waiter in waiters { waiter.resume() }
         }
     }
 
     /// True when it switched the release, false when it failed; nil while it runs.
-    var result: Bool? { outcome.value.withLock { $0 } }
+    var result: Bool? { shared.state.withLock { $0.result } }
 
     /// Sleeps for `pause`, or less if the upgrade ends first (the restart should not wait).
+    /// Nothing polls meanwhile: the upgrade's end wakes the waiter.
     func wait(upTo pause: Duration) async {
-        let end = ContinuousClock.now + pause
-        while result == nil, ContinuousClock.now < end, !Task.isCancelled {
-            try? await Task.sleep(for: min(.milliseconds(50), end - ContinuousClock.now))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: pause) }
+            group.addTask { await self.ended() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns once the upgrade has ended, or the calling task is cancelled.
+    private func ended() async {
+        let shared = self.shared
+        let id = shared.state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = shared.state.withLock { state in
+                    if state.result != nil || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            shared.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 }

@@ -35,4 +35,13 @@ static inline CURLcode fledge_curl_easy_getinfo_pointer(CURL *h, CURLINFO i, voi
 static inline CURLMcode fledge_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) {
     return curl_multi_setopt(m, o, v);
 }
+static inline CURLMcode fledge_curl_multi_setopt_pointer(CURLM *m, CURLMoption o, void *v) {
+    return curl_multi_setopt(m, o, v);
+}
+static inline CURLMcode fledge_curl_multi_setopt_socket_cb(CURLM *m, curl_socket_callback v) {
+    return curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, v);
+}
+static inline CURLMcode fledge_curl_multi_setopt_timer_cb(CURLM *m, curl_multi_timer_callback v) {
+    return curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, v);
+}
 #endif

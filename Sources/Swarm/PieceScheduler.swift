@@ -221,6 +221,12 @@ public struct PieceScheduler: Sendable {
         source.isUsable && source.inFlight < policy.maxPerSource && source.notBefore <= now
     }
 
+    /// Every piece slot is taken by a copy that is not overdue: news of availability changes
+    /// nothing before a copy lands or `nextWake`.
+    public func isSaturated(now: Double) -> Bool {
+        !have.isFull && flights.reduce(0) { $0 + (isOverdue($1, now: now) ? 0 : 1) } >= policy.maxInFlight
+    }
+
     /// The next piece to ask for and its source, marked in flight; nil when nothing can go
     /// now (ask again at `nextWake`, or when something happens). Call until nil.
     public mutating func next(now: Double) -> Assignment? {

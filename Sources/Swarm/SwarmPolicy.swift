@@ -59,7 +59,7 @@ public struct SwarmPolicy: Sendable, Equatable {
     /// availability, and name their own range server) become its sources too, at most this
     /// many: HBS lists a host's peers when it admits it, so without this the hosts admitted
     /// last would be asked by nobody, and those admitted first by everybody.
-    public var announcedPeers = 24
+    public var announcedPeers = 12
 
     public init() {}
 

@@ -71,12 +71,12 @@ import Wire
         _ = try engine.pause(rollout.id, now: 3)
         try one.append(engine.takeOutbox(), state: engine.state)
         var state = loaded
-        two.synchronize(&state)
+        _ = two.synchronize(&state)
         #expect(state.rollouts[rollout.id]?.phase == .paused)
         _ = try engine.resume(rollout.id, now: 4)
         try one.append(engine.takeOutbox(), state: engine.state)
         try await Task.sleep(for: .milliseconds(300))
-        two.refresh(&state, host: RolloutEngineTests.host(1))
+        _ = two.refresh(&state, host: RolloutEngineTests.host(1))
         #expect(state.rollouts[rollout.id]?.phase == .running)
     }
 

@@ -285,7 +285,10 @@ public struct RolloutEngine: Sendable {
                     morePeers = true
                 }
             }
-            if progress.phase != before.phase || progress.bytesBySource != before.bytesBySource || morePeers
+            // Growing byte counts are progress, not state: memory only (the next beat says them
+            // again), so a download does not cost a durable write per beat. A new source
+            // delivering is news.
+            if progress.phase != before.phase || Set(progress.bytesBySource.keys) != Set(before.bytesBySource.keys) || morePeers
                 || progress.reported != before.reported {
                 record(.hostUpdated(rollout: id, host: agent.hostname, progress))
             } else {
@@ -453,10 +456,11 @@ public struct RolloutEngine: Sendable {
         outbox = []
     }
 
-    /// Brings in changes made elsewhere (other HBS instances, through a shared store).
-    public mutating func update(_ body: (inout FleetState) -> Void) {
-        body(&state)
-        peerIndex = nil
+    /// Brings in changes made elsewhere (other HBS instances, through a shared store); `body`
+    /// says whether more than one host's progress changed (the peer index is then rebuilt at
+    /// the next admission, not on every beat).
+    public mutating func update(_ body: (inout FleetState) -> Bool) {
+        if body(&state) { peerIndex = nil }
     }
 
     /// After a restart: every admitted host gets a fresh lease and every agent counts as just

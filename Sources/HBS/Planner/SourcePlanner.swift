@@ -19,10 +19,10 @@ public struct PlannerConfiguration: Codable, Sendable, Equatable {
     public var cdnSeeds: Int?
     /// In a swarm: peers each order lists (re-sent with more while the host fetches). A piece
     /// crosses a swarm in about log2(N) hops when every host has a couple of dozen neighbours.
-    public var swarmPeers: Int = 24
+    public var swarmPeers: Int = 12
     /// In a swarm: how many of those are the nearest (same rack, then idc); the others are
     /// drawn at random from the whole swarm, so racks are no islands.
-    public var nearPeers: Int = 8
+    public var nearPeers: Int = 4
     /// Hosts that must report a peer (dropped for misbehaving: lying, corrupt, too slow)
     /// before no order lists it any more; the reporting host itself never gets it again.
     public var quarantineReports: Int = 2

@@ -93,7 +93,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
 
     public func load() throws(StoreError) -> FleetState {
         var state = FleetState()
-        refresh(&state, host: nil, everything: true)
+        _ = refresh(&state, host: nil, everything: true)
         return state
     }
 
@@ -131,7 +131,9 @@ public final class RedisStore: FleetStore, AdmissionLedger {
 
     /// Brings in what other instances changed: rollouts when the epoch moved, the progress of
     /// `host` in the active rollout, and (for `everything`) every host's progress and agent.
-    func refresh(_ state: inout FleetState, host: String?, everything: Bool) {
+    /// True when more than `host`'s progress was read (rollouts, or everything).
+    func refresh(_ state: inout FleetState, host: String?, everything: Bool) -> Bool {
+        var wide = everything
         _ = attempt("refreshing from redis") { () throws(RedisError) in
             // Rollouts change rarely: a beat asks for the epoch at most every 250 ms, so an idle
             // fleet's beats cost Redis nothing.
@@ -151,6 +153,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                     if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
                 }
                 lastEpoch.withLock { $0.epoch = epoch }
+                wide = true
             }
             // By id: holding a copy of the rollout while changing it would copy its host table.
             if let host, let id = state.activeRolloutID,
@@ -174,10 +177,11 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             }
             return .null
         }
+        return wide
     }
 
-    public func refresh(_ state: inout FleetState, host: String) { refresh(&state, host: host, everything: false) }
-    public func synchronize(_ state: inout FleetState) { refresh(&state, host: nil, everything: true) }
+    public func refresh(_ state: inout FleetState, host: String) -> Bool { refresh(&state, host: host, everything: false) }
+    public func synchronize(_ state: inout FleetState) -> Bool { refresh(&state, host: nil, everything: true) }
 
     // MARK: Helpers
 

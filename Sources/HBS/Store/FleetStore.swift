@@ -10,17 +10,19 @@ public protocol FleetStore: Sendable {
 
     /// The slot ledger shared with other HBS instances, if the store is shared.
     var ledger: (any AdmissionLedger)? { get }
-    /// Brings in what other instances changed that a beat from `host` depends on.
-    func refresh(_ state: inout FleetState, host: String)
-    /// Brings in everything other instances changed (before a sweep).
-    func synchronize(_ state: inout FleetState)
+    /// Brings in what other instances changed that a beat from `host` depends on. True when
+    /// more than `host`'s own progress may have changed (rollouts, other hosts): what is
+    /// derived from the whole state (the engine's peer index) must then be built again.
+    func refresh(_ state: inout FleetState, host: String) -> Bool
+    /// Brings in everything other instances changed (before a sweep); true as for `refresh`.
+    func synchronize(_ state: inout FleetState) -> Bool
 }
 
 extension FleetStore {
-    /// A store of one instance shares nothing.
+    /// A store of one instance shares nothing: nothing changes but through this instance.
     public var ledger: (any AdmissionLedger)? { nil }
-    public func refresh(_ state: inout FleetState, host: String) {}
-    public func synchronize(_ state: inout FleetState) {}
+    public func refresh(_ state: inout FleetState, host: String) -> Bool { false }
+    public func synchronize(_ state: inout FleetState) -> Bool { false }
 }
 
 public enum StoreError: Error, CustomStringConvertible {

@@ -64,6 +64,11 @@ final class CurlTransfer {
     private(set) var body: [UInt8] = []
     /// A local failure that stopped the transfer: disk full, body longer than allowed.
     private(set) var sinkError: TransferError?
+    /// Called when a `.stream` sink receives bytes (on the thread driving the transfer): the
+    /// owner then reads only the streams that have news.
+    var onStreamBytes: (() -> Void)?
+    /// Background: its sockets may be left unread for a while (`CurlMulti.holdBackground`).
+    var isBackground = false
 
     init(url: String, sink: CurlBodySink, options: CurlRequestOptions) throws(TransferError) {
         Curl.initializeOnce()
@@ -221,6 +226,7 @@ final class CurlTransfer {
                 sinkError = .http("\(url): body longer than \(limit) bytes")
                 return false
             }
+            if body.isEmpty { onStreamBytes?() }
             body.append(contentsOf: bytes)
         case .file(let fd, let offset, let limit, let hashers):
             guard received + Int64(bytes.count) <= limit else {

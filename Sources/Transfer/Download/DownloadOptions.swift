@@ -12,6 +12,9 @@ public struct DownloadOptions: Sendable {
     /// (`Fledge-Peer-Port`), so a peer fetching the same release can take it in as a source
     /// (`SwarmPolicy.announcedPeers`); nil when it serves none.
     public var announcePort: Int?
+    /// Seeds this download's random tie order; nil draws one (each host its own). Fixed only
+    /// to replay a download's choices.
+    public var tieSeed: UInt64?
     public var connectTimeoutMs: Int = 3000
     /// Total receive rate cap in bytes per second; nil for none. Pieces start in turn under it,
     /// and each transfer is held to it.
@@ -43,6 +46,12 @@ public struct DownloadProgress: Sendable {
     public var droppedSources: [SourceFailure]
 }
 
+/// One verified piece and where it came from.
+public struct PieceDelivery: Sendable, Equatable {
+    public var piece: Int
+    public var source: String
+}
+
 /// What a finished download did.
 public struct DownloadReport: Sendable {
     /// Verified bytes fetched in this run (pieces already on disk are not counted).
@@ -53,7 +62,10 @@ public struct DownloadReport: Sendable {
     public var bytesBySource: [String: Int64]
     /// Sources dropped or banned on the way, with why (the download still succeeded).
     public var droppedSources: [SourceFailure]
-    /// Second copies asked for (overdue pieces hedged, the endgame), and those that won.
+    /// Second copies asked for (overdue pieces hedged, the endgame).
     public var secondCopies: Int
+    /// Each piece fetched in this run (index over the release) and the source that gave it,
+    /// in the order they were verified.
+    public var deliveries: [PieceDelivery]
     public var seconds: Double
 }

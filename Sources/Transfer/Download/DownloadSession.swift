@@ -27,12 +27,20 @@ final class DownloadSession {
     }
 
     /// One source's availability stream.
-    private struct Watch {
+    private final class Watch {
         let source: Int
         let transfer: CurlTransfer
         var parser = ServerSentEventParser(maxLineBytes: 1 << 20)
         /// Whether it said anything valid yet (a first snapshot).
         var heard = false
+        /// When it last received bytes (or opened): silent for three keep-alives, it is dead.
+        var lastBytes: Double
+
+        init(source: Int, transfer: CurlTransfer, now: Double) {
+            self.source = source
+            self.transfer = transfer
+            lastBytes = now
+        }
     }
 
     /// What is known of a source's stream between connections.
@@ -62,11 +70,16 @@ final class DownloadSession {
     private var scheduler: PieceScheduler
     private var flights: [ObjectIdentifier: Flight] = [:]
     private var watches: [ObjectIdentifier: Watch] = [:]
+    /// Streams that received bytes since they were last read.
+    private var streamsWithNews: [ObjectIdentifier] = []
+    /// When the streams' liveness is next checked.
+    private var nextStreamCheck = Double(PieceAvailability.keepAliveSeconds)
     private var streams: [Int: StreamState] = [:]
     private var rateWait: Duration?
     private var receivedBytes: Int64 = 0
     private var fetchedBytes: Int64 = 0
     private var secondCopies = 0
+    private var deliveries: [PieceDelivery] = []
     private var reportedDrops = 0
 
     init(
@@ -82,7 +95,7 @@ final class DownloadSession {
         self.resumedBytes = assembly.verifiedBytes
         scheduler = PieceScheduler(
             pieceCount: manifest.totalPieces, have: assembly.verifiedPieces, policy: options.policy,
-            seed: .random(in: .min ... .max), share: options.seedShare, now: 0)
+            seed: options.tieSeed ?? .random(in: .min ... .max), share: options.seedShare, now: 0)
         for base in sources { add(base, fallback: false) }
         for base in fallbacks { add(base, fallback: true) }
     }
@@ -124,17 +137,41 @@ final class DownloadSession {
     /// Starts what can start, moves the transfers on, settles what ended, and waits for the
     /// next thing to happen (a socket, a deadline, the rate cap).
     func step() throws(TransferError) {
-        var clock = now
+        let clock = now
         reopenStreams(now: clock)
+        checkStreams(now: clock)
         abortExpired(now: clock)
+        // Availability news held while every slot was busy is read before anything is decided.
+        if multi.isHoldingBackground && !mustWait(now: clock) {
+            multi.holdBackground(false)
+            try pump(timeoutMs: 0)
+        }
         try fill(now: clock)
         if flights.isEmpty && watches.isEmpty && scheduler.allSourcesRemoved {
             throw .allSourcesFailed(scheduler.dropped)
         }
-        multi.poll(timeoutMs: pollTimeout(now: clock))
+        // News can change nothing while every slot is busy or the cap makes the next piece
+        // wait: it is read then, not now (no wake-up per peer's piece).
+        multi.holdBackground(mustWait(now: clock))
+        try pump(timeoutMs: pollTimeout(now: clock))
         rateWait = nil
+        reportDrops()
+        if scheduler.allSourcesRemoved && !scheduler.isComplete && flights.isEmpty {
+            throw .allSourcesFailed(scheduler.dropped)
+        }
+    }
+
+    /// Whether nothing new can start before a copy lands, a deadline or the cap's turn.
+    private func mustWait(now: Double) -> Bool {
+        (limiter.map { $0.delay > .zero } ?? false) || scheduler.isSaturated(now: now)
+    }
+
+    /// Waits up to `timeoutMs` for a socket or timer, lets libcurl move the transfers, and
+    /// takes in what arrived: availability news, and the transfers that ended.
+    private func pump(timeoutMs: Int32) throws(TransferError) {
+        multi.poll(timeoutMs: timeoutMs)
         multi.perform()
-        clock = now
+        let clock = now
         readStreams(now: clock)
         for (transfer, outcome) in multi.takeFinished() {
             let key = ObjectIdentifier(transfer)
@@ -144,16 +181,12 @@ final class DownloadSession {
                 try settle(flight, outcome, now: clock)
             }
         }
-        reportDrops()
-        if scheduler.allSourcesRemoved && !scheduler.isComplete && flights.isEmpty {
-            throw .allSourcesFailed(scheduler.dropped)
-        }
     }
 
     /// Until the next deadline, back-off, reconnect or rate-cap turn; at most a second (the
     /// loop checks for cancellation in between).
     private func pollTimeout(now: Double) -> Int32 {
-        var wake = scheduler.nextWake(now: now) ?? now + 1
+        var wake = min(scheduler.nextWake(now: now) ?? now + 1, nextStreamCheck)
         for state in streams.values { if let at = state.reconnectAt { wake = min(wake, at) } }
         if let rateWait { wake = min(wake, now + rateWait.seconds) }
         return Int32(max(1, min(1000, ((wake - now) * 1000).rounded(.up))))
@@ -186,9 +219,9 @@ final class DownloadSession {
         request.expectedFileSize = file.size
         request.acceptedStatuses = [206]
         request.connectTimeoutMs = options.connectTimeoutMs
-        // A backstop only: the scheduler's deadlines give a slow copy up much sooner.
-        request.lowSpeedBytes = 1
-        request.lowSpeedSeconds = 60
+        // No stall timer of libcurl's (one wake-up a second per transfer): the scheduler's
+        // deadlines give a slow copy up (`expired`).
+        request.lowSpeedBytes = 0
         request.maxRecvBytesPerSecond = options.maxBytesPerSecond
         let url = "\(scheduler.sources[assignment.source].url)/\(manifest.name)/\(manifest.version)/\(file.name)"
         let hasher: Hasher?
@@ -264,6 +297,7 @@ final class DownloadSession {
             }
             stopCopies(of: flight.global)
             _ = scheduler.delivered(piece: flight.global, from: flight.source, bytes: flight.expected, now: now)
+            deliveries.append(PieceDelivery(piece: flight.global, source: scheduler.sources[flight.source].url))
             fetchedBytes += flight.expected
             report()
             return
@@ -319,26 +353,50 @@ final class DownloadSession {
         var request = CurlRequestOptions()
         request.connectTimeoutMs = options.connectTimeoutMs
         request.acceptedStatuses = [200]
-        // Silent for three keep-alives: the stream (or the peer) is dead.
-        request.lowSpeedBytes = 1
-        request.lowSpeedSeconds = 3 * PieceAvailability.keepAliveSeconds
+        // Liveness is checked here (`checkStreams`), not by a libcurl timer per stream.
+        request.lowSpeedBytes = 0
         request.headers = ["Accept: text/event-stream"] + (state.lastEventID.map { ["Last-Event-ID: \($0)"] } ?? [])
             + (options.announcePort.map { ["\(PieceAvailability.peerPortHeader): \($0)"] } ?? [])
         let url = scheduler.sources[index].url + PieceAvailability.watchPath(name: manifest.name, version: manifest.version)
         guard let transfer = try? CurlTransfer(url: url, sink: .stream(limit: 4 << 20), options: request) else { return }
-        watches[ObjectIdentifier(transfer)] = Watch(source: index, transfer: transfer)
+        let key = ObjectIdentifier(transfer)
+        transfer.isBackground = true
+        transfer.onStreamBytes = { [unowned self] in streamsWithNews.append(key) }
+        watches[key] = Watch(source: index, transfer: transfer, now: now)
         multi.add(transfer)
+    }
+
+    /// Every keep-alive interval: a stream silent for three of them is closed (and reopened
+    /// like one that ended), so a peer that vanished without a word is noticed.
+    private func checkStreams(now: Double) {
+        guard now >= nextStreamCheck else { return }
+        // Held streams are not read (their bytes wait in the kernel): look again soon.
+        guard !multi.isHoldingBackground else {
+            nextStreamCheck = now + 1
+            return
+        }
+        nextStreamCheck = now + Double(PieceAvailability.keepAliveSeconds)
+        let silence = 3 * Double(PieceAvailability.keepAliveSeconds)
+        for (key, watch) in watches where now - watch.lastBytes > silence && !streamsWithNews.contains(key) {
+            watches[key] = nil
+            multi.remove(watch.transfer)
+            streamEnded(watch, .transportFailed("availability stream silent for \(Int(silence)) s"), now: now)
+        }
     }
 
     private func reopenStreams(now: Double) {
         for (index, state) in streams where state.reconnectAt.map({ $0 <= now }) ?? false { openStream(index) }
     }
 
-    /// Reads what every open stream brought since the last look.
+    /// Reads what the streams with news brought since the last look.
     private func readStreams(now: Double) {
-        for (key, watch) in watches {
+        let keys = streamsWithNews
+        streamsWithNews.removeAll(keepingCapacity: true)
+        for key in keys {
+            guard let watch = watches[key] else { continue }
             let bytes = watch.transfer.takeBody()
             guard !bytes.isEmpty else { continue }
+            watch.lastBytes = now
             guard watch.transfer.headers["content-type"]?.hasPrefix("text/event-stream") ?? false else {
                 // 200 but no event stream: a plain web server, which serves what it has.
                 scheduler.setHoldings(watch.source, .everything)
@@ -352,7 +410,7 @@ final class DownloadSession {
     }
 
     private func read(_ bytes: [UInt8], on watch: Watch, key: ObjectIdentifier) {
-        var watch = watch
+        let heardBefore = watch.heard
         do {
             for event in try watch.parser.feed(bytes) {
                 guard let update = PieceAvailability.update(from: event, pieceCount: manifest.totalPieces) else {
@@ -365,8 +423,7 @@ final class DownloadSession {
         } catch {
             return distrust(watch, key: key, reason: "availability stream: \(error)")
         }
-        watches[key] = watch
-        if watch.heard {
+        if watch.heard && !heardBefore {
             streams[watch.source]?.failingSince = nil
             streams[watch.source]?.failures = 0
             streams[watch.source]?.heard = true
@@ -430,6 +487,6 @@ final class DownloadSession {
         DownloadReport(
             fetchedBytes: fetchedBytes, receivedBytes: receivedBytes, resumedBytes: resumedBytes,
             bytesBySource: scheduler.bytesBySource, droppedSources: scheduler.dropped, secondCopies: secondCopies,
-            seconds: (ContinuousClock.now - started).seconds)
+            deliveries: deliveries, seconds: (ContinuousClock.now - started).seconds)
     }
 }

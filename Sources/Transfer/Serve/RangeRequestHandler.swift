@@ -25,6 +25,8 @@ final class RangeRequestHandler: ChannelInboundHandler {
     private let uploads: UploadSlots?
     private let retryAfter: Int
     private let served: ServedBytes
+    /// Where availability events for this connection's streams are posted (its event loop's).
+    private let mailbox: LoopMailbox
     private let onPeerAnnounced: (@Sendable (String, String, String) -> Void)?
     private let logger: Logger
     private var head: HTTPRequestHead?
@@ -37,13 +39,14 @@ final class RangeRequestHandler: ChannelInboundHandler {
 
     init(
         catalog: any RangeServerCatalog, limiter: RateLimiter?, uploads: UploadSlots? = nil, retryAfter: Int, served: ServedBytes,
-        onPeerAnnounced: (@Sendable (String, String, String) -> Void)? = nil, logger: Logger
+        mailbox: LoopMailbox, onPeerAnnounced: (@Sendable (String, String, String) -> Void)? = nil, logger: Logger
     ) {
         self.catalog = catalog
         self.limiter = limiter
         self.uploads = uploads
         self.retryAfter = retryAfter
         self.served = served
+        self.mailbox = mailbox
         self.onPeerAnnounced = onPeerAnnounced
         self.logger = logger
     }
@@ -259,9 +262,9 @@ final class RangeRequestHandler: ChannelInboundHandler {
         let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-store")])
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
+        let eventLoop = context.eventLoop, mailbox = self.mailbox
         let (first, token) = log.subscribe(lastEventID: request.headers.first(name: "last-event-id")) { event in
-            eventLoop.execute {
+            mailbox.post {
                 let (handler, context) = bound.value
                 handler.deliver(event, context: context)
             }

@@ -67,6 +67,7 @@ public final class RangeServer: Sendable {
     public func start() async throws -> Int {
         let catalog = self.catalog, logger = self.logger, limiter = self.limiter, served = self.served, uploads = self.uploads
         let configuration = self.configuration
+        let mailboxes = Dictionary(uniqueKeysWithValues: group.makeIterator().map { (ObjectIdentifier($0), LoopMailbox(eventLoop: $0)) })
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 512)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -88,7 +89,8 @@ public final class RangeServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         RangeRequestHandler(
                             catalog: catalog, limiter: limiter, uploads: uploads, retryAfter: configuration.retryAfterSeconds,
-                            served: served, onPeerAnnounced: configuration.onPeerAnnounced, logger: logger))
+                            served: served, mailbox: mailboxes[ObjectIdentifier(channel.eventLoop)]!,
+                            onPeerAnnounced: configuration.onPeerAnnounced, logger: logger))
                 }
             }
         let bound = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()

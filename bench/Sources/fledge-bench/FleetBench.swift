@@ -1,7 +1,9 @@
 import ArgumentParser
 import FledgeTesting
 import Foundation
+import HBS
 import LocalFleet
+import Swarm
 
 /// `fledge-bench fleet`: a whole fleet upgrade as real processes on loopback, once per mode
 /// (origin only, several CDNs, peers serving whole files, peers relaying pieces), each on a
@@ -36,13 +38,13 @@ struct FleetBench: AsyncParsableCommand {
     @Option(help: "Modes to run, in order (comma-separated): origin, cdn-batches, peer-file, peer-piece.")
     var modes = FleetMode.allCases.map(\.rawValue).joined(separator: ",")
     @Option(name: .customLong("fast-beat"), help: "HBS's beat interval while a rollout has work, seconds.") var fastBeat = 0.5
-    @Option(name: .customLong("cdn-seeds"), help: "Swarm: hosts per CDN fetching from it first (HBS default 2).") var cdnSeeds: Int?
-    @Option(name: .customLong("swarm-peers"), help: "Swarm: peers per order (HBS default 16).") var swarmPeers: Int?
-    @Option(name: .customLong("fallback-seconds"), help: "Swarm: seconds before an agent asks the CDN for a piece no peer holds (agent default 5).")
+    @Option(name: .customLong("cdn-seeds"), help: "Swarm: hosts per CDN fetching from it first (HBS default: its capacity over an agent's downlink).") var cdnSeeds: Int?
+    @Option(name: .customLong("swarm-peers"), help: "Swarm: peers per order (HBS default \(PlannerConfiguration().swarmPeers)).") var swarmPeers: Int?
+    @Option(name: .customLong("fallback-seconds"), help: "Swarm: seconds without a verified piece before an agent asks the CDN (agent default \(SwarmPolicy.default.fallbackPatience)).")
     var fallbackSeconds: Double?
-    @Option(name: .customLong("pieces-per-source"), help: "Pieces an agent asks of one source at once (agent default 2).")
+    @Option(name: .customLong("pieces-per-source"), help: "Pieces an agent asks of one source at once (agent default \(SwarmPolicy.default.maxPerSource)).")
     var piecesPerSource: Int?
-    @Option(name: .customLong("upload-slots"), help: "Pieces an agent sends to peers at once (agent default 1).")
+    @Option(name: .customLong("upload-slots"), help: "Pieces an agent sends to peers at once (agent default \(SwarmPolicy.default.uploadSlots)).")
     var uploadSlots: Int?
     @Flag(name: .customLong("netns"), help: "Shape links in the kernel: a network namespace per agent and origin on a bridge, tc tbf on each link, Fledge's rate limits off (root).")
     var netns = false

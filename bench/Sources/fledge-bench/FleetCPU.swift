@@ -7,8 +7,12 @@ import LocalFleet
 /// by the whole machine (other work on it included), so a reader can tell whether the cores
 /// were the bottleneck.
 struct FleetCPU: Sendable {
-    /// CPU seconds of the fleet's processes.
+    /// CPU seconds of the fleet's processes, and of its parts: HBS, the origins, the hosts
+    /// (each supervisor with its agents and their self-tests).
     var fleetSeconds: Double
+    var hbsSeconds: Double
+    var originSeconds: Double
+    var hostSeconds: Double
     var benchSeconds: Double
     /// Busy share of all cores over the interval (0...1), from /proc/stat.
     var machineBusy: Double
@@ -22,30 +26,32 @@ struct FleetCPU: Sendable {
 
     /// A reading to subtract a later one from.
     struct Mark: Sendable {
-        var fleet: Double
+        var hbs: Double
+        var origins: Double
+        var hosts: Double
         var bench: Double
         var machine: (busy: Double, total: Double)
         var at: ContinuousClock.Instant
     }
 
     static func mark(_ fleet: LocalFleet) -> Mark {
-        Mark(fleet: fleetSeconds(fleet), bench: ProcFS.ownSeconds(), machine: machineTicks(), at: .now)
+        Mark(
+            hbs: ProcFS.treeSeconds(of: fleet.hbs.child.pid), origins: fleet.origins.map { ProcFS.treeSeconds(of: $0.seeder.child.pid) }.reduce(0, +),
+            hosts: fleet.hosts.map { ProcFS.treeSeconds(of: $0.supervisorPID) }.reduce(0, +), bench: ProcFS.ownSeconds(),
+            machine: machineTicks(), at: .now)
     }
 
     /// From `start` to now.
     static func since(_ start: Mark, _ fleet: LocalFleet) -> FleetCPU {
         let now = mark(fleet)
         let total = now.machine.total - start.machine.total
+        let (hbs, origins, hosts) = (now.hbs - start.hbs, now.origins - start.origins, now.hosts - start.hosts)
         return FleetCPU(
-            fleetSeconds: now.fleet - start.fleet, benchSeconds: now.bench - start.bench,
+            fleetSeconds: hbs + origins + hosts, hbsSeconds: hbs, originSeconds: origins, hostSeconds: hosts, benchSeconds: now.bench - start.bench,
             machineBusy: total > 0 ? (now.machine.busy - start.machine.busy) / total : 0,
             wallSeconds: (now.at - start.at).seconds, cores: ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    private static func fleetSeconds(_ fleet: LocalFleet) -> Double {
-        let pids = [fleet.hbs.child.pid] + fleet.origins.map(\.seeder.child.pid) + fleet.hosts.map(\.supervisorPID)
-        return pids.map(ProcFS.treeSeconds(of:)).reduce(0, +)
-    }
 
     /// Busy and total jiffies of all cores (the `cpu` line of /proc/stat; idle and iowait are
     /// not busy).

@@ -59,7 +59,7 @@ struct FleetReport {
         }
         for result in results {
             if let failure = result.failure { table.note("\(result.mode.rawValue) did not complete: \(failure)") }
-            table.note("\(result.mode.rawValue): agents report \(Format.fixed(Double(result.reportedCDNBytes) / Double(result.fileBytes), 2)) F from the CDN, \(Format.fixed(Double(result.reportedPeerBytes) / Double(result.fileBytes), 2)) F from peers; bench process CPU \(Format.fixed(result.cpu?.benchSeconds ?? 0)) s")
+            table.note("\(result.mode.rawValue): agents report \(Format.fixed(Double(result.reportedCDNBytes) / Double(result.fileBytes), 2)) F from the CDN, \(Format.fixed(Double(result.reportedPeerBytes) / Double(result.fileBytes), 2)) F from peers; CPU seconds: HBS \(Format.fixed(result.cpu?.hbsSeconds ?? 0)), origins \(Format.fixed(result.cpu?.originSeconds ?? 0)), hosts \(Format.fixed(result.cpu?.hostSeconds ?? 0)) (agents, supervisors, self-tests), bench process \(Format.fixed(result.cpu?.benchSeconds ?? 0))")
             if let links = result.links {
                 let f = Double(result.fileBytes)
                 table.note("\(result.mode.rawValue): the kernel's links carried (frame bytes, retransmissions included, over F) origins up \(Format.fixed(Double(links.originsUp) / f, 2)), agents up \(Format.fixed(Double(links.agentsUp) / f, 2)), agents down \(Format.fixed(Double(links.agentsDown) / f, 2)); the agents' downlink queues dropped \(links.agentDownlinkDrops) packets")
@@ -107,6 +107,9 @@ struct FleetReport {
                     "reported_cdn_bytes": result.reportedCDNBytes, "reported_peer_bytes": result.reportedPeerBytes,
                     "fleet_cpu_share": Self.number(result.cpu?.fleetShare), "machine_busy": Self.number(result.cpu?.machineBusy),
                     "bench_cpu_seconds": Self.number(result.cpu?.benchSeconds),
+                    "hbs_cpu_seconds": Self.number(result.cpu?.hbsSeconds),
+                    "origin_cpu_seconds": Self.number(result.cpu?.originSeconds),
+                    "host_cpu_seconds": Self.number(result.cpu?.hostSeconds),
                     "kernel_links": result.links.map { links -> Any in
                         ["origins_up_bytes": links.originsUp, "agents_up_bytes": links.agentsUp, "agents_down_bytes": links.agentsDown,
                          "agent_downlink_drops": links.agentDownlinkDrops]

@@ -131,6 +131,9 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("hedge-factor"), help: "Agents: a piece in flight longer than this many typical piece times is asked of a second holder (the agent's \(SwarmPolicy.default.hedgeFactor)).")
     var hedgeFactor: Double?
 
+    @Option(name: .customLong("announced-peers"), help: "Agents: peers that announce themselves taken in as sources, at most (the agent's \(SwarmPolicy.default.announcedPeers)).")
+    var announcedPeers: Int?
+
     @Option(name: .customLong("near-peers"), help: "Planner, peer-piece: of the peers per order, how many are the nearest (the rest drawn at random).")
     var nearPeers: Int?
 
@@ -262,6 +265,7 @@ struct SimulateBench: AsyncParsableCommand {
         if let uploadQueue { p.swarm.uploadQueue = uploadQueue }
         if let hedgeFactor { p.swarm.hedgeFactor = hedgeFactor }
         if let nearPeers { p.planner.nearPeers = nearPeers }
+        if let announcedPeers { p.swarm.announcedPeers = announcedPeers }
         if let pacedDownloads { p.pacedDownload = pacedDownloads ? p.hostDownload : nil }
         if p.pacedDownload != nil { p.pacedDownload = p.hostDownload }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
