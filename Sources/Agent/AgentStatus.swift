@@ -11,8 +11,10 @@ public final class AgentStatus: Sendable {
         public var downloadedFrom: [String: Int64]?
         public var error: String?
         public var held: [HeldRelease] = []
-        /// Sources the current download gave up on, with why (reported in beats).
+        /// Sources the current download gave up on, with why (logged); and those given up on
+        /// for misbehaving, which beats report so HBS stops handing them out.
         public var droppedSources: [SourceFailure] = []
+        public var reportedSources: [SourceFailure] = []
         public var beats = 0
         public var beatFailures = 0
         /// Upgrades that failed, by kind of reason (refused, download, disk, self-test, install).

@@ -112,7 +112,7 @@ public struct HeartbeatLoop: Sendable {
             hostname: hostname, ip: ip, version: version, labels: configuration.labels, state: now.state,
             rolloutId: now.rolloutId, progressBytes: now.progressBytes, downloadedFrom: now.downloadedFrom,
             error: now.error, held: now.held, peerPort: peerPort,
-            droppedSources: now.droppedSources.isEmpty ? nil : now.droppedSources)
+            droppedSources: now.reportedSources.isEmpty ? nil : now.reportedSources)
         return Array((try? JSONEncoder().encode(beat)) ?? Data())
     }
 

@@ -52,8 +52,11 @@ public struct PieceScheduler: Sendable {
         /// It does not have a piece its availability listed (503, 404): listed wrongly, or it
         /// is restarting.
         case missing(String)
-        /// Refused, reset, timed out, a wrong status, length or range, cut short: may pass.
+        /// A wrong status, length or range: it answered, but not with what was asked.
         case failed(String)
+        /// Refused, reset, timed out, cut short: it may be restarting, or the network may be.
+        /// Counted like `failed`, but no blame a host reports.
+        case unreachable(String)
         /// Too slow: the caller gave the copy up past its abort deadline (`expired`).
         case tooSlow(String)
         /// Bytes that do not match the signed manifest, or more than were asked: never again.
@@ -134,6 +137,7 @@ public struct PieceScheduler: Sendable {
         if let index = sources.firstIndex(where: { $0.url == url }) {
             guard sources[index].removal != nil, !sources[index].banned else { return nil }
             sources[index].removal = nil
+            sources[index].misbehaved = false
             sources[index].consecutiveFailures = 0
             sources[index].slowStrikes = 0
             sources[index].failingSince = nil
@@ -178,6 +182,14 @@ public struct PieceScheduler: Sendable {
     /// Sources given up on, with why (banned ones included).
     public var dropped: [SourceFailure] {
         sources.compactMap { source in source.removal.map { SourceFailure(source: source.url, reason: $0) } }
+    }
+
+    /// Sources given up on for what they did (lied, sent the wrong range or length, trickled,
+    /// sent corrupt bytes), not for being unreachable: what a host reports to HBS.
+    public var misbehaving: [SourceFailure] {
+        sources.compactMap { source in
+            source.misbehaved ? source.removal.map { SourceFailure(source: source.url, reason: $0) } : nil
+        }
     }
 
     /// Every source is out: nothing can come any more.
@@ -251,7 +263,7 @@ public struct PieceScheduler: Sendable {
 
     /// A seed asks its origin only for pieces none of its peers holds, unless it starves.
     private func originMayGive(_ piece: Int, starving: Bool) -> Bool {
-        share == nil || starving || peerHolders[piece] == 0
+        share == nil || starving || Int(peerHolders[piece]) <= policy.seedOriginHolders
     }
 
     /// The rarest wanted piece some free source offers, and that source.
@@ -399,6 +411,9 @@ public struct PieceScheduler: Sendable {
         case .failed(let reason):
             tried[piece, default: []].append(source)
             fail(source, reason: reason, now: now)
+        case .unreachable(let reason):
+            tried[piece, default: []].append(source)
+            fail(source, reason: reason, now: now, misbehaved: false)
         case .tooSlow(let reason):
             tried[piece, default: []].append(source)
             strike(source, reason: reason)
@@ -413,13 +428,13 @@ public struct PieceScheduler: Sendable {
 
     /// A failure that may pass: back off (200 ms, doubling, at most 2 s), and drop the source
     /// after `failureLimit` in a row (a peer only once it has failed for `peerPatience`).
-    private mutating func fail(_ index: Int, reason: String, now: Double) {
+    private mutating func fail(_ index: Int, reason: String, now: Double, misbehaved: Bool = true) {
         sources[index].consecutiveFailures += 1
         let failures = sources[index].consecutiveFailures
         let since = sources[index].failingSince ?? now
         sources[index].failingSince = since
         if failures >= policy.failureLimit && (!sources[index].isPeer || now - since >= policy.peerPatience) {
-            remove(index, reason: "\(reason) (\(failures) failures in a row)")
+            remove(index, reason: "\(reason) (\(failures) failures in a row)", misbehaved: misbehaved)
         } else {
             sources[index].notBefore = now + min(2, 0.2 * Double(1 << min(failures - 1, 4)))
         }
@@ -438,14 +453,15 @@ public struct PieceScheduler: Sendable {
         sources[index].banned = true
     }
 
-    /// Drops a source for what it did outside a piece request (its availability cannot be
-    /// read, or it was unreachable for too long).
-    public mutating func drop(_ index: Int, reason: String) { remove(index, reason: reason) }
+    /// Drops a source for what it did outside a piece request: its availability was no
+    /// availability (`misbehaved`), or it was unreachable for too long.
+    public mutating func drop(_ index: Int, reason: String, misbehaved: Bool) { remove(index, reason: reason, misbehaved: misbehaved) }
 
-    private mutating func remove(_ index: Int, reason: String) {
+    private mutating func remove(_ index: Int, reason: String, misbehaved: Bool = true) {
         guard sources[index].isUsable else { return }
         count(index, -1)
         sources[index].removal = reason
+        sources[index].misbehaved = misbehaved
     }
 
     // MARK: Time

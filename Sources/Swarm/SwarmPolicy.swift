@@ -60,6 +60,8 @@ public struct SwarmPolicy: Sendable, Equatable {
     /// many: HBS lists a host's peers when it admits it, so without this the hosts admitted
     /// last would be asked by nobody, and those admitted first by everybody.
     public var announcedPeers = 12
+    /// A CDN seed asks its CDN for a piece only while at most this many of its peers hold it.
+    public var seedOriginHolders = 0
 
     public init() {}
 
@@ -76,5 +78,15 @@ public enum UploadHint {
     public static func retryAfter(remaining: [Double], queued: Double, slots: Int) -> Double {
         let first = max(0, remaining.min() ?? 0)
         return min(5, max(0.0005, first + queued / Double(max(1, slots))))
+    }
+}
+
+/// How a byte-rate cap paces its bytes: in chunks of about a tenth of a second (each chunk is
+/// a wake-up on both ends of the link; 100 ms of burst is what a token bucket allows anyway),
+/// and its schedule may lag the clock by one chunk. The agent's `RateLimiter` paces uploads
+/// and piece starts this way; the simulator models the same.
+public enum RatePacing {
+    public static func chunkBytes(bytesPerSecond: Double) -> Int {
+        Int(min(256 * 1024, max(4 * 1024, bytesPerSecond / 10)))
     }
 }

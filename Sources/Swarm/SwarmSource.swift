@@ -34,8 +34,10 @@ public struct SwarmSource: Sendable {
     public internal(set) var notBefore = -Double.infinity
     /// Since when every request to it has failed, if they have.
     var failingSince: Double?
-    /// Why it is out of this download, if it is.
+    /// Why it is out of this download, if it is; and whether for what it did (not for being
+    /// unreachable).
     public internal(set) var removal: String?
+    public internal(set) var misbehaved = false
     public internal(set) var banned = false
 
     init(url: String, isFallback: Bool) {

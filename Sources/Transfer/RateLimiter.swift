@@ -1,3 +1,4 @@
+import Swarm
 import Synchronization
 
 /// A byte rate shared by many transfers: a server's upload cap over all its connections (each
@@ -42,9 +43,8 @@ public final class RateLimiter: Sendable {
     /// How far the schedule may lag `now`: one chunk's worth.
     private var slack: Duration { .nanoseconds(Int64(chunkSize) * 1_000_000_000 / bytesPerSecond) }
 
-    /// A chunk size that keeps pacing smooth at this rate: about 10 chunks a second (each is a
-    /// wake-up on both ends of the link; 100 ms of burst is what a token bucket allows anyway).
-    public var chunkSize: Int { Int(min(256 * 1024, max(4 * 1024, bytesPerSecond / 10))) }
+    /// A chunk size that keeps pacing smooth at this rate (`RatePacing`).
+    public var chunkSize: Int { RatePacing.chunkBytes(bytesPerSecond: Double(bytesPerSecond)) }
 
     /// Reserves `bytes`; returns how long to wait before sending them. A chunk goes out when
     /// the link would have finished carrying it, so no window ever sees more than the cap.

@@ -180,6 +180,24 @@ import Wire
         #expect(swarm.allSourcesRemoved == false)
     }
 
+    /// A source out for being unreachable (it may be restarting) is dropped like any, but only
+    /// one that misbehaved is what a host reports to HBS.
+    @Test func onlyMisbehaviourIsReported() {
+        var policy = Self.wide
+        policy.failureLimit = 1
+        policy.maxPerSource = 1
+        var swarm = scheduler(2, policy: policy)
+        let gone = swarm.addSource("http://gone", fallback: false)!
+        let liar = swarm.addSource("http://liar", fallback: false)!
+        swarm.setHoldings(gone, .everything)
+        swarm.setHoldings(liar, .everything)
+        let first = swarm.next(now: 0)!, second = swarm.next(now: 0)!
+        swarm.failed(piece: first.piece, from: first.source, first.source == gone ? .unreachable("refused") : .failed("HTTP 500"), now: 0)
+        swarm.failed(piece: second.piece, from: second.source, second.source == gone ? .unreachable("refused") : .failed("HTTP 500"), now: 0)
+        #expect(swarm.dropped.count == 2)
+        #expect(swarm.misbehaving.map(\.source) == ["http://liar"])
+    }
+
     /// A CDN seed: its share first, and the CDN only for pieces none of its peers holds.
     @Test func aSeedTakesItsShareAndLeavesPeerPiecesToPeers() {
         var policy = Self.wide

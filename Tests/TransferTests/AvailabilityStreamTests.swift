@@ -57,6 +57,28 @@ import Wire
         #expect(later.text.contains("data: " + String(repeating: "1", count: total)))
     }
 
+    /// A reader naming its own range server's port is announced to the serving agent, at the
+    /// address its connection came from; a port that is no port is not.
+    @Test func aReaderAnnouncesItsOwnServer() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let release = try PieceStoreTests.release(in: directory)
+        let store = try PieceStore(root: directory.appending("store"))
+        _ = try store.assembly(for: release.manifest)
+        let heard = Mutex<[String]>([])
+        var settings = RangeServerConfiguration()
+        settings.onPeerAnnounced = { name, version, url in heard.withLock { $0.append("\(name) \(version) \(url)") } }
+        let server = RangeServer(catalog: PieceStoreCatalog(store: store), configuration: settings, logger: Logger(label: "peer"))
+        let port = try await server.start()
+        defer { Task { try await server.shutdown() } }
+        let watch = PieceAvailability.watchPath(name: release.manifest.name, version: release.manifest.version)
+        let named = try LoopbackStream(port: port, target: watch, headers: [PieceAvailability.peerPortHeader: "7071"])
+        #expect(try await Blocking.run { named.read { $0.contains("event: map") } })
+        let bogus = try LoopbackStream(port: port, target: watch, headers: [PieceAvailability.peerPortHeader: "99999"])
+        #expect(try await Blocking.run { bogus.read { $0.contains("event: map") } })
+        #expect(heard.withLock { $0 } == ["fledge-agent 1.1.0 http://127.0.0.1:7071"])
+    }
+
     @Test func uploadSlotsQueueThenRefuseWithAnEstimate() {
         let slots = UploadSlots(limit: 1, queuePerSlot: 1, bytesPerSecond: 1_000_000)
         let granted = Atomic<Int>(0)

@@ -89,6 +89,7 @@ public final class UpgradeExecutor: Sendable {
             $0.progressBytes = 0
             $0.downloadedFrom = [:]
             $0.droppedSources = []
+            $0.reportedSources = []
         }
         do {
             try check(order)
@@ -164,6 +165,7 @@ public final class UpgradeExecutor: Sendable {
                     $0.progressBytes = progress.verifiedBytes
                     $0.downloadedFrom = progress.bytesBySource
                     $0.droppedSources = progress.droppedSources
+                    $0.reportedSources = progress.misbehavingSources
                     $0.held = held + [HeldRelease(
                         name: manifest.name, version: manifest.version, complete: false, verifiedPieces: progress.verifiedPieces)]
                 }

@@ -42,8 +42,10 @@ public struct DownloadProgress: Sendable {
     public var totalPieces: Int
     /// Verified bytes fetched in this run, by source base URL.
     public var bytesBySource: [String: Int64]
-    /// Sources given up on so far, with why.
+    /// Sources given up on so far, with why; and those given up on for what they did (not
+    /// for being unreachable), which a host reports to HBS.
     public var droppedSources: [SourceFailure]
+    public var misbehavingSources: [SourceFailure]
 }
 
 /// One verified piece and where it came from.

@@ -275,7 +275,7 @@ final class DownloadSession {
         switch outcome {
         case .completed(let status) where transfer.statusWasAccepted:
             guard transfer.received == flight.expected else {
-                failure = .failed("sent \(transfer.received) of \(flight.expected) bytes of \(what)")
+                failure = .unreachable("sent \(transfer.received) of \(flight.expected) bytes of \(what), then stopped")
                 break
             }
             let digest: String
@@ -311,7 +311,7 @@ final class DownloadSession {
         case .invalidResponse(let problem):
             failure = .failed("\(problem) (\(what))")
         case .transportFailed(let message):
-            failure = .failed(message)
+            failure = .unreachable(message)
         case .sinkFailed(.http(let detail)):
             failure = .corrupt(detail)  // it sent more than the range asked for: not a source to trust
         case .sinkFailed(let error):
@@ -332,7 +332,8 @@ final class DownloadSession {
     private func report() {
         onProgress?(DownloadProgress(
             verifiedBytes: resumedBytes + fetchedBytes, totalBytes: manifest.totalSize, verifiedPieces: scheduler.have.count,
-            totalPieces: manifest.totalPieces, bytesBySource: scheduler.bytesBySource, droppedSources: scheduler.dropped))
+            totalPieces: manifest.totalPieces, bytesBySource: scheduler.bytesBySource, droppedSources: scheduler.dropped,
+            misbehavingSources: scheduler.misbehaving))
     }
 
     /// A source dropped since the last report is news too.
@@ -444,7 +445,7 @@ final class DownloadSession {
         watches[key] = nil
         multi.remove(watch.transfer)
         streams[watch.source]?.done = true
-        scheduler.drop(watch.source, reason: reason)
+        scheduler.drop(watch.source, reason: reason, misbehaved: true)
     }
 
     /// A stream ended: an origin (404), a peer now complete, or one to reconnect to (with its
@@ -474,7 +475,9 @@ final class DownloadSession {
                 case .invalidResponse(let message): message
                 case .sinkFailed(let error): "\(error)"
                 }
-                scheduler.drop(index, reason: "availability stream: \(why) (\(state.failures) failures in \(Int(now - since)) s)")
+                let misbehaved: Bool = if case .transportFailed = outcome { false } else { true }
+                scheduler.drop(index, reason: "availability stream: \(why) (\(state.failures) failures in \(Int(now - since)) s)",
+                               misbehaved: misbehaved)
                 return
             }
         }

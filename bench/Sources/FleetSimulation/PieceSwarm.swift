@@ -172,7 +172,7 @@ struct PieceSwarm {
             if assignment.kind != .fresh { secondCopies += 1 }
             if let rate = pacedDownload {
                 // Pieces start in turn under the cap; the schedule may lag by one chunk.
-                let slack = Double(min(256 * 1024, max(4 * 1024, Int(rate / 20)))) / rate
+                let slack = Double(RatePacing.chunkBytes(bytesPerSecond: rate)) / rate
                 capFreeAt[host] = max(capFreeAt[host], now - slack) + Double(bytes) / rate
             }
         }

@@ -134,6 +134,9 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(name: .customLong("announced-peers"), help: "Agents: peers that announce themselves taken in as sources, at most (the agent's \(SwarmPolicy.default.announcedPeers)).")
     var announcedPeers: Int?
 
+    @Option(name: .customLong("seed-origin-holders"), help: "Agents: a CDN seed asks its CDN for a piece while at most this many of its peers hold it (the agent's \(SwarmPolicy.default.seedOriginHolders)).")
+    var seedOriginHolders: Int?
+
     @Option(name: .customLong("near-peers"), help: "Planner, peer-piece: of the peers per order, how many are the nearest (the rest drawn at random).")
     var nearPeers: Int?
 
@@ -266,6 +269,7 @@ struct SimulateBench: AsyncParsableCommand {
         if let hedgeFactor { p.swarm.hedgeFactor = hedgeFactor }
         if let nearPeers { p.planner.nearPeers = nearPeers }
         if let announcedPeers { p.swarm.announcedPeers = announcedPeers }
+        if let seedOriginHolders { p.swarm.seedOriginHolders = seedOriginHolders }
         if let pacedDownloads { p.pacedDownload = pacedDownloads ? p.hostDownload : nil }
         if p.pacedDownload != nil { p.pacedDownload = p.hostDownload }
         if let swarmPeers { p.planner.swarmPeers = swarmPeers }
