@@ -283,7 +283,7 @@ final class DownloadSession {
                 digest = hasher.finalizeHex()
             } else {
                 digest = Hex.encode(Digest.sha256(transfer.body))
-                guard digest == manifest.files[flight.piece.file].pieces[flight.piece.index] else {
+                guard ReleaseAssembly.matches(digest, piece: flight.piece.index, of: manifest.files[flight.piece.file]) else {
                     failure = .corrupt("served a corrupt \(what) (HTTP \(status), sha256 \(digest.prefix(16))…)")
                     break
                 }

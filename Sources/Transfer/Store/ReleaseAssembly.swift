@@ -131,7 +131,7 @@ public final class ReleaseAssembly: Sendable {
             for index in 0..<count where recorded[index] == 1 {
                 let range = file.pieceRange(index, pieceSize: pieceSize)
                 let read = (try? Hasher.feed([hasher], from: descriptor, offset: range.lowerBound, length: Int64(range.count))) ?? -1
-                if read == Int64(range.count) && hasher.finalizeHex() == file.pieces[index] {
+                if read == Int64(range.count) && Self.matches(hasher.finalizeHex(), piece: index, of: file) {
                     verified[index] = true
                 } else {
                     _ = hasher.finalize()
@@ -219,9 +219,14 @@ public final class ReleaseAssembly: Sendable {
     /// (its bytes start on their way to disk, so the fsync at the end has little left to do)
     /// and told to `availability`. False, and nothing recorded, if it is not.
     func accept(_ piece: PieceRef, sha256: String) throws(TransferError) -> Bool {
-        guard sha256 == manifest.files[piece.file].pieces[piece.index] else { return false }
+        guard Self.matches(sha256, piece: piece.index, of: manifest.files[piece.file]) else { return false }
         try markVerified(piece)
         return true
+    }
+
+    /// The one comparison that makes a piece verified: its SHA-256 is the signed manifest's.
+    static func matches(_ sha256: String, piece: Int, of file: ReleaseFile) -> Bool {
+        piece < file.pieces.count && sha256 == file.pieces[piece]
     }
 
     /// Records a piece as verified; only `accept` calls it, having compared the hash.
