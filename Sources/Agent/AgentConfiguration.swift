@@ -36,6 +36,11 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var fallbackPatienceSeconds: Double = SwarmPolicy.default.fallbackPatience
     /// Pieces asked of one source at once: a peer's uplink is shared by all it serves.
     public var piecesPerSource: Int = SwarmPolicy.default.maxPerSource
+    /// Pieces in flight at once over all sources.
+    public var piecesInFlight: Int = SwarmPolicy.default.maxInFlight
+    /// Requests for pieces the peer server queues per upload slot (started the moment the slot
+    /// frees); the rest are told when to come back.
+    public var peerUploadQueue: Int = SwarmPolicy.default.uploadQueue
     /// Where `/metrics` is served (`HOST:PORT`); nil: nowhere.
     public var metricsListen: String?
     /// Longest pause between beats; HBS asks for shorter ones while a rollout runs.
@@ -49,6 +54,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var swarmPolicy: SwarmPolicy {
         var policy = SwarmPolicy.default
         policy.maxPerSource = piecesPerSource
+        policy.maxInFlight = piecesInFlight
+        policy.uploadQueue = peerUploadQueue
         policy.fallbackPatience = fallbackPatienceSeconds
         policy.uploadSlots = peerUploadSlots
         return policy
@@ -75,6 +82,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         downloadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .downloadBytesPerSecond)
         fallbackPatienceSeconds = try container.decodeIfPresent(Double.self, forKey: .fallbackPatienceSeconds) ?? fallbackPatienceSeconds
         piecesPerSource = try container.decodeIfPresent(Int.self, forKey: .piecesPerSource) ?? piecesPerSource
+        piecesInFlight = try container.decodeIfPresent(Int.self, forKey: .piecesInFlight) ?? piecesInFlight
+        peerUploadQueue = try container.decodeIfPresent(Int.self, forKey: .peerUploadQueue) ?? peerUploadQueue
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen)
         heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds) ?? 60
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
@@ -106,6 +115,8 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         guard fallbackPatienceSeconds >= 0 else { throw .invalid("fallbackPatienceSeconds: must be 0 or more") }
         guard (1...256).contains(peerUploadSlots) else { throw .invalid("peerUploadSlots: must be 1-256, is \(peerUploadSlots)") }
         guard (1...16).contains(piecesPerSource) else { throw .invalid("piecesPerSource: must be 1-16, is \(piecesPerSource)") }
+        guard (1...64).contains(piecesInFlight) else { throw .invalid("piecesInFlight: must be 1-64, is \(piecesInFlight)") }
+        guard (0...16).contains(peerUploadQueue) else { throw .invalid("peerUploadQueue: must be 0-16, is \(peerUploadQueue)") }
         for (name, listen) in [("peerListen", peerListen), ("metricsListen", metricsListen)] {
             if let listen, ListenAddress(listen) == nil { throw .invalid("\(name): '\(listen)' is not HOST:PORT") }
         }

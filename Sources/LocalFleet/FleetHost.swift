@@ -57,6 +57,8 @@ public final class FleetHost: Sendable {
         if let seconds = plan.fallbackPatienceSeconds { config["fallbackPatienceSeconds"] = seconds }
         if let count = plan.piecesPerSource { config["piecesPerSource"] = count }
         if let slots = plan.peerUploadSlots { config["peerUploadSlots"] = slots }
+        if let queue = plan.peerUploadQueue { config["peerUploadQueue"] = queue }
+        if let count = plan.piecesInFlight { config["piecesInFlight"] = count }
         let path = "\(directory)/\(name).json"
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
         let supervisor = try Supervisor.start(data: data, config: path, confirmSeconds: 60, namespace: node?.namespace)

@@ -30,8 +30,11 @@ public struct FleetPlan: Sendable {
     public var swarmPeers: Int?
     public var fallbackPatienceSeconds: Double?
     public var piecesPerSource: Int?
-    /// The agents' `peerUploadSlots`, where not the default.
+    /// The agents' `peerUploadSlots`, `peerUploadQueue` and `piecesInFlight`, where not the
+    /// defaults.
     public var peerUploadSlots: Int?
+    public var peerUploadQueue: Int?
+    public var piecesInFlight: Int?
     /// Racks the agents are spread over (labels `idc` a/b, `rack` r1...), so locality has
     /// something to prefer.
     public var racks: Int = 4

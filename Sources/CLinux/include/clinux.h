@@ -3,6 +3,7 @@
 #define FLEDGE_CLINUX_H
 #include <sys/types.h>
 #include <sys/epoll.h>
+#include <netinet/tcp.h>
 
 /// sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): start writeback, do not wait.
 int fledge_start_writeback(int fd, off_t offset, off_t length);

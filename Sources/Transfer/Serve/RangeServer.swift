@@ -1,3 +1,4 @@
+import CLinux
 import Logging
 import NIOCore
 import Swarm
@@ -26,6 +27,9 @@ public struct RangeServerConfiguration: Sendable {
     public var retryAfterSeconds: Int = 1
     /// Event loop threads; the agent uses one.
     public var threads: Int = System.coreCount
+    /// Bytes of a body the kernel may hold unsent when its write counts as done
+    /// (TCP_NOTSENT_LOWAT): what an upload slot lets go early.
+    public var unsentBytes: Int = 64 << 10
     /// Hears of a host that fetches a release's availability from this server and named its
     /// own range server (release name, version, that server's base URL at the connection's
     /// address): the agent offers it to its download of the same release.
@@ -72,6 +76,14 @@ public final class RangeServer: Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 512)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            // A body counts as sent (its upload slot frees) when the kernel has sent it, not
+            // when the socket buffer took it: a write completes only once at most this much of
+            // it is still unsent. Without it, a buffer of megabytes swallows several pieces at
+            // once and they share the link (an upload slot in name only).
+            .childChannelOption(
+                ChannelOptions.Types.SocketOption(level: NIOBSDSocket.OptionLevel(rawValue: Int32(IPPROTO_TCP)),
+                                                  name: NIOBSDSocket.Option(rawValue: Int32(TCP_NOTSENT_LOWAT))),
+                value: configuration.unsentBytes)
             .childChannelInitializer { [connections] channel in
                 let count = connections.open.wrappingAdd(1, ordering: .relaxed).newValue
                 channel.closeFuture.whenComplete { _ in connections.open.wrappingSubtract(1, ordering: .relaxed) }

@@ -44,6 +44,10 @@ struct FleetBench: AsyncParsableCommand {
     var fallbackSeconds: Double?
     @Option(name: .customLong("pieces-per-source"), help: "Pieces an agent asks of one source at once (agent default \(SwarmPolicy.default.maxPerSource)).")
     var piecesPerSource: Int?
+    @Option(name: .customLong("upload-queue"), help: "Requests an agent queues per upload slot (agent default \(SwarmPolicy.default.uploadQueue)).")
+    var uploadQueue: Int?
+    @Option(name: .customLong("in-flight"), help: "Pieces an agent has in flight at once (agent default \(SwarmPolicy.default.maxInFlight)).")
+    var inFlight: Int?
     @Option(name: .customLong("upload-slots"), help: "Pieces an agent sends to peers at once (agent default \(SwarmPolicy.default.uploadSlots)).")
     var uploadSlots: Int?
     @Flag(name: .customLong("netns"), help: "Shape links in the kernel: a network namespace per agent and origin on a bridge, tc tbf on each link, Fledge's rate limits off (root).")
@@ -76,7 +80,8 @@ struct FleetBench: AsyncParsableCommand {
             network: netns ? .namespaces : .loopback, agents: agents, releaseBytes: Int64(sizeMiB) << 20, pieceBytes: Int64(pieceKiB) << 10,
             agentBytesPerSecond: Int64(agentMbps * 1e6 / 8), originBytesPerSecond: Int64((originMbps ?? 8 * agentMbps) * 1e6 / 8),
             cdnOrigins: cdnOrigins, fastBeatSeconds: fastBeat, cdnSeeds: cdnSeeds, swarmPeers: swarmPeers,
-            fallbackPatienceSeconds: fallbackSeconds, piecesPerSource: piecesPerSource, peerUploadSlots: uploadSlots)
+            fallbackPatienceSeconds: fallbackSeconds, piecesPerSource: piecesPerSource, peerUploadSlots: uploadSlots,
+            peerUploadQueue: uploadQueue, piecesInFlight: inFlight)
     }
 
     func run() async throws {

@@ -34,6 +34,8 @@ enum FleetMode: String, CaseIterable, Sendable {
         plan.fallbackPatienceSeconds = shape.fallbackPatienceSeconds
         plan.piecesPerSource = shape.piecesPerSource
         plan.peerUploadSlots = shape.peerUploadSlots
+        plan.peerUploadQueue = shape.peerUploadQueue
+        plan.piecesInFlight = shape.piecesInFlight
         // Whole-file relay: a peer serves uplink / downlink downloads at once (the planner's
         // rule), so each gets a host's full downlink; the swarm has its own limits.
         plan.peerFanout = 1
@@ -68,6 +70,8 @@ struct FleetShape: Sendable {
     var fallbackPatienceSeconds: Double? = nil
     var piecesPerSource: Int? = nil
     var peerUploadSlots: Int? = nil
+    var peerUploadQueue: Int? = nil
+    var piecesInFlight: Int? = nil
 }
 
 /// Kumar and Ross's lower bound on the time to give N hosts a file of F bytes, and the
