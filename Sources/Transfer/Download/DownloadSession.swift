@@ -448,14 +448,16 @@ final class DownloadSession {
         scheduler.drop(watch.source, reason: reason, misbehaved: true)
     }
 
-    /// A stream ended: an origin (404), a peer now complete, or one to reconnect to (with its
+    /// A stream ended: an origin (4xx), a peer now complete, or one to reconnect to (with its
     /// last event id, so it says only what was missed). A peer unreachable for `peerPatience`
     /// is dropped.
     private func streamEnded(_ watch: Watch, _ outcome: CurlOutcome, now: Double) {
         let index = watch.source
         guard var state = streams[index], !state.done, scheduler.sources[index].isUsable else { return }
         switch outcome {
-        case .completed(404):
+        case .completed(let status) where (400..<500).contains(status):
+            // No availability here (404, or a CDN refusing paths it does not know): an origin,
+            // which serves what it has; its piece requests tell if it does not.
             scheduler.setHoldings(index, .everything)
             state.done = true
             streams[index] = state
