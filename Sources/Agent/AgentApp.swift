@@ -50,7 +50,7 @@ public struct AgentApp: Sendable {
         let peerListen = configuration.peerListen.flatMap(ListenAddress.init)
         let executor = UpgradeExecutor(
             layout: layout, configuration: configuration, configPath: configPath,
-            verifier: ManifestVerifier(trusting: keys), store: store, status: status, version: version, logger: logger)
+            verifier: ManifestVerifier(trusting: keys, threshold: configuration.signatureThreshold), store: store, status: status, version: version, logger: logger)
         var peerServer: RangeServer?
         var peerPort: Int?
         if let listen = peerListen {
@@ -83,7 +83,13 @@ public struct AgentApp: Sendable {
         }
 
         let hostname = configuration.hostname ?? Self.systemHostname()
-        logger.info("fledge-agent \(version) on \(hostname): \(keys.count) trusted key(s), beating to \(configuration.hbs.joined(separator: ", "))")
+        logger.info("fledge-agent \(version) on \(hostname): \(keys.count) trusted key(s), \(configuration.signatureThreshold) required, beating to \(configuration.hbs.joined(separator: ", "))")
+        if configuration.allowFalcon {
+            logger.warning("allowFalcon is on: falcon's md5-only upgrades (no signature) will be carried out; turn it off once the fleet runs signed releases")
+        }
+        if configuration.fleetTokenFile != nil, configuration.hbs.contains(where: { $0.hasPrefix("http://") }) {
+            logger.warning("HBS is reached over plain http: this host's credential and its orders cross the network readable; give https:// URLs (and hbsCA)")
+        }
         let terminator = Terminator()
         let loop = HeartbeatLoop(
             configuration: configuration, hostname: hostname, version: version, peerPort: peerPort, status: status,
@@ -92,7 +98,7 @@ public struct AgentApp: Sendable {
                 let now = status.current
                 if now.state == .confirming {
                     // HBS heard the new version: the switch is confirmed, the release committed.
-                    layout.commit()
+                    layout.commit(version: version, name: configuration.releaseName)
                     status.update { $0.state = .idle; $0.rolloutId = nil }
                     logger.info("\(version) confirmed and committed")
                 } else if now.state == .failed, Files.exists(layout.rollback) {

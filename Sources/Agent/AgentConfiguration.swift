@@ -19,6 +19,15 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var data: String
     /// PEM public keys of the release signers this agent trusts.
     public var trustedKeys: [String]
+    /// Valid signatures by distinct trusted keys a release needs (2 of 3 keys: one can be lost
+    /// or rotated without any single key being trusted alone).
+    public var signatureThreshold: Int = 1
+    /// Whether falcon's md5-only orders (`{wgeturl}/bin_{version}`, no signature) are carried
+    /// out. Off by default: only signed releases run. Even on, a falcon config never replaces
+    /// what keeps the host safe (trusted keys, HBS list, this switch).
+    public var allowFalcon: Bool = false
+    /// The release name this agent is published as (its floor reads that release's manifests).
+    public var releaseName: String = "fledge-agent"
     /// Where peers fetch verified pieces from this host (`HOST:PORT`); nil: serve none.
     public var peerListen: String?
     /// The address peers reach this host at (default: the HBS-facing address it reports).
@@ -45,8 +54,13 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     public var metricsListen: String?
     /// Longest pause between beats; HBS asks for shorter ones while a rollout runs.
     public var heartbeatSeconds: Double = 60
-    /// File with the fleet token HBS asks for, if it asks.
+    /// File with the fleet's enrolment token: presented once, to get the secret this host
+    /// beats with (kept in `DATA/identity.json`, 0600). Without one, beats carry no
+    /// credential (HBS must run with anonymous beats).
     public var fleetTokenFile: String?
+    /// PEM file of the CAs HBS's certificate must chain to, for `https://` HBS URLs (default:
+    /// the system's). `http://` URLs are plain, as configured.
+    public var hbsCA: String?
     /// Where a release's unit file is installed when systemd runs.
     public var unitPath: String?
 
@@ -74,6 +88,9 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         data = try container.decode(String.self, forKey: .data)
         trustedKeys = try container.decode([String].self, forKey: .trustedKeys)
+        signatureThreshold = try container.decodeIfPresent(Int.self, forKey: .signatureThreshold) ?? signatureThreshold
+        allowFalcon = try container.decodeIfPresent(Bool.self, forKey: .allowFalcon) ?? allowFalcon
+        releaseName = try container.decodeIfPresent(String.self, forKey: .releaseName) ?? releaseName
         peerListen = try container.decodeIfPresent(String.self, forKey: .peerListen)
         advertiseIP = try container.decodeIfPresent(String.self, forKey: .advertiseIP)
         peerUploadBytesPerSecond = try container.decodeIfPresent(Int64.self, forKey: .peerUploadBytesPerSecond)
@@ -87,8 +104,13 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen)
         heartbeatSeconds = try container.decodeIfPresent(Double.self, forKey: .heartbeatSeconds) ?? 60
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
+        hbsCA = try container.decodeIfPresent(String.self, forKey: .hbsCA)
         unitPath = try container.decodeIfPresent(String.self, forKey: .unitPath)
     }
+
+    /// Keys a falcon config (md5-only, unsigned) may never change: what decides which releases
+    /// run and which HBS is obeyed. The running config's values are kept.
+    public static let protectedKeys = ["hbs", "trustedKeys", "signatureThreshold", "allowFalcon", "hbsCA", "fleetTokenFile", "data", "releaseName"]
 
     /// Reads and validates a config file.
     public static func load(_ path: String) throws(AgentConfigError) -> AgentConfiguration {
@@ -111,6 +133,10 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         }
         guard !data.isEmpty, data.hasPrefix("/") else { throw .invalid("data: must be an absolute directory, is '\(data)'") }
         guard !trustedKeys.isEmpty else { throw .invalid("trustedKeys: pin at least one release key") }
+        guard (1...trustedKeys.count).contains(signatureThreshold) else {
+            throw .invalid("signatureThreshold: must be 1-\(trustedKeys.count) (the trusted keys), is \(signatureThreshold)")
+        }
+        guard ReleaseName.isValid(releaseName) else { throw .invalid("releaseName: '\(releaseName)' is not a release name") }
         if let hostname, hostname.isEmpty || hostname.utf8.count > 255 { throw .invalid("hostname: must be 1-255 bytes") }
         guard fallbackPatienceSeconds >= 0 else { throw .invalid("fallbackPatienceSeconds: must be 0 or more") }
         guard (1...256).contains(peerUploadSlots) else { throw .invalid("peerUploadSlots: must be 1-256, is \(peerUploadSlots)") }

@@ -16,7 +16,9 @@ import Wire
 /// keeps beating (progress, verified pieces for peers, the lease) and hands the same order sent
 /// again (with more peers) to `onOffer`; when `onOrder` returns true (the release is switched)
 /// one more beat reports "restarting" and the loop ends. `onAnswered` runs after every answered
-/// beat (the new version confirms its health there).
+/// beat (the new version confirms its health there). With a fleet token, the host enrols first
+/// and every beat carries its credential; a beat HBS no longer knows the credential of (an admin
+/// forgot the host) enrols again.
 public struct HeartbeatLoop: Sendable {
     public let configuration: AgentConfiguration
     public let hostname: String
@@ -52,6 +54,7 @@ public struct HeartbeatLoop: Sendable {
         defer { thread.shutdownGracefully { _ in } }
         let token = configuration.fleetTokenFile.flatMap { try? Files.read(FilePath($0)) }
             .map { String(decoding: $0, as: UTF8.self).split(whereSeparator: \.isWhitespace).joined() }
+        var credential = token == nil ? nil : HostCredential.load(data: configuration.data, hostname: hostname)
         var index = 0
         var failures = 0
         var ip = configuration.advertiseIP ?? ""
@@ -70,11 +73,18 @@ public struct HeartbeatLoop: Sendable {
             let url = configuration.hbs[index] + (finishing || upgrade != nil || ip.isEmpty ? "/v1/heartbeat" : "/v1/heartbeat?wait=\(wait)")
             let body = beatBody(ip: ip)
             do {
-                let (status, answer, localIP) = try await thread.runIfActive {
-                    let result = try Curl.postJSON(
-                        url, body: body, headers: token.map { ["Authorization: Bearer \($0)"] } ?? [],
-                        timeoutSeconds: Double(wait) + 10)
+                if credential == nil, let token {
+                    credential = try await enrol(at: configuration.hbs[index], token: token, on: thread)
+                }
+                let headers = credential?.headers ?? []
+                let (status, answer, localIP) = try await thread.runIfActive { [caFile = configuration.hbsCA] in
+                    let result = try Curl.postJSON(url, body: body, headers: headers, timeoutSeconds: Double(wait) + 10, caFile: caFile)
                     return (result.status, result.body, result.localIP)
+                }
+                if status == 401, credential != nil {
+                    logger.warning("HBS does not know this host's credential any more (an admin forgot it, or it was pruned): enrolling again")
+                    credential = nil
+                    HostCredential.discard(data: configuration.data)
                 }
                 guard status == 200, let reply = try? JSONDecoder().decode(HeartbeatReply.self, from: Data(answer)) else {
                     throw TransferError.http("HTTP \(status): \(String(decoding: answer.prefix(200), as: UTF8.self))")
@@ -103,6 +113,18 @@ public struct HeartbeatLoop: Sendable {
                 try? await Task.sleep(for: Self.jittered(backoff))
             }
         }
+    }
+
+    /// Enrols this host and keeps its credential.
+    private func enrol(at hbs: String, token: String, on thread: NIOThreadPool) async throws -> HostCredential {
+        let credential = try await thread.runIfActive { [hostname, caFile = configuration.hbsCA] in
+            try HostCredential.enrol(hbs: hbs, hostname: hostname, fleetToken: token, caFile: caFile)
+        }
+        do { try credential.save(data: configuration.data) } catch {
+            logger.error("enrolled, but cannot keep the credential (\(error)): after a restart an admin must DELETE /v1/agents/\(hostname)")
+        }
+        logger.notice("enrolled with \(hbs) as \(hostname)")
+        return credential
     }
 
     /// This beat's JSON.

@@ -14,8 +14,19 @@ public struct HBSConfiguration: Codable, Sendable {
     public var redis: String?
     /// File holding the admin bearer token; without one, changes come only from `adminAllow`.
     public var adminTokenFile: String?
-    /// File holding the token agents must present; without one, any agent may beat.
+    /// File holding the fleet's enrolment token: a host presents it once (`POST /v1/enrol`)
+    /// to get the secret it beats with. Without one, HBS makes one: `DATA/fleet-token` (0600)
+    /// with the embedded store, a key in Redis shared by every instance.
     public var fleetTokenFile: String?
+    /// Beats need no per-host credential (a lab without enrolment; logged loudly): any process
+    /// that reaches the agent listener can then speak for any host.
+    public var anonymousBeats: Bool = false
+    /// Believe the address a beat advertises (`ip`) instead of the connection's (hosts behind
+    /// NAT or a proxy); off, a host is listed to peers at the address HBS saw it from.
+    public var trustAdvertisedAddresses: Bool = false
+    /// Admin reads (`/v1/agents`, rollouts, `/metrics`, falcon's GETs) are open to anyone;
+    /// off, they need the same authority as changes (`/healthz` is always open).
+    public var publicReads: Bool = false
     /// Networks whose peers may change things without a token.
     public var adminAllow: [String] = ["127.0.0.0/8", "::1/128"]
     /// Hosts upgrading at once when a rollout does not say (falcon's threshold).
@@ -41,6 +52,9 @@ public struct HBSConfiguration: Codable, Sendable {
         redis = try container.decodeIfPresent(String.self, forKey: .redis)
         adminTokenFile = try container.decodeIfPresent(String.self, forKey: .adminTokenFile)
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
+        anonymousBeats = try container.decodeIfPresent(Bool.self, forKey: .anonymousBeats) ?? defaults.anonymousBeats
+        trustAdvertisedAddresses = try container.decodeIfPresent(Bool.self, forKey: .trustAdvertisedAddresses) ?? defaults.trustAdvertisedAddresses
+        publicReads = try container.decodeIfPresent(Bool.self, forKey: .publicReads) ?? defaults.publicReads
         adminAllow = try container.decodeIfPresent([String].self, forKey: .adminAllow) ?? defaults.adminAllow
         maxConcurrent = try container.decodeIfPresent(Int.self, forKey: .maxConcurrent) ?? defaults.maxConcurrent
         agentName = try container.decodeIfPresent(String.self, forKey: .agentName) ?? defaults.agentName

@@ -27,7 +27,7 @@ public struct HBSServer {
             allowed.append(network)
         }
         let adminToken = try configuration.adminTokenFile.map { try Self.token(from: $0, flag: "--admin-token-file") }
-        let fleetToken = try configuration.fleetTokenFile.map { try Self.token(from: $0, flag: "--fleet-token-file") }
+        let givenFleetToken = try configuration.fleetTokenFile.map { try Self.token(from: $0, flag: "--fleet-token-file") }
 
         let store: any FleetStore
         var redisStore: RedisStore?
@@ -41,15 +41,20 @@ public struct HBSServer {
         } else {
             store = EmbeddedStore(directory: FilePath(configuration.data))
         }
+        let fleetToken = try Self.enrolmentToken(given: givenFleetToken, redis: redisStore, data: configuration.data, logger: logger)
+        if configuration.anonymousBeats {
+            logger.warning("--anonymous-beats: beats carry no credential; anyone who reaches \(configuration.agentListen) can speak for any host")
+        }
         let controlPlane = try ControlPlane(store: store, configuration: configuration.engine, logger: logger)
         let metrics = HBSMetrics(redis: redisStore)
         let planner = SourcePlanner(configuration: configuration.engine.planner)
 
         let agentRouter = Router(context: HBSRequestContext.self)
-        AgentRoutes(controlPlane: controlPlane, fleetToken: fleetToken, metrics: metrics).register(on: agentRouter)
+        AgentRoutes(controlPlane: controlPlane, fleetToken: fleetToken, anonymousBeats: configuration.anonymousBeats,
+                    trustAdvertisedAddresses: configuration.trustAdvertisedAddresses, metrics: metrics).register(on: agentRouter)
 
         let adminRouter = Router(context: HBSRequestContext.self)
-        adminRouter.add(middleware: AdminAuthority(allowed: allowed, token: adminToken))
+        adminRouter.add(middleware: AdminAuthority(allowed: allowed, token: adminToken, publicReads: configuration.publicReads))
         FalconRoutes(controlPlane: controlPlane, agentName: configuration.agentName, maxConcurrent: configuration.maxConcurrent)
             .register(on: adminRouter)
         RolloutRoutes(controlPlane: controlPlane, planner: planner, defaultMaxConcurrent: configuration.maxConcurrent)
@@ -73,6 +78,27 @@ public struct HBSServer {
     static func address(_ text: String, flag: String) throws -> BindAddress {
         guard let listen = ListenAddress(text) else { throw HBSStartError("\(flag): '\(text)' is not HOST:PORT") }
         return .hostname(listen.host, port: listen.port)
+    }
+
+    /// The fleet's enrolment token: the one given, else the one made before (in Redis, shared
+    /// by every instance; or in `DATA/fleet-token`, 0600), else a new one saved there.
+    static func enrolmentToken(given: String?, redis: RedisStore?, data: String, logger: Logger) throws -> EnrolmentToken {
+        if let given { return EnrolmentToken(fixed: given) }
+        if let redis {
+            let proposed = randomSecret()
+            logger.notice("fleet token: made once and kept in redis (\(redis.prefix)fleet-token); hosts enrol with it")
+            return EnrolmentToken { try? redis.fleetToken(proposing: proposed) }
+        }
+        let path = FilePath(data).appending("fleet-token")
+        if let bytes = try? Files.read(path) {
+            return EnrolmentToken(fixed: String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        do {
+            try Files.makeDirectory(FilePath(data))
+            try Files.writeAtomically(Array((randomSecret() + "\n").utf8), to: path, mode: 0o600)
+        } catch { throw HBSStartError("cannot save a fleet token in \(path): \(error); give one with --fleet-token-file") }
+        logger.notice("fleet token: made and saved in \(path) (0600); hosts enrol with it")
+        return try EnrolmentToken(fixed: token(from: path.string, flag: "fleet token"))
     }
 
     static func token(from path: String, flag: String) throws -> String {

@@ -33,11 +33,12 @@ public final class FleetHost: Sendable {
     }
 
     /// Host `index` (0-based) of `plan`: installs `stamped` (the start version) under
-    /// `directory/NAME`, writes its config beating to `hbsURL`, starts it under the supervisor,
+    /// `directory/NAME`, writes its config beating to `hbs` (enrolling with its fleet token),
+    /// starts it under the supervisor,
     /// in `node`'s namespace if given. Fledge's rate caps go into the config only on loopback:
     /// in a namespace the kernel holds them.
     static func start(
-        index: Int, plan: FleetPlan, directory: String, hbsURL: String, node: KernelLinks.Node?, publicKey: String, stamped: String
+        index: Int, plan: FleetPlan, directory: String, hbs: HBSProcess, node: KernelLinks.Node?, publicKey: String, stamped: String
     ) async throws -> FleetHost {
         let name = String(format: "host-%02d", index + 1)
         let data = "\(directory)/\(name)"
@@ -47,9 +48,10 @@ public final class FleetHost: Sendable {
         let address = node?.address ?? Loopback.host
         let peerPort = node == nil ? try Loopback.freePort() : namespacePeerPort
         var config: [String: Any] = [
-            "hbs": [hbsURL], "hostname": name, "data": data, "trustedKeys": [publicKey],
+            "hbs": [hbs.agentURL], "hostname": name, "data": data, "trustedKeys": [publicKey],
             "labels": labels, "peerListen": "\(address):\(peerPort)", "heartbeatSeconds": plan.heartbeatSeconds,
         ]
+        if let token = hbs.fleetTokenFile { config["fleetTokenFile"] = token }
         if node == nil {
             if let cap = plan.agentUploadBytesPerSecond { config["peerUploadBytesPerSecond"] = cap }
             if let cap = plan.agentDownloadBytesPerSecond { config["downloadBytesPerSecond"] = cap }

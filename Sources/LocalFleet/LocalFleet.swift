@@ -72,7 +72,7 @@ public final class LocalFleet: Sendable {
             log("\(plan.origins) origin(s): \(origins.map(\.url).joined(separator: " "))")
             for index in 0..<plan.agents {
                 hosts.append(try await FleetHost.start(
-                    index: index, plan: plan, directory: directory + "/hosts", hbsURL: hbs!.agentURL, node: links?.agents[index],
+                    index: index, plan: plan, directory: directory + "/hosts", hbs: hbs!, node: links?.agents[index],
                     publicKey: release.publicKey, stamped: release.startBinary))
             }
             log("\(plan.agents) agents on \(plan.fromVersion) under scripts/supervise\(links == nil ? "" : ", each in its namespace"); waiting for their first beats")

@@ -19,6 +19,8 @@ public struct Publisher: Sendable {
         /// Piece size in bytes; nil picks one that gives the largest file about 128 pieces.
         public var pieceSize: Int64?
         public var validSeconds: Int64 = 90 * 24 * 3600
+        /// The oldest version a host may install once it confirmed this one (signed).
+        public var minimumVersion: String?
 
         public init(name: String, version: String, binary: FilePath, config: FilePath? = nil, unit: FilePath? = nil, pieceSize: Int64? = nil) {
             self.name = name
@@ -31,11 +33,17 @@ public struct Publisher: Sendable {
     }
 
     public let root: FilePath
-    public let key: Ed25519PrivateKey
+    /// Every key signs (the first is the primary signature): agents trusting a threshold of
+    /// their pinned keys need that many.
+    public let keys: [Ed25519PrivateKey]
 
     public init(root: FilePath, key: Ed25519PrivateKey) {
+        self.init(root: root, keys: [key])
+    }
+
+    public init(root: FilePath, keys: [Ed25519PrivateKey]) {
         self.root = root
-        self.key = key
+        self.keys = keys
     }
 
     /// Pieces of at least 64 KiB and at most 4 MiB, about 128 for the largest file: enough
@@ -50,6 +58,7 @@ public struct Publisher: Sendable {
     public func publish(_ input: Input, now: Int64 = UnixTime.now) throws(PublishError) -> Manifest {
         guard ReleaseName.isValid(input.name) else { throw .invalidName("name", input.name) }
         guard ReleaseName.isValid(input.version) else { throw .invalidName("version", input.version) }
+        if let minimum = input.minimumVersion, !ReleaseName.isValid(minimum) { throw .invalidName("minimum version", minimum) }
         let sources: [(ReleaseFile.Role, FilePath, Int)] =
             [(.bin, input.binary, 0o755)] + (input.config.map { [(.cfg, $0, 0o644)] } ?? [])
             + (input.unit.map { [(.unit, $0, 0o644)] } ?? [])
@@ -72,8 +81,8 @@ public struct Publisher: Sendable {
         }
         var manifest = Manifest(
             name: input.name, version: input.version, pieceSize: pieceSize, createdAt: now,
-            expiresAt: now + input.validSeconds, files: files)
-        do { try manifest.sign(with: key) } catch { throw .transfer(error) }
+            expiresAt: now + input.validSeconds, files: files, minimumVersion: input.minimumVersion)
+        do { try manifest.sign(with: keys) } catch { throw .transfer(error) }
 
         let releaseDirectory = root.appending(input.name).appending(input.version)
         let manifestPath = releaseDirectory.appending("manifest.json")
@@ -99,6 +108,25 @@ public struct Publisher: Sendable {
         return manifest
     }
 
+    /// Gives a published release a new validity (from `now`, `validSeconds` long) and new
+    /// signatures by this publisher's keys, without touching its bytes: how an expired release
+    /// becomes installable again (a rollback to it), and how a key is rotated (sign with old and
+    /// new; later with the new alone). Hosts holding the old manifest take the new one, since
+    /// every file digest is the same. Returns the new manifest.
+    public func resign(name: String, version: String, validSeconds: Int64, now: Int64 = UnixTime.now) throws(PublishError) -> Manifest {
+        let manifestPath = root.appending(name).appending(version).appending("manifest.json")
+        guard let bytes = try? Files.read(manifestPath) else { throw .notPublished(name: name, version: version) }
+        var manifest: Manifest
+        do { manifest = try Manifest.decode(bytes) } catch { throw .transfer(.manifest(error)) }
+        manifest.createdAt = now
+        manifest.expiresAt = now + validSeconds
+        do {
+            try manifest.sign(with: keys)
+            try Files.writeAtomically(Array(manifest.encoded()), to: manifestPath)
+        } catch { throw .transfer(error) }
+        return manifest
+    }
+
     /// Hashes a file once: whole SHA-256 and MD5, and the SHA-256 of each piece.
     static func describe(_ path: FilePath, role: ReleaseFile.Role, name: String, mode: Int, pieceSize: Int64) throws(PublishError) -> ReleaseFile {
         do {
@@ -117,6 +145,7 @@ public enum PublishError: Error, CustomStringConvertible {
     case invalidPieceSize(Int64)
     case duplicateFileName(String)
     case versionExists(name: String, version: String)
+    case notPublished(name: String, version: String)
     case transfer(TransferError)
 
     public var description: String {
@@ -127,6 +156,7 @@ public enum PublishError: Error, CustomStringConvertible {
         case .duplicateFileName(let name): "two files of the release are both named '\(name)'; rename one"
         case .versionExists(let name, let version):
             "\(name) \(version) is already published with different bytes; publish a new version instead"
+        case .notPublished(let name, let version): "\(name) \(version) is not published under this root (no manifest.json)"
         case .transfer(let error): error.description
         }
     }

@@ -9,9 +9,13 @@ import Wire
 /// The only way Transfer turns bytes into a `Manifest` it will act on.
 public struct ManifestVerifier: Sendable {
     public let trustedKeys: [String: Ed25519PublicKey]
+    /// Valid signatures by distinct pinned keys a manifest needs (1 by default; 2 of 3 keys
+    /// lets one key be lost or rotated without trusting a single one alone).
+    public let threshold: Int
 
-    public init(trusting keys: [Ed25519PublicKey]) {
+    public init(trusting keys: [Ed25519PublicKey], threshold: Int = 1) {
         trustedKeys = Dictionary(keys.map { ($0.keyID, $0) }, uniquingKeysWith: { first, _ in first })
+        self.threshold = max(1, threshold)
     }
 
     public func open(_ bytes: some Collection<UInt8>, now: Int64 = UnixTime.now) throws(ManifestError) -> Manifest {
@@ -20,12 +24,21 @@ public struct ManifestVerifier: Sendable {
         return manifest
     }
 
+    /// Expiry, then the signatures: at least `threshold` of them valid, each by a distinct
+    /// pinned key. A signature by a pinned key that does not verify is tampering and refused
+    /// outright, whatever the others say.
     public func verify(_ manifest: Manifest, now: Int64 = UnixTime.now) throws(ManifestError) {
         guard manifest.expiresAt > now else { throw .expired(expiresAt: manifest.expiresAt, now: now) }
-        guard let key = trustedKeys[manifest.keyId] else { throw .unknownKey(manifest.keyId) }
-        guard let signature = Data(base64Encoded: manifest.signature),
-            key.isValidSignature(Array(signature), for: manifest.canonicalBytes)
-        else { throw .badSignature(keyId: manifest.keyId) }
+        var valid = 0
+        for entry in manifest.signatures {
+            guard let key = trustedKeys[entry.keyId] else { continue }
+            guard let signature = Data(base64Encoded: entry.signature),
+                  key.isValidSignature(Array(signature), for: manifest.canonicalBytes(keyId: entry.keyId))
+            else { throw .badSignature(keyId: entry.keyId) }
+            valid += 1
+        }
+        if valid == 0 && threshold == 1 { throw .unknownKey(manifest.keyId) }
+        guard valid >= threshold else { throw .tooFewSignatures(valid: valid, threshold: threshold) }
     }
 }
 
@@ -62,10 +75,22 @@ extension ManifestVerifier {
 }
 
 extension Manifest {
-    /// Sets `keyId` and `signature` for `key`.
+    /// Sets `keyId` and `signature` for `key`, and no cosignatures.
     public mutating func sign(with key: Ed25519PrivateKey) throws(TransferError) {
-        keyId = try key.publicKey.keyID
-        signature = try Data(key.signature(for: canonicalBytes)).base64EncodedString()
+        try sign(with: [key])
+    }
+
+    /// Signs with every key: the first is the primary signature, the others cosignatures.
+    public mutating func sign(with keys: [Ed25519PrivateKey]) throws(TransferError) {
+        guard let first = keys.first else { throw .invalidKey("a manifest needs at least one signing key") }
+        var signed: [ManifestSignature] = []
+        for key in keys {
+            let id = try key.publicKey.keyID
+            signed.append(ManifestSignature(keyId: id, signature: try Data(key.signature(for: canonicalBytes(keyId: id))).base64EncodedString()))
+        }
+        keyId = try first.publicKey.keyID
+        signature = signed[0].signature
+        cosignatures = signed.count > 1 ? Array(signed.dropFirst()) : nil
     }
 }
 

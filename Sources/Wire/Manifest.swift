@@ -21,10 +21,17 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var keyId: String
     /// Base64 Ed25519 signature over `canonicalBytes`.
     public var signature: String
+    /// More signatures, each by another key over `canonicalBytes(keyId:)` with its own key id:
+    /// an agent trusting a threshold of its pinned keys can have a key rotated without a flag
+    /// day (sign with old and new, then drop the old).
+    public var cosignatures: [ManifestSignature]?
+    /// The oldest version a host may install once it has confirmed this release (signed): a
+    /// publisher withdrawing older releases says so here, and no order can go below it.
+    public var minimumVersion: String?
 
     public init(
         name: String, version: String, pieceSize: Int64, createdAt: Int64, expiresAt: Int64,
-        files: [ReleaseFile], keyId: String = "", signature: String = ""
+        files: [ReleaseFile], keyId: String = "", signature: String = "", minimumVersion: String? = nil
     ) {
         self.format = Manifest.currentFormat
         self.name = name
@@ -35,6 +42,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.files = files
         self.keyId = keyId
         self.signature = signature
+        self.minimumVersion = minimumVersion
     }
 
     public var totalSize: Int64 { files.reduce(0) { $0 + $1.size } }
@@ -43,21 +51,49 @@ public struct Manifest: Codable, Sendable, Equatable {
     public func file(role: ReleaseFile.Role) -> ReleaseFile? { files.first { $0.role == role } }
     public func file(named name: String) -> ReleaseFile? { files.first { $0.name == name } }
 
-    /// The exact bytes the signature covers: a line-oriented text in a fixed order, so every
-    /// build of every version produces the same bytes (JSON encoders need not agree).
+    /// The exact bytes the primary signature covers: a line-oriented text in a fixed order, so
+    /// every build of every version produces the same bytes (JSON encoders need not agree).
     /// Names and hashes are validated to contain no newlines before this is used.
-    public var canonicalBytes: [UInt8] {
+    public var canonicalBytes: [UInt8] { canonicalBytes(keyId: keyId) }
+
+    /// What the signature by `keyId` covers: the canonical text naming that key.
+    public func canonicalBytes(keyId: String) -> [UInt8] {
         var lines = [
             "fledge-manifest/\(format)",
             "name=\(name)", "version=\(version)", "piece-size=\(pieceSize)",
             "created-at=\(createdAt)", "expires-at=\(expiresAt)", "key-id=\(keyId)",
-            "files=\(files.count)",
         ]
+        if let minimumVersion { lines.append("minimum-version=\(minimumVersion)") }
+        lines.append("files=\(files.count)")
         for file in files {
             lines.append("file=\(file.role.rawValue) \(file.name) \(file.size) \(file.mode) \(file.sha256) \(file.md5)")
             lines.append(contentsOf: file.pieces.map { "piece=\($0)" })
         }
         return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+
+    /// Every signature it carries, the primary first.
+    public var signatures: [ManifestSignature] {
+        [ManifestSignature(keyId: keyId, signature: signature)] + (cosignatures ?? [])
+    }
+
+    /// The same release: the same files, bytes and pieces (a re-signed manifest differs only in
+    /// its times and signatures, and a host holding the old one takes the new one).
+    public func sameContent(as other: Manifest) -> Bool {
+        name == other.name && version == other.version && pieceSize == other.pieceSize && files == other.files
+            && minimumVersion == other.minimumVersion
+    }
+}
+
+/// One key's signature of a manifest.
+public struct ManifestSignature: Codable, Sendable, Equatable {
+    public var keyId: String
+    /// Base64 Ed25519 signature over the manifest's `canonicalBytes(keyId:)`.
+    public var signature: String
+
+    public init(keyId: String, signature: String) {
+        self.keyId = keyId
+        self.signature = signature
     }
 }
 

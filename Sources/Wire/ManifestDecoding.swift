@@ -52,6 +52,14 @@ extension Manifest {
         guard !files.isEmpty else { throw .invalidField("files", reason: "a release has at least one file") }
         guard !keyId.isEmpty else { throw .missingField("keyId") }
         guard !signature.isEmpty else { throw .missingField("signature") }
+        var keys: Set<String> = [keyId]
+        for (index, cosignature) in (cosignatures ?? []).enumerated() {
+            guard !cosignature.keyId.isEmpty, !cosignature.signature.isEmpty else { throw .missingField("cosignatures[\(index)]") }
+            guard keys.insert(cosignature.keyId).inserted else {
+                throw .invalidField("cosignatures[\(index)].keyId", reason: "key '\(cosignature.keyId)' signs twice")
+            }
+        }
+        if let minimumVersion { try ReleaseName.check(minimumVersion, field: "minimumVersion") }
         var names = Set<String>()
         var roles = Set<ReleaseFile.Role>()
         for (index, file) in files.enumerated() {

@@ -9,6 +9,7 @@ public enum ManifestError: Error, Equatable, CustomStringConvertible {
     case expired(expiresAt: Int64, now: Int64)
     case unknownKey(String)
     case badSignature(keyId: String)
+    case tooFewSignatures(valid: Int, threshold: Int)
 
     public var description: String {
         switch self {
@@ -24,6 +25,8 @@ public enum ManifestError: Error, Equatable, CustomStringConvertible {
             "manifest expired at \(expiresAt) (now \(now)); republish the release"
         case .unknownKey(let keyId): "manifest is signed by key '\(keyId)', which is not pinned here"
         case .badSignature(let keyId): "manifest signature does not verify with key '\(keyId)': tampered or corrupt"
+        case .tooFewSignatures(let valid, let threshold):
+            "manifest carries \(valid) valid signature\(valid == 1 ? "" : "s") of keys pinned here; \(threshold) are required (signatureThreshold)"
         }
     }
 }

@@ -19,7 +19,14 @@ struct FledgeHBS: AsyncParsableCommand {
     @Option(help: "HOST:PORT for agents' heartbeats (default 0.0.0.0:6030).") var agentListen: String?
     @Option(help: "HOST:PORT for the admin API (default 0.0.0.0:6031).") var adminListen: String?
     @Option(help: "File with the admin bearer token.") var adminTokenFile: String?
-    @Option(help: "File with the token agents must present.") var fleetTokenFile: String?
+    @Option(help: "File with the fleet's enrolment token (default: one HBS makes, DATA/fleet-token or in Redis).")
+    var fleetTokenFile: String?
+    @Flag(help: "Accept beats without a per-host credential (a lab: anyone reaching the agent port speaks for any host).")
+    var anonymousBeats = false
+    @Flag(help: "Believe the address a beat advertises instead of the connection's (hosts behind NAT).")
+    var trustAdvertisedAddresses = false
+    @Flag(help: "Admin reads (agents, rollouts, /metrics) open to anyone, not only to those who may change things.")
+    var publicReads = false
     @Option(help: "Network allowed to change things without a token (CIDR; repeat). Default: loopback.")
     var adminAllow: [String] = []
     @Option(help: "Hosts upgrading at once unless a rollout says otherwise (default 2000).") var maxConcurrent: Int?
@@ -40,6 +47,9 @@ struct FledgeHBS: AsyncParsableCommand {
         if let adminListen { settings.adminListen = adminListen }
         if let adminTokenFile { settings.adminTokenFile = adminTokenFile }
         if let fleetTokenFile { settings.fleetTokenFile = fleetTokenFile }
+        if anonymousBeats { settings.anonymousBeats = true }
+        if trustAdvertisedAddresses { settings.trustAdvertisedAddresses = true }
+        if publicReads { settings.publicReads = true }
         if !adminAllow.isEmpty { settings.adminAllow = adminAllow }
         if let maxConcurrent { settings.maxConcurrent = maxConcurrent }
         if let agentName { settings.agentName = agentName }

@@ -14,7 +14,7 @@ struct FledgeSeeder: AsyncParsableCommand {
         commandName: "fledge-seeder",
         abstract: "Publish signed Fledge releases and serve them as an origin.",
         discussion: "Exit status: 0 done, 1 failed (the message says why), 64 bad arguments.",
-        subcommands: [Keygen.self, Publish.self, Serve.self, Mirror.self, Stamp.self])
+        subcommands: [Keygen.self, Publish.self, Resign.self, Serve.self, Mirror.self, Stamp.self])
 }
 
 /// Prints an error the way every subcommand does and exits 1.
@@ -67,24 +67,53 @@ struct Publish: ParsableCommand {
     @Option(help: "The executable.") var binary: String
     @Option(help: "Its config file.") var config: String?
     @Option(help: "Its systemd unit file.") var unit: String?
-    @Option(help: "Signing key (PEM), from keygen.") var key: String
+    @Option(help: "Signing key (PEM), from keygen; repeat to sign with several (the first is the primary).")
+    var key: [String]
     @Option(help: "Piece size in bytes (default: about 128 pieces for the largest file, 64 KiB-4 MiB).")
     var pieceSize: Int64?
     @Option(help: "Days the manifest stays valid.") var validDays: Int64 = 90
+    @Option(help: "The oldest version a host may install once it confirmed this one (signed; rollback floor).")
+    var minimumVersion: String?
 
     func validate() throws {
         if let pieceSize, pieceSize <= 0 { throw ValidationError("--piece-size must be positive") }
         if validDays <= 0 { throw ValidationError("--valid-days must be positive") }
+        if key.isEmpty { throw ValidationError("give at least one --key") }
     }
 
     func run() throws {
         do {
-            let key = try ReleaseKeys.loadPrivate(FilePath(self.key))
+            let keys = try key.map { path throws(TransferError) in try ReleaseKeys.loadPrivate(FilePath(path)) }
             var input = Publisher.Input(
                 name: name, version: version, binary: FilePath(binary), config: config.map { FilePath($0) },
                 unit: unit.map { FilePath($0) }, pieceSize: pieceSize)
             input.validSeconds = validDays * 24 * 3600
-            let manifest = try Publisher(root: FilePath(root), key: key).publish(input)
+            input.minimumVersion = minimumVersion
+            let manifest = try Publisher(root: FilePath(root), keys: keys).publish(input)
+            printJSON(PublishSummary(manifest, root: root))
+        } catch { throw fail(error) }
+    }
+}
+
+struct Resign: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Give a published release a new validity and new signatures, its bytes unchanged (expired releases, key rotation).")
+
+    @Option(help: "Origin root directory.") var root: String
+    @Option(help: "Release name.") var name: String
+    @Option(help: "Release version.") var version: String
+    @Option(help: "Signing key (PEM); repeat to sign with several (the first is the primary).") var key: [String]
+    @Option(help: "Days the manifest stays valid from now.") var validDays: Int64 = 90
+
+    func validate() throws {
+        if validDays <= 0 { throw ValidationError("--valid-days must be positive") }
+        if key.isEmpty { throw ValidationError("give at least one --key") }
+    }
+
+    func run() throws {
+        do {
+            let keys = try key.map { path throws(TransferError) in try ReleaseKeys.loadPrivate(FilePath(path)) }
+            let manifest = try Publisher(root: FilePath(root), keys: keys).resign(name: name, version: version, validSeconds: validDays * 24 * 3600)
             printJSON(PublishSummary(manifest, root: root))
         } catch { throw fail(error) }
     }

@@ -8,7 +8,8 @@ import Wire
 /// and nothing else, exports process metrics, and stops cleanly on SIGTERM.
 @Suite struct AgentProcessTests {
     static func config(
-        in directory: TemporaryDirectory, hbs: String, peerPort: Int? = nil, metricsPort: Int? = nil, keyPath: String
+        in directory: TemporaryDirectory, hbs: String, fleetTokenFile: String? = nil, peerPort: Int? = nil, metricsPort: Int? = nil,
+        keyPath: String
     ) throws -> String {
         var json: [String: Any] = [
             "hbs": [hbs], "hostname": "agent-under-test", "labels": ["idc": "a", "rack": "1"],
@@ -16,6 +17,7 @@ import Wire
         ]
         if let peerPort { json["peerListen"] = "127.0.0.1:\(peerPort)" }
         if let metricsPort { json["metricsListen"] = "127.0.0.1:\(metricsPort)" }
+        if let fleetTokenFile { json["fleetTokenFile"] = fleetTokenFile }
         let path = directory.string + "/agent.json"
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
         return path
@@ -75,7 +77,7 @@ import Wire
         let hbs = try await HBSProcess.start(data: directory.string + "/hbs")
         defer { hbs.kill() }
         let peerPort = try Loopback.freePort(), metricsPort = try Loopback.freePort()
-        let config = try Self.config(in: directory, hbs: "http://127.0.0.1:\(hbs.agentPort)", peerPort: peerPort,
+        let config = try Self.config(in: directory, hbs: hbs.agentURL, fleetTokenFile: hbs.fleetTokenFile, peerPort: peerPort,
                                      metricsPort: metricsPort, keyPath: release.publicKeyPath.string)
         let agent = try ChildProcess(Binaries.path("fledge-agent"), ["--config", config])
         defer { _ = agent.kill() }

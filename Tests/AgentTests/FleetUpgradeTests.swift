@@ -24,7 +24,7 @@ import Testing
         var supervisors: [ChildProcess] = []
         defer { supervisors.forEach(UpgradeTests.stop) }
         for host in hosts {
-            let config = try fleet.config(hbsPort: hbs.agentPort, host: host, peerPort: try Loopback.freePort())
+            let config = try fleet.config(hbs: hbs, host: host, peerPort: try Loopback.freePort())
             supervisors.append(try UpgradeTests.supervise(fleet, config: config, host: host))
         }
         for host in hosts {
@@ -60,7 +60,7 @@ import Testing
         // Capped, so the download lasts a few seconds and pieces have time to travel.
         let caps: [String: Any] = ["downloadBytesPerSecond": releaseSize / 3, "peerUploadBytesPerSecond": releaseSize / 3]
         for host in hosts {
-            let config = try fleet.config(hbsPort: hbs.agentPort, host: host, peerPort: try Loopback.freePort(), extra: caps)
+            let config = try fleet.config(hbs: hbs, host: host, peerPort: try Loopback.freePort(), extra: caps)
             supervisors.append(try UpgradeTests.supervise(fleet, config: config, host: host))
         }
         for host in hosts {
@@ -88,7 +88,8 @@ import Testing
         let nginx = try await Nginx.start(root: FilePath(fleet.directory.string + "/cdn"), prefix: FilePath(fleet.directory.string + "/nginx"))
         let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
         defer { hbs.kill() }
-        let supervisor = try UpgradeTests.supervise(fleet, config: try fleet.config(hbsPort: hbs.agentPort))
+        // Falcon's orders carry no signature: this host opts in to them.
+        let supervisor = try UpgradeTests.supervise(fleet, config: try fleet.config(hbs: hbs, extra: ["allowFalcon": true]))
         defer { UpgradeTests.stop(supervisor) }
         for _ in 0..<100 where try await UpgradeTests.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
 

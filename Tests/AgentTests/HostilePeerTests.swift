@@ -26,9 +26,9 @@ import Wire
         try await Self.upgrade(past: mode, claim: .pieces, pieceRelay: true)
     }
 
-    /// Whole-file relay: the hostile peer claims the release whole from its first beat, so the
-    /// planner makes it the first source (and manifest source) of every real host, an endless
-    /// 200 being what it sends.
+    /// Whole-file relay: the hostile peer runs the release already and holds it whole (HBS saw
+    /// it run the version, so it vouches for it), so the planner makes it the first source
+    /// (and manifest source) of every real host, an endless 200 being what it sends.
     @Test func wholeFileRelayUpgradesPastAnEndlessPeer() async throws {
         try await Self.upgrade(past: .endless200, claim: .whole, pieceRelay: false)
     }
@@ -55,7 +55,7 @@ import Wire
                 hostile = try await HostilePeer.start(
                     hbsPort: fleet.hbs.agentPort, hostname: "hostile-\(mode)", mode: mode, pieces: published.pieces,
                     labels: ["idc": "a", "rack": "r1"], origin: fleet.origins[0].url, claim: claim,
-                    version: plan.toVersion, fromVersion: plan.fromVersion)
+                    version: plan.toVersion, fromVersion: plan.fromVersion, fleetTokenFile: fleet.hbs.fleetTokenFile)
                 try await Self.waitUntilListed(hostile!, hbs: fleet.hbs)
 
                 let (id, postedAt) = try await fleet.startRollout(RolloutPlan())

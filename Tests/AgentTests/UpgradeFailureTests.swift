@@ -19,8 +19,8 @@ import Testing
         try await fleet.publish(version: "1.1.0", binary: try await fleet.stamped("1.1.0"))
         let size = try FileManager.default.attributesOfItem(atPath: fleet.origin + "/fledge-agent/bin_1.1.0")[.size] as! Int
         // Slow enough to be caught half-way: the whole release takes about four seconds.
-        let stage = try await UpgradeTests.Stage(fleet) { hbsPort in
-            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try fleet.config(hbsPort: hbsPort)))) as! [String: Any]
+        let stage = try await UpgradeTests.Stage(fleet) { hbs in
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try fleet.config(hbs: hbs)))) as! [String: Any]
             config["downloadBytesPerSecond"] = size / 4
             let path = fleet.directory.string + "/agent-slow.json"
             try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))

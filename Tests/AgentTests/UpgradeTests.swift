@@ -41,12 +41,13 @@ import Testing
             return path
         }
 
-        func config(hbsPort: Int, host: String = "host-a", peerPort: Int? = nil, extra: [String: Any] = [:]) throws -> String {
+        func config(hbs: HBSProcess, host: String = "host-a", peerPort: Int? = nil, extra: [String: Any] = [:]) throws -> String {
             var json: [String: Any] = [
-                "hbs": ["http://127.0.0.1:\(hbsPort)"], "hostname": host, "data": dataDirectory(host),
+                "hbs": [hbs.agentURL], "hostname": host, "data": dataDirectory(host),
                 "trustedKeys": [keys + "/release.pub"], "heartbeatSeconds": 2, "labels": ["idc": "a", "rack": "1"],
             ].merging(extra) { $1 }
             if let peerPort { json["peerListen"] = "127.0.0.1:\(peerPort)" }
+            if let token = hbs.fleetTokenFile { json["fleetTokenFile"] = token }
             let path = directory.string + "/agent-\(host).json"
             try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
             return path
@@ -75,16 +76,16 @@ import Testing
 
     /// What every upgrade test runs: a seeder over the fleet's origin, fledge-hbs, and host-a's
     /// agent under the supervisor, registered with HBS (on 1.0.0). `config` writes host-a's
-    /// config for an HBS agent port (default: `Fleet.config`).
+    /// config for an HBS (default: `Fleet.config`).
     final class Stage {
         let seeder: SeederProcess
         let hbs: HBSProcess
         let supervisor: ChildProcess
 
-        init(_ fleet: Fleet, config: ((Int) throws -> String)? = nil) async throws {
+        init(_ fleet: Fleet, config: ((HBSProcess) throws -> String)? = nil) async throws {
             seeder = try await SeederProcess.start(root: fleet.origin)
             hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-            supervisor = try UpgradeTests.supervise(fleet, config: try (config ?? { try fleet.config(hbsPort: $0) })(hbs.agentPort))
+            supervisor = try UpgradeTests.supervise(fleet, config: try (config ?? { try fleet.config(hbs: $0) })(hbs))
             for _ in 0..<100 where try await UpgradeTests.agent(hbs)?["version"] as? String != "1.0.0" {
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -336,7 +336,8 @@ class Server(ThreadingHTTPServer):
 class Beats:
     """Beats to HBS every --beat-seconds as the agent host it pretends to be; takes the first
     order it gets as its own upgrade, and from then on reports it as downloading (claiming all
-    pieces but one) or, with --claim whole, holding the release whole."""
+    pieces but one) or, with --claim whole, running and holding the release whole. With a
+    fleet token it enrols first, as a real agent does, so HBS hears it as the host it names."""
 
     def __init__(self, settings, port, labels):
         self.settings = settings
@@ -345,6 +346,7 @@ class Beats:
         self.rollout = None
         self.last_order = None
         self.last_error = None
+        self.secret = None
 
     def body(self):
         s = self.settings
@@ -352,9 +354,10 @@ class Beats:
         beat = {"hostname": s.hostname, "ip": "127.0.0.1", "version": s.from_version, "labels": self.labels,
                 "state": "idle", "held": [], "peerPort": self.port}
         if s.claim == "whole":
-            # A host that holds the release whole already (from an aborted rollout, say) yet
-            # still runs the old version: whole-file relay lists it from the rollout's start.
+            # A host that runs the release already and holds it whole: HBS vouches for a host
+            # it saw run the version, so whole-file relay lists it from the rollout's start.
             beat["held"] = whole
+            beat["version"] = s.version
         if self.rollout is not None:
             beat["rolloutId"] = self.rollout
             if s.claim == "pieces":
@@ -363,10 +366,25 @@ class Beats:
                                  "verifiedPieces": max(1, s.pieces - 1)}]
         return json.dumps(beat).encode()
 
-    def beat(self):
+    def enrol(self):
+        """Gets this host's secret with the fleet token (POST /v1/enrol), once."""
+        with open(self.settings.fleet_token_file) as f:
+            token = f.read().strip()
         request = urllib.request.Request(
-            self.settings.hbs.rstrip("/") + "/v1/heartbeat", data=self.body(),
-            headers={"Content-Type": "application/json"}, method="POST")
+            self.settings.hbs.rstrip("/") + "/v1/enrol", data=json.dumps({"hostname": self.settings.hostname}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            self.secret = json.loads(answer.read())["secret"]
+        log(f"enrolled as {self.settings.hostname}")
+
+    def beat(self):
+        headers = {"Content-Type": "application/json"}
+        if self.settings.fleet_token_file:
+            if self.secret is None:
+                self.enrol()
+            headers.update({"Fledge-Host": self.settings.hostname, "Authorization": f"Bearer {self.secret}"})
+        request = urllib.request.Request(
+            self.settings.hbs.rstrip("/") + "/v1/heartbeat", data=self.body(), headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=10) as answer:
             reply = json.loads(answer.read() or b"{}")
         order = reply.get("order") if isinstance(reply, dict) else None
@@ -417,6 +435,7 @@ def main():
     parser.add_argument("--labels", type=parse_labels, default={}, help="idc=a,rack=r1")
     parser.add_argument("--origin", help="the real origin: right bytes and the manifest come from there")
     parser.add_argument("--claim", choices=["pieces", "whole"], default="pieces")
+    parser.add_argument("--fleet-token-file", help="enrol with this fleet token and beat with the secret HBS issues")
     parser.add_argument("--beat-seconds", type=float, default=0.5)
     settings = parser.parse_args()
     if settings.pieces < 1:

@@ -61,11 +61,11 @@ public final class HostilePeer: Sendable {
     /// Starts it beating to the HBS agent listener on `hbsPort` as `hostname` (labels `labels`,
     /// running `fromVersion`), claiming `name` `version` of `pieces` pieces (the manifest's
     /// total: agents refuse a map of another length), taking right bytes and the manifest from
-    /// `origin` when given. Returns once it accepts connections; it beats from then on.
+    /// `origin` when given, enrolling with `fleetTokenFile`'s token when given. Returns once it accepts connections; it beats from then on.
     public static func start(
         hbsPort: Int, hostname: String, mode: Mode, pieces: Int, labels: [String: String] = [:], origin: String? = nil,
         claim: Claim = .pieces, name: String = "fledge-agent", version: String = "1.1.0", fromVersion: String = "1.0.0",
-        beatSeconds: Double = 0.5
+        beatSeconds: Double = 0.5, fleetTokenFile: String? = nil
     ) async throws -> HostilePeer {
         guard FileManager.default.fileExists(atPath: script) else {
             throw FledgeTestingError("\(script) not found: the hostile peer lives in Tests/Fixtures of this repository")
@@ -80,6 +80,7 @@ public final class HostilePeer: Sendable {
                 "--beat-seconds", "\(beatSeconds)",
             ]
             if let origin { arguments += ["--origin", origin] }
+            if let fleetTokenFile { arguments += ["--fleet-token-file", fleetTokenFile] }
             return try ChildProcess(python, arguments)
         }
         return HostilePeer(child: child, port: port, hostname: hostname, mode: mode, name: name)

@@ -85,7 +85,11 @@ import Testing
         }
         let (deleteStatus, _) = try await hbs.admin("DELETE", "/agent/upgrade", from: "127.0.0.2")
         #expect(deleteStatus == 403, "falcon left DELETE open; we do not")
-        let (_, now) = try await hbs.admin("GET", "/agent/upgrade/nowargs", from: "127.0.0.2")
+        let (remoteRead, _) = try await hbs.admin("GET", "/agent/upgrade/nowargs", from: "127.0.0.2")
+        #expect(remoteRead == 403, "reads need the same authority as changes")
+        let (healthz, _) = try await hbs.admin("GET", "/healthz", from: "127.0.0.2")
+        #expect(healthz == 200, "/healthz is open")
+        let (_, now) = try await hbs.admin("GET", "/agent/upgrade/nowargs")
         #expect(((now as? [String: Any])?["data"] as? [String: Any])?["version"] as? String == "", "nothing changed")
         let (rollouts, list) = try await hbs.admin("GET", "/v1/rollouts")
         #expect(rollouts == 200)
@@ -105,7 +109,7 @@ import Testing
         let (invalid, problem) = try await hbs.admin("POST", "/v1/rollouts", json: "{\"release\":{\"name\":\"fledge-agent\",\"version\":\"1.x..\"},\"sources\":[{\"url\":\"http://cdn\",\"capacityMbps\":100}]}")
         #expect(invalid == 400)
         #expect((problem as? [String: Any])?["field"] as? String == "release.version")
-        let (badBeat, _) = try await hbs.beat("{\"hostname\":\"\"}")
+        let (badBeat, _) = try await hbs.beat("{\"hostname\":\"\"}", as: "n3-021-225")
         #expect(badBeat == 400)
     }
 
@@ -120,7 +124,8 @@ import Testing
         #expect(first["nextBeatSeconds"] as? Double == 60, "an idle fleet beats slowly")
         let started = ContinuousClock.now
         async let waiting = LoopbackHTTP.request(
-            port: hbs.agentPort, method: "POST", target: "/v1/heartbeat?wait=30", headers: ["Content-Type": "application/json"],
+            port: hbs.agentPort, method: "POST", target: "/v1/heartbeat?wait=30",
+            headers: ["Content-Type": "application/json", "Fledge-Host": "idle", "Authorization": "Bearer \(try await hbs.secret(of: "idle"))"],
             body: Array(Self.beat("idle", version: "1.0.0").utf8))
         try await Task.sleep(for: .milliseconds(500))
         let rollout = #"{"release":{"name":"fledge-agent","version":"2.0.0"},"sources":[{"url":"http://cdn.test","capacityMbps":10000}]}"#
@@ -155,7 +160,8 @@ import Testing
         _ = try await hbs.beat(Self.beat(first, version: "1.0.0", state: "downloading", rollout: id))
 
         hbs.kill()
-        hbs = try await HBSProcess.start(data: data.string)
+        // The hosts' credentials are as durable as the rollout: they beat on with them.
+        hbs = try await HBSProcess.start(data: data.string, secrets: hbs.secrets)
         defer { hbs.kill() }
 
         // Still the only one admitted: the others wait, it carries on.

@@ -38,9 +38,12 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory.string + "/redis", withIntermediateDirectories: true)
         let redis = try await RedisProcess.start(directory: directory.string + "/redis")
         defer { redis.kill() }
+        let one = try await HBSProcess.start(data: directory.string + "/one", extra: ["--redis", redis.url, "--fast-beat", "0.2"])
         let instances = [
-            try await HBSProcess.start(data: directory.string + "/one", extra: ["--redis", redis.url, "--fast-beat", "0.2"]),
-            try await HBSProcess.start(data: directory.string + "/two", extra: ["--redis", redis.url, "--fast-beat", "0.2"]),
+            one,
+            try await HBSProcess.start(
+                data: directory.string + "/two", extra: ["--redis", redis.url, "--fast-beat", "0.2", "--fleet-token-file", one.fleetTokenFile!],
+                secrets: one.secrets),
         ]
         defer { instances.forEach { $0.kill() } }
 

@@ -17,14 +17,17 @@ import Wire
 /// reported with its reason.
 public final class UpgradeExecutor: Sendable {
     public enum Refusal: Error, CustomStringConvertible {
-        case notNewer(String, running: String)
+        case belowFloor(String)
         case wrongRelease(String)
+        case unsigned
         case selfTest(String)
 
         public var description: String {
             switch self {
-            case .notNewer(let version, let running): "refused: \(version) is not newer than \(running), and the order is no rollback"
+            case .belowFloor(let detail): "refused: \(detail)"
             case .wrongRelease(let detail): "refused: \(detail)"
+            case .unsigned:
+                "refused: a falcon order (md5 only) carries no signature, and this agent runs only signed releases; set allowFalcon: true in its config to accept falcon upgrades"
             case .selfTest(let detail): "the new binary failed its self-test: \(detail)"
             }
         }
@@ -118,6 +121,8 @@ public final class UpgradeExecutor: Sendable {
     static func kind(of error: any Error) -> String {
         switch error {
         case Refusal.selfTest: "self_test"
+        case Refusal.unsigned: "unsigned"
+        case Refusal.belowFloor: "floor"
         case is Refusal: "refused"
         case TransferError.diskFull: "disk_full"
         case TransferError.hashMismatch: "hash_mismatch"
@@ -126,14 +131,19 @@ public final class UpgradeExecutor: Sendable {
         }
     }
 
+    /// Whether the order may be carried out at all: signed (unless falcon is allowed), a
+    /// version, and above the floor (`VersionFloor`).
     private func check(_ order: UpgradeOrder) throws {
+        if case .falcon = order.locator, !configuration.allowFalcon { throw Refusal.unsigned }
         guard let target = SemanticVersion(order.version), let running = SemanticVersion(version) else {
             throw Refusal.wrongRelease("'\(order.version)' is not a version")
         }
-        guard target > running || (order.allowsDowngrade == true && target != running) else {
-            throw Refusal.notNewer(order.version, running: version)
-        }
         guard ReleaseName.isValid(order.version) else { throw Refusal.wrongRelease("'\(order.version)' is not a release name") }
+        let previous = layout.target(of: layout.previous)?.lastComponent?.string
+        if let refusal = layout.readFloor().refusal(
+            target: target, running: running, rollback: order.allowsDowngrade == true, previous: previous) {
+            throw Refusal.belowFloor(refusal)
+        }
     }
 
     /// The verified files of the release, by role.
@@ -218,12 +228,32 @@ public final class UpgradeExecutor: Sendable {
         try Files.makeDirectory(staging)
         let binary = files[.bin] ?? layout.current.appending(ReleaseLayout.binaryName)
         try Files.copy(binary, to: staging.appending(ReleaseLayout.binaryName), mode: 0o755)
-        if let config = files[.cfg] { try Files.copy(config, to: staging.appending(ReleaseLayout.configName), mode: 0o644) }
+        if let config = files[.cfg] {
+            if case .falcon = order.locator {
+                // Unsigned: it may change the agent's settings, never what keeps the host safe.
+                try Files.writeAtomically(try protectedMerge(config), to: staging.appending(ReleaseLayout.configName))
+            } else {
+                try Files.copy(config, to: staging.appending(ReleaseLayout.configName), mode: 0o644)
+            }
+        }
         if let unit = files[.unit] { try Files.copy(unit, to: staging.appending(ReleaseLayout.unitName), mode: 0o644) }
         if layout.target(of: layout.current) != release { Files.removeFlatDirectory(release) }
         try Files.rename(staging, to: release)
         Files.syncDirectory(layout.releases)
         return release
+    }
+
+    /// A falcon config with the running config's `protectedKeys` put back (or removed where
+    /// the running config has none).
+    private func protectedMerge(_ path: FilePath) throws -> [UInt8] {
+        let decoder = JSONDecoder()
+        guard case .object(var merged)? = try? decoder.decode(JSONValue.self, from: Data(try Files.read(path))),
+              case .object(let current)? = try? decoder.decode(JSONValue.self, from: Data(try Files.read(FilePath(configPath))))
+        else { throw Refusal.wrongRelease("the falcon config is not a JSON object") }
+        for key in AgentConfiguration.protectedKeys { merged[key] = current[key] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(JSONValue.object(merged)))
     }
 
     /// `--version` must print the target; `check-config` must accept the config it will run with.

@@ -33,8 +33,10 @@ extension ReleaseLayout {
         try Files.writeAtomically(Array(data), to: path)
     }
 
-    /// The switch is confirmed: forget the pending record and its start count.
-    func commit() {
+    /// The switch is confirmed: forget the pending record and its start count, and raise the
+    /// floor (`VersionFloor`) to the confirmed `version` of release `name`.
+    func commit(version: String, name: String) {
+        raiseFloor(confirming: version, name: name)
         Files.remove(pending)
         Files.remove(attempts)
         Files.syncDirectory(data)

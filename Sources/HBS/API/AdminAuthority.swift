@@ -2,26 +2,49 @@ import Hummingbird
 import NIOCore
 import Transfer
 
-/// Who may change things through the admin API: peers in the allowed networks (loopback by
-/// default), or anyone with the admin bearer token when one is configured. Reads are open.
-/// Falcon left DELETE open to all; this does not.
+/// Who may use the admin API: peers in the allowed networks (loopback by default), or anyone
+/// with the admin bearer token when one is configured. Reads need the same authority unless
+/// HBS runs with public reads (`/healthz` is always open). Falcon left DELETE open to all; this
+/// does not. Every change is logged with who made it and how it ended.
 struct AdminAuthority: RouterMiddleware {
     typealias Context = HBSRequestContext
 
     let allowed: [IPNetwork]
     let token: String?
+    var publicReads = false
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.method == .get || request.method == .head { return try await next(request, context) }
-        if let address = context.remoteAddress, allowed.contains(where: { $0.contains(address) }) {
-            return try await next(request, context)
+        let isRead = request.method == .get || request.method == .head
+        if isRead && (publicReads || request.uri.path == "/healthz") { return try await next(request, context) }
+        guard let who = authority(of: request, context) else {
+            let what = isRead ? "reads" : "changes"
+            let reason = token == nil
+                ? "forbidden: \(what) are accepted only from \(allowed.map(\.description).joined(separator: ", "))"
+                : "forbidden: \(what) need a local peer or the admin bearer token"
+            if !isRead {
+                context.logger.warning("admin \(request.method) \(request.uri.path) refused: \(Self.peer(context)) has no authority")
+            }
+            // Each API keeps its own error shape: falcon's envelope on falcon's routes.
+            return request.uri.path.hasPrefix("/v1/") ? JSONResponse.error(.forbidden, reason) : JSONResponse.falconError(.forbidden, reason)
         }
-        if let token, Self.presents(token, request) { return try await next(request, context) }
-        let reason = token == nil
-            ? "forbidden: changes are accepted only from \(allowed.map(\.description).joined(separator: ", "))"
-            : "forbidden: changes need a local peer or the admin bearer token"
-        // Each API keeps its own error shape: falcon's envelope on falcon's routes.
-        return request.uri.path.hasPrefix("/v1/") ? JSONResponse.error(.forbidden, reason) : JSONResponse.falconError(.forbidden, reason)
+        if isRead { return try await next(request, context) }
+        let response = try await next(request, context)
+        context.logger.notice("admin \(request.method) \(request.uri) by \(who): \(response.status.code)")
+        return response
+    }
+
+    /// Who the request speaks for, if anyone may: "ADDRESS (allowed network)" or "admin token
+    /// from ADDRESS".
+    private func authority(of request: Request, _ context: Context) -> String? {
+        if let address = context.remoteAddress, allowed.contains(where: { $0.contains(address) }) {
+            return "\(Self.peer(context)) (allowed network)"
+        }
+        if let token, Self.presents(token, request) { return "admin token from \(Self.peer(context))" }
+        return nil
+    }
+
+    private static func peer(_ context: Context) -> String {
+        context.remoteAddress.flatMap(AgentRoutes.ip) ?? "an unknown peer"
     }
 
     /// Whether the request carries `Authorization: Bearer <token>` (the admin or the fleet token).

@@ -5,6 +5,8 @@ public final class HBSMetrics: Sendable {
     let heartbeats = Atomic<Int>(0)
     let orders = Atomic<Int>(0)
     let storeErrors = Atomic<Int>(0)
+    /// Beats refused for a wrong credential or for speaking for another host.
+    let rejectedBeats = Atomic<Int>(0)
     /// The shared store, when there is one: its reachability and failures are exported.
     let redis: RedisStore?
 
@@ -18,6 +20,9 @@ public final class HBSMetrics: Sendable {
             "hbs_orders_total \(orders.load(ordering: .relaxed))",
             "# HELP hbs_store_errors_total Changes the store could not make durable.", "# TYPE hbs_store_errors_total counter",
             "hbs_store_errors_total \(storeErrors.load(ordering: .relaxed))",
+            "# HELP hbs_rejected_beats_total Beats refused: a wrong credential, or speaking for another host.",
+            "# TYPE hbs_rejected_beats_total counter",
+            "hbs_rejected_beats_total \(rejectedBeats.load(ordering: .relaxed))",
             "# HELP hbs_agents Agents known.", "# TYPE hbs_agents gauge", "hbs_agents \(state.agents.count)",
             "# HELP hbs_rollout_hosts Hosts of the active rollout by phase.", "# TYPE hbs_rollout_hosts gauge",
         ]

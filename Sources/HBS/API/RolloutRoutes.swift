@@ -30,6 +30,22 @@ struct RolloutRoutes {
         router.get("/v1/agents") { _, _ in
             JSONResponse.encode(await controlPlane.state.agents.values.sorted { $0.hostname < $1.hostname }.map(AgentView.init))
         }
+        // Forgets a host and its credential: the one way to bind its name anew (a reinstalled
+        // machine, a lost secret).
+        router.delete("/v1/agents/:name") { _, context in
+            await forget(context.parameters.get("name") ?? "", by: context.remoteAddress.flatMap(AgentRoutes.ip) ?? "an admin")
+        }
+    }
+
+    private func forget(_ name: String, by who: String) async -> Response {
+        do {
+            try await controlPlane.forget(host: name, by: who)
+            return Response(status: .noContent)
+        } catch .engine(.notFound) {
+            return JSONResponse.error(.notFound, "no agent '\(name)'")
+        } catch {
+            return JSONResponse.error(.serviceUnavailable, error.description)
+        }
     }
 
     private func create(_ request: Request, _ context: HBSRequestContext) async -> Response {

@@ -93,6 +93,51 @@ public actor ControlPlane {
         }
     }
 
+    // MARK: Identity
+
+    /// Binds `host` to the credential `digest`, durably; refused (conflict) when the name is
+    /// bound already, here or (with Redis) by another instance first.
+    public func enrol(host: String, digest: String) throws(ControlPlaneError) {
+        if engine.state.credentials[host] == nil, let stored = store.credential(of: host) {
+            engine.update { $0.credentials[host] = stored; return false }
+        }
+        let saved = engine
+        do { try engine.enrol(host: host, digest: digest) } catch { throw .engine(error) }
+        do { try persist() } catch {
+            engine = saved
+            throw .store(error)
+        }
+        // Two instances may race for one name: the store's binding (set once) decides.
+        if let stored = store.credential(of: host), stored != digest {
+            engine.update { $0.credentials[host] = stored; return false }
+            throw .engine(.conflict("\(host) is enrolled already; to bind the name anew an admin must DELETE /v1/agents/\(host)"))
+        }
+        logger.info("host \(host) enrolled")
+    }
+
+    /// Whether `secret` is `host`'s: its SHA-256 is the bound credential (read from the store
+    /// when this instance has none, or another, for the host).
+    public func authenticate(host: String, secret: String) -> HostAuthentication {
+        let digest = Hex.encode(Digest.sha256(Array(secret.utf8)))
+        if let known = engine.state.credentials[host], AdminAuthority.constantTimeEquals(known, digest) { return .authenticated }
+        guard let stored = store.credential(of: host) else {
+            return engine.state.credentials[host] == nil ? .notEnrolled : .wrongSecret
+        }
+        engine.update { $0.credentials[host] = stored; return false }
+        return AdminAuthority.constantTimeEquals(stored, digest) ? .authenticated : .wrongSecret
+    }
+
+    /// Forgets `host` (an admin's `DELETE /v1/agents/NAME`): its name may enrol again.
+    public func forget(host: String, by who: String) throws(ControlPlaneError) {
+        let saved = engine
+        do { try engine.forget(host: host) } catch { throw .engine(error) }
+        do { try persist() } catch {
+            engine = saved
+            throw .store(error)
+        }
+        logger.notice("host \(host) forgotten at the request of \(who): its name may enrol again")
+    }
+
     private func change(
         _ body: (inout RolloutEngine, Int64) throws(EngineError) -> Rollout
     ) throws(ControlPlaneError) -> Rollout {
@@ -106,16 +151,41 @@ public actor ControlPlane {
             engine = saved
             throw .store(error)
         }
-        logger.info("rollout \(rollout.id) \(rollout.spec.name) \(rollout.spec.version): \(rollout.phase.rawValue)")
         if rollout.phase == .running { signal.fire() }
         return rollout
     }
 
+    /// Makes the engine's events durable, then logs what an operator wants to find later:
+    /// rollouts created and their phase changes (with why: the operator, the failure budget),
+    /// hosts forgotten, history dropped. (Who asked, for admin requests: `AdminAuthority`.)
     private func persist() throws(StoreError) {
         let events = engine.takeOutbox()
         guard !events.isEmpty else { return }
         try store.append(events, state: engine.state)
+        for event in events {
+            switch event {
+            case .rolloutCreated(let rollout):
+                logger.notice("rollout \(rollout.id) created: \(rollout.spec.name) \(rollout.spec.version), \(rollout.hosts.count) hosts")
+            case .rolloutPhase(let id, let phase, let reason, _):
+                logger.notice("rollout \(id) \(phase.rawValue)\(reason.map { ": \($0)" } ?? "")")
+            case .hostForgotten(let host):
+                logger.notice("host \(host) forgotten")
+            case .rolloutDropped(let id):
+                logger.info("rollout \(id) dropped from the history")
+            case .agentSeen, .hostUpdated, .hostEnrolled:
+                break
+            }
+        }
     }
+}
+
+/// How a beat's credential checked out.
+public enum HostAuthentication: Sendable, Equatable {
+    case authenticated
+    /// The host has no binding: it must enrol first.
+    case notEnrolled
+    /// The host is bound to another secret.
+    case wrongSecret
 }
 
 public enum ControlPlaneError: Error, CustomStringConvertible {

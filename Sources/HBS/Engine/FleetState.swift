@@ -7,8 +7,21 @@ public struct FleetState: Codable, Sendable, Equatable {
     public var rollouts: [String: Rollout] = [:]
     /// The number in the next rollout's id (`r7`).
     public var nextRolloutNumber = 1
+    /// Each enrolled host's credential: the SHA-256 (hex) of the secret it beats with.
+    public var credentials: [String: String] = [:]
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey { case agents, rollouts, nextRolloutNumber, credentials }
+
+    /// Snapshots written before hosts had credentials have none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        agents = try container.decode([String: AgentRecord].self, forKey: .agents)
+        rollouts = try container.decode([String: Rollout].self, forKey: .rollouts)
+        nextRolloutNumber = try container.decode(Int.self, forKey: .nextRolloutNumber)
+        credentials = try container.decodeIfPresent([String: String].self, forKey: .credentials) ?? [:]
+    }
 
     /// The rollout that is running or paused, if any: one at a time, since every rollout
     /// upgrades the agent itself.
@@ -31,6 +44,13 @@ public struct FleetState: Codable, Sendable, Equatable {
             rollouts[id]?.phase = phase
             rollouts[id]?.pauseReason = phase == .paused ? reason : nil
             if phase == .aborted || phase == .completed { rollouts[id]?.finishedAt = at }
+        case .hostEnrolled(let host, let digest):
+            credentials[host] = digest
+        case .hostForgotten(let host):
+            credentials[host] = nil
+            agents[host] = nil
+        case .rolloutDropped(let id):
+            rollouts[id] = nil
         }
     }
 }
@@ -42,4 +62,11 @@ public enum FleetEvent: Codable, Sendable, Equatable {
     case rolloutCreated(Rollout)
     case hostUpdated(rollout: String, host: String, HostProgress)
     case rolloutPhase(rollout: String, phase: RolloutPhase, reason: String?, at: Int64)
+    /// A host enrolled: `digest` is the SHA-256 (hex) of its secret.
+    case hostEnrolled(host: String, digest: String)
+    /// A host's binding and record are gone (an admin, or unseen for too long): its name may
+    /// enrol again.
+    case hostForgotten(host: String)
+    /// A finished rollout past the history kept.
+    case rolloutDropped(id: String)
 }

@@ -12,6 +12,11 @@ public struct EngineConfiguration: Codable, Sendable, Equatable {
     public var retryBackoffSeconds: Int64 = 10
     /// A host not seen for this long is not made a target, and a pending one is set absent.
     public var absentAfterSeconds: Int64 = 180
+    /// Unseen for this long, a host is forgotten (record and credential: it enrols again if it
+    /// comes back); nil keeps every host.
+    public var pruneAfterSeconds: Int64? = 30 * 24 * 3600
+    /// Finished rollouts kept; older ones are dropped (the active one always stays).
+    public var rolloutHistory = 50
     public var planner = PlannerConfiguration()
 
     public init() {}
@@ -25,6 +30,8 @@ public struct EngineConfiguration: Codable, Sendable, Equatable {
         maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? maxAttempts
         retryBackoffSeconds = try container.decodeIfPresent(Int64.self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
         absentAfterSeconds = try container.decodeIfPresent(Int64.self, forKey: .absentAfterSeconds) ?? absentAfterSeconds
+        pruneAfterSeconds = try container.decodeIfPresent(Int64.self, forKey: .pruneAfterSeconds) ?? pruneAfterSeconds
+        rolloutHistory = try container.decodeIfPresent(Int.self, forKey: .rolloutHistory) ?? rolloutHistory
         planner = try container.decodeIfPresent(PlannerConfiguration.self, forKey: .planner) ?? planner
     }
 }
@@ -155,6 +162,23 @@ public struct RolloutEngine: Sendable {
         return rollout
     }
 
+    // MARK: Identity
+
+    /// Binds `host` to the credential `digest` (the SHA-256 of the secret HBS just issued).
+    /// A name already bound keeps its binding: only an admin's `forget` frees it.
+    public mutating func enrol(host: String, digest: String) throws(EngineError) {
+        guard state.credentials[host] == nil else {
+            throw .conflict("\(host) is enrolled already; to bind the name anew an admin must DELETE /v1/agents/\(host)")
+        }
+        record(.hostEnrolled(host: host, digest: digest))
+    }
+
+    /// Forgets a host: its binding (it may enrol again) and its record.
+    public mutating func forget(host: String) throws(EngineError) {
+        guard state.credentials[host] != nil || state.agents[host] != nil else { throw .notFound(host) }
+        record(.hostForgotten(host: host))
+    }
+
     // MARK: Heartbeats
 
     /// Takes a beat: remembers the agent, moves its host forward in the active rollout, and
@@ -172,10 +196,8 @@ public struct RolloutEngine: Sendable {
             return HeartbeatReply(nextBeatSeconds: configuration.slowBeatSeconds)
         }
         if let index = peerIndex, index.rollout == id, !index.members.contains(agent.hostname), agent.peerURL != nil,
-           let rollout = state.rollouts[id] {
-            // Holding the release, or (in a swarm) fetching it: it can serve its peers.
-            let fetching = planner.isSwarm(rollout.spec) && rollout.hosts[agent.hostname].map { $0.phase.isActive || $0.phase == .done } == true
-            if fetching || planner.serves(agent, name: rollout.spec.name, version: rollout.spec.version) { peerIndex?.insert(agent) }
+           let rollout = state.rollouts[id], vouches(for: agent, in: rollout) {
+            peerIndex?.insert(agent)
         }
         let order = step(agent, beat: beat, rollout: id, now: now, ledger: ledger)
         let upgrading = state.rollouts[id]?.hosts[agent.hostname]?.phase.isActive ?? false
@@ -345,19 +367,27 @@ public struct RolloutEngine: Sendable {
         return (peerIndex?.candidates(near: host, nearLimit: near, farLimit: far) ?? []).compactMap { state.agents[$0] }
     }
 
-    /// Every agent holding the release, and in a swarm every host of the rollout fetching it
-    /// or done: one pass over the fleet, after a restart or a new rollout.
+    /// Whether HBS itself can vouch that `agent` serves the rollout's release, never on its
+    /// beat's word alone: HBS ordered it to fetch the release in this rollout (in a swarm, a
+    /// host serves its verified pieces while it fetches; otherwise only once done), or saw it
+    /// run that version. Its beat must also say it holds the release (it serves only what it
+    /// has); a claim with neither is ignored.
+    func vouches(for agent: AgentRecord, in rollout: Rollout) -> Bool {
+        let spec = rollout.spec
+        let progress = rollout.hosts[agent.hostname]
+        let ordered = progress.map { planner.isSwarm(spec) ? $0.phase.isActive || $0.phase == .done : $0.phase == .done } ?? false
+        let runs = Self.same(agent.version, spec.version)
+        guard ordered || runs else { return false }
+        return (planner.isSwarm(spec) && ordered) || planner.serves(agent, name: spec.name, version: spec.version)
+    }
+
+    /// Every host HBS vouches for as a source of the rollout's release: one pass over the
+    /// fleet, after a restart or a new rollout.
     private func buildPeerIndex(rollout id: String, spec: RolloutSpec) -> PeerIndex {
         var index = PeerIndex(rollout: id)
-        for agent in state.agents.values.sorted(by: { $0.hostname < $1.hostname })
-        where planner.serves(agent, name: spec.name, version: spec.version) {
+        guard let rollout = state.rollouts[id] else { return index }
+        for agent in state.agents.values.sorted(by: { $0.hostname < $1.hostname }) where vouches(for: agent, in: rollout) {
             index.insert(agent)
-        }
-        if planner.isSwarm(spec), let rollout = state.rollouts[id] {
-            for (host, progress) in rollout.hosts.sorted(by: { $0.key < $1.key })
-            where progress.phase.isActive || progress.phase == .done {
-                if let agent = state.agents[host] { index.insert(agent) }
-            }
         }
         return index
     }
@@ -383,8 +413,12 @@ public struct RolloutEngine: Sendable {
     // MARK: Time
 
     /// What time alone changes: expired leases and deadlines fail their hosts (freeing their
-    /// slots), failed hosts come back after their backoff, a finished rollout completes.
+    /// slots), failed hosts come back after their backoff, a finished rollout completes; hosts
+    /// unseen for `pruneAfterSeconds` are forgotten, finished rollouts past `rolloutHistory`
+    /// dropped.
     public mutating func sweep(now: Int64, ledger: (any AdmissionLedger)? = nil) {
+        forgetTheLongGone(now: now)
+        dropOldRollouts()
         guard let rollout = state.activeRollout else { return }
         let id = rollout.id
         for (host, progress) in rollout.hosts.sorted(by: { $0.key < $1.key }) {
@@ -419,6 +453,25 @@ public struct RolloutEngine: Sendable {
         }
         if let current = state.rollouts[id], current.phase == .running, current.isFinished, !current.spec.isFalcon {
             record(.rolloutPhase(rollout: id, phase: .completed, reason: nil, at: now))
+        }
+    }
+
+    /// Hosts unseen for `pruneAfterSeconds` (and in no active rollout) are forgotten.
+    private mutating func forgetTheLongGone(now: Int64) {
+        guard let limit = configuration.pruneAfterSeconds else { return }
+        let active = state.activeRollout
+        for (host, agent) in state.agents where agent.lastSeen < now - limit && active?.hosts[host] == nil {
+            record(.hostForgotten(host: host))
+        }
+    }
+
+    /// Finished rollouts beyond the newest `rolloutHistory` are dropped.
+    private mutating func dropOldRollouts() {
+        let finished = state.rollouts.values.filter { !$0.phase.isActive }
+        guard finished.count > configuration.rolloutHistory else { return }
+        let byAge = finished.sorted { ($0.createdAt, Int($0.id.dropFirst()) ?? 0) < ($1.createdAt, Int($1.id.dropFirst()) ?? 0) }
+        for rollout in byAge.prefix(finished.count - max(0, configuration.rolloutHistory)) {
+            record(.rolloutDropped(id: rollout.id))
         }
     }
 

@@ -12,7 +12,10 @@ import Wire
 ///     {prefix}agents           hash: host → agent JSON
 ///     {prefix}rollouts         hash: id → rollout JSON (without its hosts)
 ///     {prefix}hosts:{id}       hash: host → that host's progress JSON
-///     {prefix}epoch            bumped whenever a rollout is created or changes phase
+///     {prefix}credentials      hash: host → SHA-256 of its secret (set once, HSETNX)
+///     {prefix}fleet-token      the enrolment token, when no instance was given one (SET NX)
+///     {prefix}epoch            bumped whenever a rollout is created or changes phase, or a
+///                              host is forgotten
 ///     agent_upgrade_set        sorted set: hosts holding a slot, scored by lease expiry
 ///
 /// Admission is one Lua script over the sorted set (expire, then admit below the limit), so
@@ -118,6 +121,17 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                 commands.append(["HSET", "\(prefix)rollouts", id, Self.json(Self.meta(rollout))])
                 if !rollout.phase.isActive { commands.append(["DEL", slotKey]) }  // no slots outlive their rollout
                 bumpEpoch = true
+            case .hostEnrolled(let host, let digest):
+                // Never over another instance's binding: whoever set it first keeps the name.
+                commands.append(["HSETNX", "\(prefix)credentials", host, digest])
+            case .hostForgotten(let host):
+                commands.append(["HDEL", "\(prefix)credentials", host])
+                commands.append(["HDEL", "\(prefix)agents", host])
+                bumpEpoch = true  // every instance rereads the bindings
+            case .rolloutDropped(let id):
+                commands.append(["HDEL", "\(prefix)rollouts", id])
+                commands.append(["DEL", "\(prefix)hosts:\(id)"])
+                bumpEpoch = true
             }
         }
         if bumpEpoch { commands.append(["INCR", "\(prefix)epoch"]) }
@@ -152,6 +166,8 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                     if state.rollouts[id] == nil || state.rollouts[id]?.phase != rollout.phase { state.rollouts[id] = rollout }
                     if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
                 }
+                // Bindings forgotten elsewhere bump the epoch too: read them all again.
+                state.credentials = try hash("\(prefix)credentials")
                 lastEpoch.withLock { $0.epoch = epoch }
                 wide = true
             }
@@ -178,6 +194,21 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             return .null
         }
         return wide
+    }
+
+    /// The fleet's enrolment token every instance shares: `proposed` when none is stored yet
+    /// (`SET NX`), else the stored one.
+    public func fleetToken(proposing proposed: String) throws(RedisError) -> String {
+        let key = "\(prefix)fleet-token"
+        _ = try client.command(["SET", key, proposed, "NX"])
+        guard let token = try client.command(["GET", key]).text else { throw RedisError.server("\(key) vanished") }
+        return token
+    }
+
+    public func credential(of host: String) -> String? {
+        attempt("reading \(host)'s credential") { () throws(RedisError) in
+            try client.command(["HGET", "\(prefix)credentials", host])
+        }?.text
     }
 
     public func refresh(_ state: inout FleetState, host: String) -> Bool { refresh(&state, host: host, everything: false) }

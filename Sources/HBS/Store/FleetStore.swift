@@ -16,6 +16,9 @@ public protocol FleetStore: Sendable {
     func refresh(_ state: inout FleetState, host: String) -> Bool
     /// Brings in everything other instances changed (before a sweep); true as for `refresh`.
     func synchronize(_ state: inout FleetState) -> Bool
+    /// `host`'s credential as the store holds it, where another instance may have bound it
+    /// (nil: none, or a store only this instance writes, whose memory is the truth).
+    func credential(of host: String) -> String?
 }
 
 extension FleetStore {
@@ -23,6 +26,7 @@ extension FleetStore {
     public var ledger: (any AdmissionLedger)? { nil }
     public func refresh(_ state: inout FleetState, host: String) -> Bool { false }
     public func synchronize(_ state: inout FleetState) -> Bool { false }
+    public func credential(of host: String) -> String? { nil }
 }
 
 public enum StoreError: Error, CustomStringConvertible {

@@ -35,6 +35,9 @@ struct CurlRequestOptions {
     /// `Content-Range: bytes FIRST-LAST/SIZE` of the range asked for (and a matching
     /// `Content-Length`), or the transfer stops before its first body byte.
     var expectedFileSize: Int64? = nil
+    /// PEM file of the CAs an https server's certificate must chain to (instead of the
+    /// system's bundle).
+    var caFile: String? = nil
 }
 
 /// One libcurl easy handle doing one GET into a sink. Used by `CurlMulti` or performed alone.
@@ -104,6 +107,7 @@ final class CurlTransfer {
         }
         for header in options.headers { headerList = curl_slist_append(headerList, header) }
         if let headerList { fledge_curl_easy_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
+        if let caFile = options.caFile { fledge_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile) }
         if let total = options.totalTimeoutMs { fledge_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, total) }
         if let cap = options.maxRecvBytesPerSecond, cap > 0 {
             fledge_curl_easy_setopt_off(handle, CURLOPT_MAX_RECV_SPEED_LARGE, curl_off_t(cap))
@@ -287,11 +291,14 @@ public enum Curl {
     static func initializeOnce() { _ = initialized }
 
     /// POSTs `body` (JSON) and returns the status and a small answer (up to `limit` bytes), on
-    /// the calling thread. `timeoutSeconds` bounds the whole exchange (a long-poll's wait).
+    /// the calling thread. `timeoutSeconds` bounds the whole exchange (a long-poll's wait);
+    /// an https server must chain to `caFile`'s CAs when given (else the system's).
     public static func postJSON(
-        _ url: String, body: [UInt8], headers: [String] = [], limit: Int = 1 << 20, timeoutSeconds: Double
+        _ url: String, body: [UInt8], headers: [String] = [], limit: Int = 1 << 20, timeoutSeconds: Double,
+        caFile: String? = nil
     ) throws(TransferError) -> (status: Int, body: [UInt8], localIP: String?) {
         var options = CurlRequestOptions()
+        options.caFile = caFile
         options.postBody = body
         options.headers = ["Content-Type: application/json"] + headers
         options.totalTimeoutMs = Int(timeoutSeconds * 1000)

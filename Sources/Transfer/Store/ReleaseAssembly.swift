@@ -53,8 +53,12 @@ public final class ReleaseAssembly: Sendable {
         self.fileOffsets = offsets
 
         if let stored = try? Files.read(directory.appending(Self.manifestFileName)) {
-            guard let existing = try? Manifest.decode(stored), existing.canonicalBytes == manifest.canonicalBytes else {
+            guard let existing = try? Manifest.decode(stored), existing.sameContent(as: manifest) else {
                 throw .conflict("\(directory) already holds a different release \(manifest.name) \(manifest.version)")
+            }
+            // Re-signed (new times, new signatures, the same bytes): the newer manifest is kept.
+            if existing != manifest {
+                try Files.writeAtomically(Array(manifest.encoded()), to: directory.appending(Self.manifestFileName))
             }
             let files = manifest.files.map {
                 FileState(verified: Array(repeating: true, count: $0.pieces.count), verifiedCount: $0.pieces.count,
@@ -67,8 +71,9 @@ public final class ReleaseAssembly: Sendable {
 
         try Files.makeDirectory(partialDirectory)
         let partialManifest = partialDirectory.appending(Self.manifestFileName)
-        let sameRelease = (try? Files.read(partialManifest)).flatMap { try? Manifest.decode($0) }
-            .map { $0.canonicalBytes == manifest.canonicalBytes } ?? false
+        let partial = (try? Files.read(partialManifest)).flatMap { try? Manifest.decode($0) }
+        let sameRelease = partial.map { $0.sameContent(as: manifest) } ?? false
+        if sameRelease && partial != manifest { try Files.writeAtomically(Array(manifest.encoded()), to: partialManifest) }
         if !sameRelease {
             // Pieces of some other build of this version are worthless: start clean.
             Files.removeFlatDirectory(partialDirectory)

@@ -86,6 +86,8 @@ struct BeatElision {
                 signature[host] = mark
                 generation += 1
             }
+        case .hostEnrolled, .hostForgotten, .rolloutDropped:
+            break
         }
     }
 

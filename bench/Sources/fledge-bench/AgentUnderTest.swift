@@ -51,11 +51,12 @@ final class AgentUnderTest: Sendable {
             let config = directory.appending("agent.json").string
             let (agent, peerPort) = try await LoopbackServer.start("fledge-agent") { peerPort in
                 metricsPort = try Loopback.freePort()
-                let json: [String: Any] = [
-                    "hbs": ["http://\(Loopback.host):\(hbs.agentPort)"], "data": data, "trustedKeys": [publicKey],
+                var json: [String: Any] = [
+                    "hbs": [hbs.agentURL], "data": data, "trustedKeys": [publicKey],
                     "peerListen": "\(Loopback.host):\(peerPort)", "metricsListen": "\(Loopback.host):\(metricsPort)",
                     "peerUploadBytesPerSecond": rate, "heartbeatSeconds": 60,
                 ]
+                if let token = hbs.fleetTokenFile { json["fleetTokenFile"] = token }
                 try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: config))
                 return try ChildProcess("fledge-agent", ["--config", config])
             }
