@@ -161,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Wire", "Transfer", "FledgeTesting", "LocalFleet", "fledge-agent", "fledge-seeder", "fledge-hbs",
+                "Agent", "Seeder", "Wire", "Transfer", "FledgeTesting", "LocalFleet", "fledge-agent", "fledge-seeder", "fledge-hbs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

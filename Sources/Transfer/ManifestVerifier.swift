@@ -29,14 +29,15 @@ public struct ManifestVerifier: Sendable {
     /// outright, whatever the others say.
     public func verify(_ manifest: Manifest, now: Int64 = UnixTime.now) throws(ManifestError) {
         guard manifest.expiresAt > now else { throw .expired(expiresAt: manifest.expiresAt, now: now) }
-        var valid = 0
+        var signers = Set<String>()
         for entry in manifest.signatures {
             guard let key = trustedKeys[entry.keyId] else { continue }
             guard let signature = Data(base64Encoded: entry.signature),
                   key.isValidSignature(Array(signature), for: manifest.canonicalBytes(keyId: entry.keyId))
             else { throw .badSignature(keyId: entry.keyId) }
-            valid += 1
+            signers.insert(entry.keyId)
         }
+        let valid = signers.count
         if valid == 0 && threshold == 1 { throw .unknownKey(manifest.keyId) }
         guard valid >= threshold else { throw .tooFewSignatures(valid: valid, threshold: threshold) }
     }

@@ -22,7 +22,7 @@ public enum ManifestError: Error, Equatable, CustomStringConvertible {
         case .piecesDoNotCoverSize(let file, let expected, let actual):
             "manifest lists \(actual) pieces for file '\(file)' but its size needs \(expected)"
         case .expired(let expiresAt, let now):
-            "manifest expired at \(expiresAt) (now \(now)); republish the release"
+            "manifest expired at \(expiresAt) (now \(now)); give it a new expiry: fledge-seeder resign"
         case .unknownKey(let keyId): "manifest is signed by key '\(keyId)', which is not pinned here"
         case .badSignature(let keyId): "manifest signature does not verify with key '\(keyId)': tampered or corrupt"
         case .tooFewSignatures(let valid, let threshold):

@@ -107,4 +107,29 @@ import Testing
         #expect(((versions as? [String: Any])?["data"] as? [String: String])?["host-a"] == "1.1.0")
         await nginx.stop()
     }
+
+    /// The same falcon order to an agent that has not opted in: refused before a byte is
+    /// fetched, with the switch to set, and the host keeps running its release.
+    @Test func aFalconOrderToADefaultAgentIsRefused() async throws {
+        let fleet = try await UpgradeTests.Fleet()
+        defer { fleet.directory.remove() }
+        let hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
+        defer { hbs.kill() }
+        let supervisor = try UpgradeTests.supervise(fleet, config: try fleet.config(hbs: hbs))
+        defer { UpgradeTests.stop(supervisor) }
+        for _ in 0..<100 where try await UpgradeTests.agent(hbs) == nil { try await Task.sleep(for: .milliseconds(100)) }
+
+        let body = "{\"wgeturl\":\"http://127.0.0.1:1/file/open-falcon\",\"version\":\"1.1.0\",\"binfile_md5\":\"\(String(repeating: "a", count: 32))\"}"
+        #expect(try await hbs.admin("POST", "/agent/upgrade", json: body).status == 200)
+        var agent: [String: Any]?
+        for _ in 0..<150 where agent?["error"] == nil {
+            agent = try await UpgradeTests.agent(hbs)
+            if agent?["error"] == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let error = agent?["error"] as? String
+        #expect(error?.contains("carries no signature") == true && error?.contains("allowFalcon: true") == true, "\(String(describing: agent))")
+        #expect(supervisor.stderr.contains("carries no signature"), "the agent says so in its log too")
+        #expect(supervisor.isRunning && fleet.current() == "1.0.0", "the host keeps running")
+        #expect(agent?["version"] as? String == "1.0.0")
+    }
 }

@@ -24,14 +24,16 @@ import Testing
 
         func dataDirectory(_ host: String) -> String { host == "host-a" ? data : directory.string + "/data-\(host)" }
 
-        /// Publishes `binary` as fledge-agent `version` (with a unit file).
-        func publish(version: String, binary: String) async throws {
+        /// Publishes `binary` as fledge-agent `version` (with a unit file), signed with the
+        /// fleet's key unless `key` says another; `extra`: more `publish` flags.
+        func publish(version: String, binary: String, key: String? = nil, extra: [String] = []) async throws {
             let staged = directory.string + "/build-\(version)"
             try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: binary, toPath: staged + "/fledge-agent")
             let unit = try TemporaryDirectory(existing: .init(staged)).write("[Service]\nRestart=always\n", to: "fledge-agent.service")
             try await SeederCLI.publish(
-                root: origin, version: version, binary: staged + "/fledge-agent", unit: unit.string, key: keys + "/release.key")
+                root: origin, version: version, binary: staged + "/fledge-agent", unit: unit.string, key: key ?? keys + "/release.key",
+                extra: extra)
         }
 
         /// A stamped copy of this build reporting `version`.

@@ -39,14 +39,20 @@ public enum SeederCLI {
         try FileManager.default.createSymbolicLink(atPath: data + "/current", withDestinationPath: data + "/releases/\(version)")
     }
 
+    /// `resign`: a new expiry (and signatures by `keys`) for a published release, its bytes unchanged.
+    public static func resign(root: String, name: String = "fledge-agent", version: String, keys: [String]) async throws {
+        _ = try await ChildProcess.run(
+            Binaries.path("fledge-seeder"), ["resign", "--root", root, "--name", name, "--version", version] + keys.flatMap { ["--key", $0] })
+    }
+
     /// `publish`: signs `binary` (and the config and unit, when given) as release `name`
     /// `version` into the origin tree `root`.
     @discardableResult
     public static func publish(
         root: String, name: String = "fledge-agent", version: String, binary: String, config: String? = nil,
-        unit: String? = nil, key: String, pieceSize: Int64? = nil
+        unit: String? = nil, key: String, pieceSize: Int64? = nil, extra: [String] = []
     ) async throws -> Published {
-        var arguments = ["publish", "--root", root, "--name", name, "--version", version, "--binary", binary, "--key", key]
+        var arguments = ["publish", "--root", root, "--name", name, "--version", version, "--binary", binary, "--key", key] + extra
         if let config { arguments += ["--config", config] }
         if let unit { arguments += ["--unit", unit] }
         if let pieceSize { arguments += ["--piece-size", "\(pieceSize)"] }

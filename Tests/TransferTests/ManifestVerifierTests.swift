@@ -58,4 +58,26 @@ import Wire
         let verifier = ManifestVerifier(trusting: [])
         #expect(throws: ManifestError.expired(expiresAt: 2_000, now: 3_000)) { try verifier.open(manifest.encoded(), now: 3_000) }
     }
+
+    /// Two of three pinned keys: signatures count once per distinct pinned key, unpinned keys
+    /// and a key signing twice add nothing, and a bad cosignature is refused outright.
+    @Test func aThresholdCountsDistinctPinnedKeys() throws {
+        let keys = try (0..<4).map { _ in try Ed25519PrivateKey.generate() }
+        let verifier = ManifestVerifier(trusting: try keys.prefix(3).map { try $0.publicKey }, threshold: 2)
+        func signed(_ signers: [Ed25519PrivateKey]) throws -> Manifest {
+            var manifest = try Self.signed(by: signers[0])
+            try manifest.sign(with: signers)
+            return manifest
+        }
+        #expect(throws: ManifestError.tooFewSignatures(valid: 1, threshold: 2)) { try verifier.verify(signed([keys[0]]), now: 1_500) }
+        #expect(throws: ManifestError.tooFewSignatures(valid: 1, threshold: 2)) { try verifier.verify(signed([keys[0], keys[0]]), now: 1_500) }
+        #expect(throws: ManifestError.tooFewSignatures(valid: 1, threshold: 2)) { try verifier.verify(signed([keys[3], keys[1]]), now: 1_500) }
+        try verifier.verify(signed([keys[1], keys[2]]), now: 1_500)  // the first key retired
+        try verifier.verify(signed([keys[3], keys[0], keys[2]]), now: 1_500)  // a new key beside two pinned
+        var forged = try signed([keys[0], keys[1]])
+        forged.cosignatures![0].signature = forged.signature
+        #expect(throws: ManifestError.self) { try verifier.verify(forged, now: 1_500) }
+        // Signatures do not change what the release is.
+        #expect(try signed([keys[1], keys[2]]).sameContent(as: signed([keys[0]])))
+    }
 }

@@ -95,6 +95,36 @@ import Wire
         #expect(throws: TransferError.self) { try PieceStore(root: directory.appending("store")).assembly(for: other) }
     }
 
+    /// A re-signed manifest (new expiry, new signatures, every digest the same) is the same
+    /// release: a partial download resumes under it, a complete one keeps its files, and the
+    /// newer manifest is kept in both.
+    @Test func aReSignedManifestIsTheSameRelease() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let release = try Self.release(in: directory)
+        let storeRoot = directory.appending("store")
+        var resigned = release.manifest
+        resigned.expiresAt += 3600
+        try resigned.sign(with: release.key)
+        #expect(resigned.sameContent(as: release.manifest) && resigned != release.manifest)
+
+        let first = try PieceStore(root: storeRoot).assembly(for: release.manifest)
+        let pieces = first.missingPieces()
+        for piece in pieces.prefix(4) { try Self.deliver(piece, of: release, into: first) }
+        let resumed = try PieceStore(root: storeRoot).assembly(for: resigned)
+        #expect(resumed.missingPieces().count == pieces.count - 4, "the verified pieces count under the new manifest")
+        let partial = try Manifest.decode(Files.read(storeRoot.appending("fledge-agent/1.1.0/.partial/manifest.json")))
+        #expect(partial == resigned)
+
+        for piece in resumed.missingPieces() { try Self.deliver(piece, of: release, into: resumed) }
+        try resumed.finalize()
+        var again = resigned
+        again.expiresAt += 3600
+        try again.sign(with: release.key)
+        #expect(try PieceStore(root: storeRoot).assembly(for: again).missingPieces().isEmpty)
+        #expect(try Manifest.decode(Files.read(storeRoot.appending("fledge-agent/1.1.0/manifest.json"))) == again)
+    }
+
     /// A full disk shows up before any byte is fetched, as a disk-full error.
     /// Needs root, to mount a 1 MiB tmpfs (CI runs as root).
     @Test(.enabled(if: getuid() == 0, "mounting a small tmpfs needs root"))
