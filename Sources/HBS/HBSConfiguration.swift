@@ -27,6 +27,14 @@ public struct HBSConfiguration: Codable, Sendable {
     /// Admin reads (`/v1/agents`, rollouts, `/metrics`, falcon's GETs) are open to anyone;
     /// off, they need the same authority as changes (`/healthz` is always open).
     public var publicReads: Bool = false
+    /// PEM certificate chain and private key: with both, the agent and admin listeners serve
+    /// HTTPS only (agents pin the CA with `hbsCA`).
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// Seconds a client has to send a whole request (`RequestDeadline`), and a connection may
+    /// sit idle between requests.
+    public var requestTimeoutSeconds: Int64 = 10
+    public var idleTimeoutSeconds: Int64 = 60
     /// Networks whose peers may change things without a token.
     public var adminAllow: [String] = ["127.0.0.0/8", "::1/128"]
     /// Hosts upgrading at once when a rollout does not say (falcon's threshold).
@@ -55,6 +63,10 @@ public struct HBSConfiguration: Codable, Sendable {
         anonymousBeats = try container.decodeIfPresent(Bool.self, forKey: .anonymousBeats) ?? defaults.anonymousBeats
         trustAdvertisedAddresses = try container.decodeIfPresent(Bool.self, forKey: .trustAdvertisedAddresses) ?? defaults.trustAdvertisedAddresses
         publicReads = try container.decodeIfPresent(Bool.self, forKey: .publicReads) ?? defaults.publicReads
+        tlsCertificate = try container.decodeIfPresent(String.self, forKey: .tlsCertificate)
+        tlsKey = try container.decodeIfPresent(String.self, forKey: .tlsKey)
+        requestTimeoutSeconds = try container.decodeIfPresent(Int64.self, forKey: .requestTimeoutSeconds) ?? defaults.requestTimeoutSeconds
+        idleTimeoutSeconds = try container.decodeIfPresent(Int64.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         adminAllow = try container.decodeIfPresent([String].self, forKey: .adminAllow) ?? defaults.adminAllow
         maxConcurrent = try container.decodeIfPresent(Int.self, forKey: .maxConcurrent) ?? defaults.maxConcurrent
         agentName = try container.decodeIfPresent(String.self, forKey: .agentName) ?? defaults.agentName

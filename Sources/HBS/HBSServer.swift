@@ -1,7 +1,11 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOHTTPTypes
+import NIOSSL
 import ServiceLifecycle
 import SystemPackage
 import Transfer
@@ -65,14 +69,39 @@ public struct HBSServer {
         }
         adminRouter.get("/healthz") { _, _ in JSONResponse.encode(["status": "ok"]) }
 
+        let server = try serverBuilder()
         let agentApp = Application(
-            router: agentRouter, configuration: .init(address: agentAddress, serverName: "fledge-hbs"), logger: logger)
+            router: agentRouter, server: server, configuration: .init(address: agentAddress, serverName: "fledge-hbs"), logger: logger)
         let adminApp = Application(
-            router: adminRouter, configuration: .init(address: adminAddress, serverName: "fledge-hbs"), logger: logger)
+            router: adminRouter, server: server, configuration: .init(address: adminAddress, serverName: "fledge-hbs"), logger: logger)
         let services: [any Service] = [agentApp, adminApp, Sweeper(controlPlane: controlPlane)]
-        logger.info("fledge-hbs: agents on \(configuration.agentListen), admin on \(configuration.adminListen), state \(configuration.redis.map { "in redis \($0)" } ?? "in \(configuration.data)")")
+        let scheme = configuration.tlsCertificate == nil ? "http" : "https"
+        logger.info("fledge-hbs: \(scheme), agents on \(configuration.agentListen), admin on \(configuration.adminListen), state \(configuration.redis.map { "in redis \($0)" } ?? "in \(configuration.data)")")
         try await ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+
+    /// HTTP/1.1 with the listener hygiene both listeners share (a deadline per request, an idle
+    /// timeout), in TLS when a certificate and key are configured.
+    func serverBuilder() throws -> HTTPServerBuilder {
+        let requestLimit = TimeAmount.seconds(configuration.requestTimeoutSeconds)
+        let http1 = HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [
+                RequestDeadline<HTTPRequestPart, HTTPResponsePart>(
+                    limit: requestLimit,
+                    isRequestEnd: { if case .end = $0 { true } else { false } },
+                    isResponseEnd: { if case .end = $0 { true } else { false } }),
+            ],
+            idleTimeout: .seconds(configuration.idleTimeoutSeconds)))
+        guard let certificate = configuration.tlsCertificate, let key = configuration.tlsKey else { return http1 }
+        let tls: TLSConfiguration
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        } catch {
+            throw HBSStartError("--tls-certificate \(certificate) / --tls-key \(key): \(error)")
+        }
+        return try .tls(http1, tlsConfiguration: tls)
     }
 
     static func address(_ text: String, flag: String) throws -> BindAddress {

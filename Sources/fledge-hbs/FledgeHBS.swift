@@ -27,6 +27,8 @@ struct FledgeHBS: AsyncParsableCommand {
     var trustAdvertisedAddresses = false
     @Flag(help: "Admin reads (agents, rollouts, /metrics) open to anyone, not only to those who may change things.")
     var publicReads = false
+    @Option(help: "PEM certificate chain: with --tls-key, both listeners serve HTTPS only.") var tlsCertificate: String?
+    @Option(help: "PEM private key of --tls-certificate.") var tlsKey: String?
     @Option(help: "Network allowed to change things without a token (CIDR; repeat). Default: loopback.")
     var adminAllow: [String] = []
     @Option(help: "Hosts upgrading at once unless a rollout says otherwise (default 2000).") var maxConcurrent: Int?
@@ -50,6 +52,11 @@ struct FledgeHBS: AsyncParsableCommand {
         if anonymousBeats { settings.anonymousBeats = true }
         if trustAdvertisedAddresses { settings.trustAdvertisedAddresses = true }
         if publicReads { settings.publicReads = true }
+        if let tlsCertificate { settings.tlsCertificate = tlsCertificate }
+        if let tlsKey { settings.tlsKey = tlsKey }
+        guard (settings.tlsCertificate == nil) == (settings.tlsKey == nil) else {
+            throw ValidationError("--tls-certificate and --tls-key go together")
+        }
         if !adminAllow.isEmpty { settings.adminAllow = adminAllow }
         if let maxConcurrent { settings.maxConcurrent = maxConcurrent }
         if let agentName { settings.agentName = agentName }

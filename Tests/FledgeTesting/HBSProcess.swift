@@ -17,11 +17,17 @@ public final class HBSProcess: Sendable {
     /// Each host's secret, once `beat` enrolled it (shared by instances on one Redis).
     public let secrets: HostSecrets
 
-    /// What agents are configured with: `http://agentHost:agentPort`.
-    public var agentURL: String { "http://\(agentHost):\(agentPort)" }
+    /// `https` when started with `--tls-certificate`, else `http`.
+    public let scheme: String
 
-    private init(child: ChildProcess, agentHost: String, agentPort: Int, adminPort: Int, fleetTokenFile: String?, secrets: HostSecrets) {
+    /// What agents are configured with: `SCHEME://agentHost:agentPort`.
+    public var agentURL: String { "\(scheme)://\(agentHost):\(agentPort)" }
+
+    private init(
+        child: ChildProcess, agentHost: String, agentPort: Int, adminPort: Int, fleetTokenFile: String?, secrets: HostSecrets, scheme: String
+    ) {
         self.secrets = secrets
+        self.scheme = scheme
         self.child = child
         self.agentHost = agentHost
         self.agentPort = agentPort
@@ -60,7 +66,8 @@ public final class HBSProcess: Sendable {
             _ = child.kill()
             throw FledgeTestingError("fledge-hbs did not listen for agents on \(agentHost):\(agentPort): \(child.stderr.suffix(800))")
         }
-        return HBSProcess(child: child, agentHost: agentHost, agentPort: agentPort, adminPort: adminPort, fleetTokenFile: tokenFile, secrets: secrets)
+        return HBSProcess(child: child, agentHost: agentHost, agentPort: agentPort, adminPort: adminPort, fleetTokenFile: tokenFile, secrets: secrets,
+            scheme: extra.contains("--tls-certificate") ? "https" : "http")
     }
 
     /// Kills it (SIGKILL) and returns once it is gone; works in `defer`.

@@ -23,6 +23,9 @@ public struct RangeServerConfiguration: Sendable {
     /// A connection with nothing going either way this long is closed (an availability stream
     /// sends a keep-alive every few seconds, so it is never idle).
     public var idleTimeoutSeconds: Int64 = 30
+    /// Seconds a client has to send a whole request, from the connection's start or the end
+    /// of the previous response (`RequestDeadline`): a slowloris cannot keep a connection.
+    public var requestSeconds: Int64 = 10
     /// Seconds a client is told to wait for a piece that is not verified yet.
     public var retryAfterSeconds: Int = 1
     /// Event loop threads; the agent uses one.
@@ -98,6 +101,11 @@ public final class RangeServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         IdleStateHandler(allTimeout: .seconds(configuration.idleTimeoutSeconds)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        RequestDeadline<HTTPServerRequestPart, HTTPServerResponsePart>(
+                            limit: .seconds(configuration.requestSeconds),
+                            isRequestEnd: { if case .end = $0 { true } else { false } },
+                            isResponseEnd: { if case .end = $0 { true } else { false } }))
                     try channel.pipeline.syncOperations.addHandler(
                         RangeRequestHandler(
                             catalog: catalog, limiter: limiter, uploads: uploads, retryAfter: configuration.retryAfterSeconds,
