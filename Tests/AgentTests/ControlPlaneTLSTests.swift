@@ -6,25 +6,6 @@ import Testing
 /// right CA enrols and beats; one pinning another CA is refused by its own libcurl and never
 /// reaches HBS; plain http to the TLS port gets nothing.
 @Suite struct ControlPlaneTLSTests {
-    /// A CA and a certificate for 127.0.0.1 it signed, and a CA that signed nothing here.
-    static func certificates(in directory: TemporaryDirectory) async throws -> (ca: String, wrongCA: String, certificate: String, key: String) {
-        let openssl = try Binaries.tool("openssl")
-        let d = directory.string
-        for ca in ["ca", "wrong-ca"] {
-            _ = try await ChildProcess.run(openssl, [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                "-subj", "/CN=fledge test \(ca)", "-keyout", "\(d)/\(ca).key", "-out", "\(d)/\(ca).pem"])
-        }
-        _ = try await ChildProcess.run(openssl, [
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", "\(d)/hbs.key", "-out", "\(d)/hbs.csr"])
-        try "subjectAltName=IP:127.0.0.1\n".write(toFile: "\(d)/san.ext", atomically: true, encoding: .utf8)
-        _ = try await ChildProcess.run(openssl, [
-            "x509", "-req", "-in", "\(d)/hbs.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", "\(d)/san.ext", "-out", "\(d)/hbs.pem"])
-        return ("\(d)/ca.pem", "\(d)/wrong-ca.pem", "\(d)/hbs.pem", "\(d)/hbs.key")
-    }
-
     static func agentConfig(in directory: TemporaryDirectory, host: String, hbs: HBSProcess, ca: String, key: String) throws -> String {
         let json: [String: Any] = [
             "hbs": [hbs.agentURL], "hostname": host, "data": directory.string + "/\(host)", "trustedKeys": [key],
@@ -38,7 +19,7 @@ import Testing
     @Test func anAgentTrustsHBSOnlyThroughItsCA() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let tls = try await Self.certificates(in: directory)
+        let tls = try await TestCertificates.make(in: directory.string)
         try await SeederCLI.keygen(into: directory.string + "/keys")
         let hbs = try await HBSProcess.start(
             data: directory.string + "/hbs", extra: ["--tls-certificate", tls.certificate, "--tls-key", tls.key])

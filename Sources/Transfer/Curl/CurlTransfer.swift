@@ -314,9 +314,10 @@ public enum Curl {
 
     /// GETs a small body (up to `limit` bytes) on the calling thread, in at most
     /// `timeoutSeconds` (and stalling under 1 KiB/s for 3 s ends it too); throws unless the
-    /// status is 200.
-    public static func get(_ url: String, limit: Int = 4 << 20, timeoutSeconds: Int = 10) throws(TransferError) -> [UInt8] {
+    /// status is 200. An https server must chain to `caFile`'s CAs when given.
+    public static func get(_ url: String, limit: Int = 4 << 20, timeoutSeconds: Int = 10, caFile: String? = nil) throws(TransferError) -> [UInt8] {
         var options = CurlRequestOptions()
+        options.caFile = caFile
         options.lowSpeedSeconds = min(3, timeoutSeconds)
         options.totalTimeoutMs = timeoutSeconds * 1000
         options.followRedirects = true

@@ -8,17 +8,21 @@ import SystemPackage
 struct HBSBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hbs",
-        abstract: "Heartbeats/s and p99 of fledge-hbs (embedded store, Redis) vs a hello-world Hummingbird route, driven by wrk.",
+        abstract: "Heartbeats/s and p99 of fledge-hbs (authenticated beats: embedded, Redis, TLS; and anonymous) vs hello-world Hummingbird routes, driven by wrk.",
         discussion: """
             fledge-hbs (the release build beside this executable) runs as child processes on free \
-            127.0.0.1 ports: one on its embedded store, one on Redis (a redis-server of its own), \
-            and the reference, a hello-world Hummingbird 2 server (`fledge-bench hello-server`). \
-            wrk POSTs the same JSON heartbeats to each, hostnames cycling through --hosts \
-            distinct names. Each fledge-hbs is warmed up until every host is registered (first \
-            beats are journaled); the measured passes then see known idle hosts. Finally a \
-            rollout is created on the embedded one and measured again. The JSON ratios are \
-            fledge-hbs / hello-world POST of the best runs; goals (reported, not asserted): \
-            0.5 embedded, 0.3 Redis.
+            127.0.0.1 ports: on its embedded store with per-host credentials, the same with \
+            --anonymous-beats, on Redis (a redis-server of its own), and on its embedded store \
+            over TLS; the references are a hello-world Hummingbird 2 server (`fledge-bench \
+            hello-server`), plain and over the same TLS. Every host is enrolled first (each \
+            server issues its own secrets); wrk POSTs the same JSON heartbeats to each, hostnames \
+            cycling through --hosts distinct names, each beat with its host's Fledge-Host and \
+            Authorization headers (the hello servers and the anonymous fledge-hbs get the same \
+            bytes). Each fledge-hbs is warmed up until every host is registered (first beats are \
+            journaled); the measured passes then see known idle hosts. Finally a rollout is \
+            created on the embedded one and measured again. Ratios are of the best runs; goals \
+            (reported, not asserted): embedded >= 0.5 and Redis >= 0.3 x hello POST, \
+            authenticated >= 0.85 x anonymous, TLS >= 0.5 x hello over TLS.
             """)
 
     @Option(help: "Seconds of each measured wrk pass.")
@@ -73,6 +77,8 @@ struct HBSBench: AsyncParsableCommand {
         var passes: [HBSTarget: [Pass]] = [:]
         /// Seconds of warm-up until every host was registered, per fledge-hbs.
         var registration: [HBSTarget: Int] = [:]
+        /// Seconds to enrol every host, per fledge-hbs with credentials.
+        var enrolment: [HBSTarget: Double] = [:]
         /// `hbs_rollout_hosts` by phase after the rollout's warm-up.
         var rolloutPhases: [String: Int] = [:]
         /// Upgrade orders sent during the rollout's warm-up.
@@ -93,17 +99,38 @@ struct HBSBench: AsyncParsableCommand {
         try await Bench.run { try await measureAndReport() }
     }
 
+    /// The fledge-hbs servers that take authenticated beats, each enrolling the hosts anew.
+    private static let enrolled: [HBSTarget] = [.embedded, .redis, .embeddedTLS]
+
     private func measureAndReport() async throws {
         let wrk = try Wrk(threads: threads, connections: connections)
         _ = try Binaries.tool("redis-server")
-        let script = HeartbeatScript(hosts: hosts, threads: threads)
+        let plain = HeartbeatScript(hosts: hosts, threads: threads)
         let results = try await Cleanup.shared.withTemporaryDirectory(in: workdir, label: "fledge-bench-hbs") { directory in
-            let scriptPath = directory.appending("heartbeat.lua")
-            try script.write(to: scriptPath)
-            Bench.progress("starting the hello server, fledge-hbs (embedded), redis-server and fledge-hbs (Redis)")
+            Bench.progress("starting the hello servers (plain, TLS), fledge-hbs (embedded; anonymous; TLS), redis-server and fledge-hbs (Redis)")
             let servers = try await HBSServers.start(in: directory)
             do {
-                let results = try await measure(servers, wrk: wrk, script: scriptPath)
+                var results = Results()
+                var scripts: [HBSTarget: FilePath] = [:]
+                let names = (0..<hosts).map(plain.name(host:))
+                for target in Self.enrolled {
+                    Bench.progress("enrolling \(hosts) hosts at \(target.server)")
+                    let started = ContinuousClock.now
+                    let secrets = try await HBSServers.enrol(names, at: servers.hbs(target)!, ca: servers.ca)
+                    results.enrolment[target] = (ContinuousClock.now - started).seconds
+                    let secretsPath = directory.appending("secrets-\(target.rawValue).txt")
+                    try Data((secrets.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: secretsPath.string))
+                    var script = plain
+                    script.secrets = secretsPath
+                    let scriptPath = directory.appending("heartbeat-\(target.rawValue).lua")
+                    try script.write(to: scriptPath)
+                    scripts[target] = scriptPath
+                }
+                // The others get the embedded server's beats, byte for byte.
+                for target in [HBSTarget.helloPost, .helloGet, .helloTLS, .embeddedAnonymous, .embeddedRollout] {
+                    scripts[target] = scripts[.embedded]
+                }
+                results = try await measure(servers, wrk: wrk, scripts: scripts, results: results)
                 await servers.stop()
                 return results
             } catch {
@@ -111,28 +138,31 @@ struct HBSBench: AsyncParsableCommand {
                 throw error
             }
         }
-        report(results, bodyBytes: script.body(host: 0).utf8.count)
+        report(results, bodyBytes: plain.body(host: 0).utf8.count)
     }
 
-    private func measure(_ servers: HBSServers, wrk: Wrk, script: FilePath) async throws -> Results {
-        var results = Results()
+    private func measure(_ servers: HBSServers, wrk: Wrk, scripts: [HBSTarget: FilePath], results: Results) async throws -> Results {
+        var results = results
         var cursor = 0
-        Bench.progress("warming up the hello server (\(warmupSeconds) s)")
-        _ = try await pass(.helloPost, servers, wrk: wrk, script: script, seconds: warmupSeconds, cursor: &cursor)
-        for target in [HBSTarget.embedded, .redis] {
-            results.registration[target] = try await register(target, servers, wrk: wrk, script: script, cursor: &cursor)
+        Bench.progress("warming up the hello servers (\(warmupSeconds) s each)")
+        for hello in [HBSTarget.helloPost, .helloTLS] {
+            _ = try await pass(hello, servers, wrk: wrk, script: scripts[hello]!, seconds: warmupSeconds, cursor: &cursor)
+        }
+        let beaten: [HBSTarget] = [.embedded, .embeddedAnonymous, .redis, .embeddedTLS]
+        for target in beaten {
+            results.registration[target] = try await register(target, servers, wrk: wrk, script: scripts[target]!, cursor: &cursor)
         }
 
-        let order: [HBSTarget] = [.helloPost, .embedded, .redis, .helloGet]
+        let order: [HBSTarget] = [.helloPost, .embedded, .embeddedAnonymous, .redis, .helloTLS, .embeddedTLS, .helloGet]
         for run in 0..<repeats {
             for index in order.indices {
                 let target = order[(index + run) % order.count]
-                let measured = try await pass(target, servers, wrk: wrk, script: script, seconds: seconds, cursor: &cursor)
+                let measured = try await pass(target, servers, wrk: wrk, script: scripts[target]!, seconds: seconds, cursor: &cursor)
                 results.passes[target, default: []].append(measured)
                 progress(run: run, target, measured)
             }
         }
-        for target in [HBSTarget.embedded, .redis] { try await checkAgents(target, servers) }
+        for target in beaten { try await checkAgents(target, servers) }
 
         Bench.progress("creating a rollout on fledge-hbs (embedded): \(Self.rolloutJSON)")
         let (status, body) = try await servers.embedded.admin("POST", "/v1/rollouts", json: Self.rolloutJSON)
@@ -140,9 +170,10 @@ struct HBSBench: AsyncParsableCommand {
             throw BenchError.check("POST /v1/rollouts answered \(status): \(body.map { "\($0)" } ?? "no JSON")")
         }
         Bench.progress("warming up the rollout (\(warmupSeconds) s)")
+        let script = scripts[.embeddedRollout]!
         let warm = try await pass(.embeddedRollout, servers, wrk: wrk, script: script, seconds: warmupSeconds, cursor: &cursor)
         results.rolloutWarmupOrders = Int((warm.ordersPerSecond * Double(warmupSeconds)).rounded())
-        for (name, value) in try await HBSServers.metrics(of: servers.embedded) where name.hasPrefix("hbs_rollout_hosts{") {
+        for (name, value) in try await servers.metrics(of: servers.embedded) where name.hasPrefix("hbs_rollout_hosts{") {
             guard let phase = name.split(separator: "phase=\"").last?.split(separator: "\"").first else { continue }
             results.rolloutPhases[String(phase)] = Int(value)
         }
@@ -166,13 +197,13 @@ struct HBSBench: AsyncParsableCommand {
         _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: FilePath, seconds: Int, cursor: inout Int
     ) async throws -> Pass {
         let hbs = servers.hbs(target)
-        let ordersBefore = try await orders(of: hbs)
+        let ordersBefore = try await orders(of: hbs, servers)
         let cpuBefore = servers.cpuSeconds(target)
         let report = try await wrk.run(
             url: servers.url(target), seconds: seconds, script: target.sendsHeartbeats ? script : nil, scriptArguments: ["\(cursor)"])
         if target.sendsHeartbeats { cursor = (cursor + report.requests / threads) % hosts }
         let cpu = servers.cpuSeconds(target) - cpuBefore
-        let ordersAfter = try await orders(of: hbs)
+        let ordersAfter = try await orders(of: hbs, servers)
         guard report.non2xx == 0 else {
             throw BenchError.check("\(target.server): \(report.non2xx) of \(report.requests) answers were not 2xx")
         }
@@ -182,9 +213,9 @@ struct HBSBench: AsyncParsableCommand {
     }
 
     /// Upgrade orders `hbs` has sent so far (none from the hello server).
-    private func orders(of hbs: HBSProcess?) async throws -> Double {
+    private func orders(of hbs: HBSProcess?, _ servers: HBSServers) async throws -> Double {
         guard let hbs else { return 0 }
-        return try await HBSServers.metrics(of: hbs)["hbs_orders_total"] ?? 0
+        return try await servers.metrics(of: hbs)["hbs_orders_total"] ?? 0
     }
 
     /// Warm-up passes until every host has beaten once (its first beat is journaled, later
@@ -197,7 +228,7 @@ struct HBSBench: AsyncParsableCommand {
         for attempt in 1...Self.maxWarmups {
             Bench.progress("warming up \(target.server) (\(warmupSeconds) s, pass \(attempt))")
             let warm = try await pass(target, servers, wrk: wrk, script: script, seconds: warmupSeconds, cursor: &cursor)
-            agents = Int(try await HBSServers.metrics(of: hbs)["hbs_agents"] ?? 0)
+            agents = Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)
             Bench.progress("  \(Format.fixed(warm.report.requestsPerSecond)) req/s, \(agents) of \(hosts) hosts registered")
             if agents >= hosts { return attempt * warmupSeconds }
         }
@@ -208,7 +239,7 @@ struct HBSBench: AsyncParsableCommand {
     /// none went missing.
     private func checkAgents(_ target: HBSTarget, _ servers: HBSServers) async throws {
         guard let hbs = servers.hbs(target) else { return }
-        let agents = Int(try await HBSServers.metrics(of: hbs)["hbs_agents"] ?? 0)
+        let agents = Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)
         guard agents == hosts else { throw BenchError.check("\(target.server) knows \(agents) agents, expected \(hosts)") }
     }
 
@@ -216,37 +247,44 @@ struct HBSBench: AsyncParsableCommand {
         Bench.progress("run \(run + 1)/\(repeats): \(target.server), \(target.request): \(Format.fixed(pass.report.requestsPerSecond)) req/s, p99 \(Format.fixed(pass.report.p99Milliseconds, 2)) ms")
     }
 
+    /// What each row is compared with: the hello-world POST in the same transport.
+    private static func reference(of target: HBSTarget) -> HBSTarget { target.isTLS ? .helloTLS : .helloPost }
+
+    /// Goals (reported, not asserted): a row's ratio to its reference.
+    private static let goals: [HBSTarget: Double] = [.embedded: 0.5, .redis: 0.3, .embeddedTLS: 0.5]
+    /// Authentication may cost at most 15 % of the beats/s of anonymous beats.
+    private static let authenticationGoal = 0.85
+
     private func report(_ results: Results, bodyBytes: Int) {
-        let reference = results.best(.helloPost)?.report.requestsPerSecond ?? 0
-        let referenceMedian = results.samples(.helloPost).median
-        let goals: [HBSTarget: Double] = [.embedded: 0.5, .redis: 0.3]
+        func rate(_ target: HBSTarget) -> Double { results.best(target)?.report.requestsPerSecond ?? 0 }
+        func ratio(_ target: HBSTarget) -> Double { rate(target) / rate(Self.reference(of: target)) }
+        let authentication = rate(.embedded) / rate(.embeddedAnonymous)
         var table = Table(
             "hbs: heartbeats over 127.0.0.1, wrk -t\(threads) -c\(connections), \(seconds) s passes, \(hosts) distinct hosts, best and median of \(repeats) run(s)",
             columns: [("server", .left), ("request", .left), ("best req/s", .right), ("median req/s", .right),
                       ("p99 ms", .right), ("B/answer", .right), ("CPU us/req", .right), ("vs hello POST", .right), ("goal", .right)])
-        let rows: [HBSTarget] = [.helloPost, .helloGet, .embedded, .redis, .embeddedRollout]
+        let rows: [HBSTarget] = [.helloPost, .helloGet, .embedded, .embeddedAnonymous, .redis, .embeddedRollout, .helloTLS, .embeddedTLS]
         for target in rows {
             let best = results.best(target)
-            let rate = best?.report.requestsPerSecond ?? 0
             table.add([
-                target.server, target.request, Format.fixed(rate), Format.fixed(results.samples(target).median),
+                target.server, target.request, Format.fixed(rate(target)), Format.fixed(results.samples(target).median),
                 Format.fixed(best?.report.p99Milliseconds ?? .nan, 2), Format.fixed(best?.report.bytesPerResponse ?? .nan, 0),
-                Format.fixed(best?.cpuMicrosPerRequest ?? .nan, 1), Format.ratio(rate / reference),
-                goals[target].map { ">= \($0)" } ?? "-",
+                Format.fixed(best?.cpuMicrosPerRequest ?? .nan, 1), Format.ratio(ratio(target)),
+                Self.goals[target].map { ">= \($0)" } ?? "-",
             ])
         }
-        table.note("Closed loop: \(connections) keep-alive connections over \(threads) wrk thread(s); each request POSTs a \(bodyBytes)-byte JSON heartbeat of an idle host (GET / excepted), hostname host-NNNNN cycling through \(hosts) names, no two wrk threads sharing one.")
-        table.note("The reference is the hello-world POST: the same Hummingbird 2 HTTP/1 server reading the same body and answering constant JSON ({\"nextBeatSeconds\":60}, what fledge-hbs answers an idle host); GET / is for information.")
+        table.note("Closed loop: \(connections) keep-alive connections over \(threads) wrk thread(s); each request POSTs a \(bodyBytes)-byte JSON heartbeat of an idle host (GET / excepted) with its Fledge-Host and Authorization: Bearer (64 hex) headers, hostname host-NNNNN cycling through \(hosts) names, no two wrk threads sharing one.")
+        table.note("The reference is the hello-world POST in the same transport (TLS rows: hello-world over TLS, same swift-nio-ssl server configuration and certificate): the same Hummingbird 2 HTTP/1 server reading the same request and answering constant JSON ({\"nextBeatSeconds\":60}, what fledge-hbs answers an idle host); GET / is for information.")
         table.note("p99 ms, B/answer (headers included) and CPU us/req are those of each server's best run; CPU is the server process's user + system time (plus redis-server's for Redis) over the pass, divided by the answers.")
-        let registration = [HBSTarget.embedded, .redis].map { "\($0.server) \(results.registration[$0] ?? 0) s" }.joined(separator: ", ")
-        table.note("Before measuring, every host was registered by warm-up passes (first beats are made durable: journal + fdatasync, or a Redis MULTI/EXEC with appendfsync always): \(registration).")
+        let enrolment = Self.enrolled.map { "\($0.server) \(Format.fixed(results.enrolment[$0] ?? 0, 1)) s" }.joined(separator: ", ")
+        table.note("Before measuring, every host was enrolled (POST /v1/enrol with the fleet token, 8 at a time; each binding durable): \(enrolment); and registered by warm-up passes (first beats are made durable: journal + fdatasync, or a Redis MULTI/EXEC with appendfsync always): \(results.registration.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.server) \($0.value) s" }.joined(separator: ", ")).")
         let phases = results.rolloutPhases.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         let orders = results.best(.embeddedRollout)?.ordersPerSecond ?? 0
         table.note("Rollout: POST /v1/rollouts to 2.0.0, maxConcurrent 100, one CDN source, every host targeted; after its \(warmupSeconds) s warm-up (\(results.rolloutWarmupOrders) orders sent) hosts by phase: \(phases). Pending hosts get no order but a 1 s beat interval; an admitted host beating idle gets its order again (\(Format.fixed(orders)) orders/s in the best run).")
-        for (target, goal) in goals.sorted(by: { $0.value > $1.value }) {
-            let ratio = (results.best(target)?.report.requestsPerSecond ?? 0) / reference
-            table.note("Goal \(target.server): >= \(goal) x hello POST: \(ratio >= goal ? "met" : "NOT met") (\(Format.ratio(ratio))).")
+        for (target, goal) in Self.goals.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            table.note("Goal \(target.server): >= \(goal) x \(Self.reference(of: target).server) POST: \(ratio(target) >= goal ? "met" : "NOT met") (\(Format.ratio(ratio(target)))).")
         }
+        table.note("Goal authentication: authenticated >= \(Self.authenticationGoal) x anonymous beats/s (embedded): \(authentication >= Self.authenticationGoal ? "met" : "NOT met") (\(Format.ratio(authentication))).")
         if results.socketErrors > 0 { table.note("wrk reported \(results.socketErrors) socket errors (connect/read/write/timeout) over all measured passes.") }
         table.print()
 
@@ -257,27 +295,29 @@ struct HBSBench: AsyncParsableCommand {
         json.add("threads", threads)
         json.add("repeat", repeats)
         json.add("statistic", "best")
-        for target in rows {
-            json.add("\(target.rawValue)_rps", results.best(target)?.report.requestsPerSecond ?? 0, digits: 1)
-        }
-        for target in [HBSTarget.embedded, .redis, .embeddedRollout] {
-            json.add("ratio_\(target.rawValue)", (results.best(target)?.report.requestsPerSecond ?? 0) / reference)
+        for target in rows { json.add("\(target.rawValue)_rps", rate(target), digits: 1) }
+        for target in [HBSTarget.embedded, .embeddedAnonymous, .redis, .embeddedRollout, .embeddedTLS] {
+            json.add("ratio_\(target.rawValue)", ratio(target))
         }
         for target in [HBSTarget.embedded, .redis] {
-            json.add("ratio_\(target.rawValue)_median", results.samples(target).median / referenceMedian)
+            json.add("ratio_\(target.rawValue)_median", results.samples(target).median / results.samples(.helloPost).median)
         }
-        for target in rows {
-            json.add("p99_ms_\(target.rawValue)", results.best(target)?.report.p99Milliseconds ?? .nan)
+        json.add("ratio_authenticated_vs_anonymous", authentication)
+        json.add("ratio_authenticated_vs_anonymous_median", results.samples(.embedded).median / results.samples(.embeddedAnonymous).median)
+        for target in rows { json.add("p99_ms_\(target.rawValue)", results.best(target)?.report.p99Milliseconds ?? .nan) }
+        for target in rows { json.add("cpu_us_per_req_\(target.rawValue)", results.best(target)?.cpuMicrosPerRequest ?? .nan, digits: 1) }
+        for (target, goal) in Self.goals.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            json.add("goal_ratio_\(target.rawValue)", goal, digits: 2)
+            json.add("goal_\(target.rawValue)_met", ratio(target) >= goal)
         }
-        json.add("goal_ratio_embedded", 0.5, digits: 1)
-        json.add("goal_ratio_redis", 0.3, digits: 1)
-        json.add("goal_embedded_met", (results.best(.embedded)?.report.requestsPerSecond ?? 0) / reference >= 0.5)
-        json.add("goal_redis_met", (results.best(.redis)?.report.requestsPerSecond ?? 0) / reference >= 0.3)
+        json.add("goal_authentication", Self.authenticationGoal, digits: 2)
+        json.add("goal_authentication_met", authentication >= Self.authenticationGoal)
+        for target in Self.enrolled { json.add("enrol_seconds_\(target.rawValue)", results.enrolment[target] ?? 0, digits: 1) }
         json.add("embedded_rollout_orders_per_s", orders, digits: 1)
         json.add("socket_errors", results.socketErrors)
         json.add("cpu", Bench.cpuModel)
         json.add("nproc", ProcessInfo.processInfo.activeProcessorCount)
-        json.add("measured", "wrk -t\(threads) -c\(connections) -d\(seconds)s --latency, POST /v1/heartbeat with \(bodyBytes)-byte JSON heartbeats of \(hosts) distinct idle hosts (all registered in warm-up), to fledge-hbs (embedded store; Redis store; embedded with a rollout active) and to a hello-world Hummingbird 2 route reading the body and answering constant JSON; best of \(repeats) pass(es)")
+        json.add("measured", "wrk -t\(threads) -c\(connections) -d\(seconds)s --latency, POST /v1/heartbeat with \(bodyBytes)-byte JSON heartbeats of \(hosts) distinct idle hosts (enrolled, all registered in warm-up), each with its Fledge-Host and bearer secret, to fledge-hbs (embedded store; anonymous beats; Redis store; embedded with a rollout active; embedded over TLS) and to hello-world Hummingbird 2 routes (plain, TLS) reading the request and answering constant JSON; best of \(repeats) pass(es)")
         print(json.text)
     }
 }

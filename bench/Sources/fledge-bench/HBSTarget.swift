@@ -4,28 +4,41 @@ enum HBSTarget: String, CaseIterable {
     case helloPost = "hello"
     /// For information: hello-world `GET /`, no body.
     case helloGet = "hello_get"
+    /// fledge-hbs on its embedded store, every beat authenticated as its host.
     case embedded
+    /// The same without per-host credentials (`--anonymous-beats`): what authentication costs.
+    case embeddedAnonymous = "embedded_anonymous"
     case redis
     /// fledge-hbs embedded with a rollout active: pending hosts, admitted hosts getting orders.
     case embeddedRollout = "embedded_rollout"
+    /// The reference over TLS: the hello-world route behind the same TLS (swift-nio-ssl).
+    case helloTLS = "hello_tls"
+    /// fledge-hbs embedded, authenticated beats, over TLS.
+    case embeddedTLS = "embedded_tls"
 
     /// Whether wrk sends heartbeats (the Lua script) rather than plain GETs.
     var sendsHeartbeats: Bool { self != .helloGet }
+
+    var isTLS: Bool { self == .helloTLS || self == .embeddedTLS }
 
     var server: String {
         switch self {
         case .helloPost, .helloGet: "hello-world (Hummingbird 2)"
         case .embedded: "fledge-hbs, embedded store"
+        case .embeddedAnonymous: "fledge-hbs, embedded, anonymous beats"
         case .redis: "fledge-hbs, Redis store"
         case .embeddedRollout: "fledge-hbs, embedded, rollout active"
+        case .helloTLS: "hello-world over TLS"
+        case .embeddedTLS: "fledge-hbs, embedded, over TLS"
         }
     }
 
     var request: String {
         switch self {
-        case .helloPost: "POST /v1/heartbeat -> constant JSON"
+        case .helloPost, .helloTLS: "POST /v1/heartbeat -> constant JSON"
         case .helloGet: "GET / -> \"hello\""
-        case .embedded, .redis, .embeddedRollout: "POST /v1/heartbeat"
+        case .embeddedAnonymous: "POST /v1/heartbeat, no credential"
+        case .embedded, .redis, .embeddedRollout, .embeddedTLS: "POST /v1/heartbeat, authenticated"
         }
     }
 }

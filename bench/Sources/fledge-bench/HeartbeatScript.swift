@@ -6,20 +6,27 @@ import SystemPackage
 /// i, i + threads, i + 2 * threads, ... so no two threads ever beat as the same host, and
 /// together they cover every name. The script's argument (`wrk ... -s SCRIPT URL -- START`)
 /// makes each thread begin START names into its own cycle, so consecutive passes can carry on
-/// where the last one stopped instead of beating the same first hosts again.
+/// where the last one stopped instead of beating the same first hosts again. Each beat names
+/// its host (`Fledge-Host`) and carries its secret, line N+1 of `secrets` being host N's.
 struct HeartbeatScript {
     /// Distinct hostnames; at least `threads`.
     let hosts: Int
     let threads: Int
+    /// File of the hosts' secrets, one per line, in host order.
+    var secrets: FilePath? = nil
 
     /// Digits of the number in a hostname (`host-00042`): at least 5.
     var digits: Int { max(5, String(max(hosts - 1, 0)).count) }
 
+    /// Host number `index`'s name.
+    func name(host index: Int) -> String {
+        let number = String(index)
+        return "host-" + String(repeating: "0", count: max(0, digits - number.count)) + number
+    }
+
     /// The body sent for host number `index`.
     func body(host index: Int) -> String {
-        let number = String(index)
-        let name = "host-" + String(repeating: "0", count: max(0, digits - number.count)) + number
-        return #"{"hostname":"\#(name)","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}"#
+        #"{"hostname":"\#(name(host: index))","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}"#
     }
 
     /// The script's text. `setup` runs in wrk's main Lua state once per thread and numbers the
@@ -37,21 +44,28 @@ struct HeartbeatScript {
         end
 
         local counter = 0
+        local secrets = {}
 
         function init(args)
           local start = tonumber(args[1]) or 0
           local cycle = math.floor((hosts - thread_index - 1) / stride) + 1
           counter = thread_index + (start % cycle) * stride
+          \(secrets.map { "for line in io.lines(\"\($0.string)\") do secrets[#secrets + 1] = line end" } ?? "")
         end
 
         wrk.method = "POST"
-        wrk.headers["Content-Type"] = "application/json"
 
         function request()
-          local body = string.format('{"hostname":"host-%0\(digits)d","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}', counter)
+          local name = string.format("host-%0\(digits)d", counter)
+          local body = '{"hostname":"' .. name .. '","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}'
+          local headers = {["Content-Type"] = "application/json"}
+          if secrets[counter + 1] then
+            headers["Fledge-Host"] = name
+            headers["Authorization"] = "Bearer " .. secrets[counter + 1]
+          end
           counter = counter + stride
           if counter >= hosts then counter = thread_index end
-          return wrk.format(nil, nil, nil, body)
+          return wrk.format(nil, nil, headers, body)
         end
         """
     }

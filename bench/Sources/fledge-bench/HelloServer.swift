@@ -1,6 +1,9 @@
 import ArgumentParser
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOSSL
 
 /// `fledge-bench hello-server` (hidden): the reference of `fledge-bench hbs`, a hello-world
 /// server on the framework fledge-hbs is built on (Hummingbird 2, same HTTP/1 server, same
@@ -16,6 +19,12 @@ struct HelloServer: AsyncParsableCommand {
 
     @Option(help: "HOST:PORT to listen on.")
     var listen: String
+
+    @Option(help: "PEM certificate chain: with --tls-key, serve HTTPS (the reference for fledge-hbs over TLS).")
+    var tlsCertificate: String?
+
+    @Option(help: "PEM private key of --tls-certificate.")
+    var tlsKey: String?
 
     /// What fledge-hbs answers a known idle host with no rollout active (sorted keys, as it encodes).
     static let reply = #"{"nextBeatSeconds":60}"#
@@ -44,8 +53,15 @@ struct HelloServer: AsyncParsableCommand {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: Self.reply)))
         }
+        var server = HTTPServerBuilder.http1()
+        if let tlsCertificate, let tlsKey {
+            let chain = try NIOSSLCertificate.fromPEMFile(tlsCertificate).map { NIOSSLCertificateSource.certificate($0) }
+            server = try .tls(server, tlsConfiguration: .makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))))
+        }
         let app = Application(
             router: router,
+            server: server,
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "hello-server"),
             logger: logger)
         try await app.runService()
