@@ -133,7 +133,7 @@ import Wire
     }
 
     @Test func errorsReadWell() {
-        #expect(ManifestError.expired(expiresAt: 5, now: 9).description.contains("republish"))
+        #expect(ManifestError.expired(expiresAt: 5, now: 9).description.contains("fledge-seeder resign"))
         #expect(ManifestError.unsupportedFormat(3).description.contains("format 3"))
     }
 
