@@ -127,4 +127,30 @@ import Testing
         #expect(token.count == 64)
         #expect(try await anonymous.enrol("b", token: token).status == 201)
     }
+
+    /// A host outside the rollout, authenticated as itself, says it holds the release whole and
+    /// serves peers: HBS never ordered it the release nor saw it run it, so nobody is sent to it.
+    /// A host seen running the release is.
+    @Test func aClaimAloneListsNoPeer() async throws {
+        let data = try TemporaryDirectory()
+        defer { data.remove() }
+        let hbs = try await HBSProcess.start(data: data.string)
+        defer { hbs.kill() }
+        func beat(_ host: String, version: String, held: Bool, port: Int) -> String {
+            let holding = held ? #"[{"name":"fledge-agent","version":"2.0.0","complete":true}]"# : "[]"
+            return #"{"hostname":"\#(host)","ip":"127.0.0.1","version":"\#(version)","labels":{"idc":"a"},"state":"idle","held":\#(holding),"peerPort":\#(port)}"#
+        }
+        #expect(try await hbs.beat(beat("liar", version: "1.0.0", held: true, port: 7001)).status == 200)
+        #expect(try await hbs.beat(beat("runner", version: "2.0.0", held: true, port: 7002)).status == 200)
+        #expect(try await hbs.beat(beat("target", version: "1.0.0", held: false, port: 7003)).status == 200)
+        let (created, _) = try await hbs.admin("POST", "/v1/rollouts", json: """
+            {"release":{"name":"fledge-agent","version":"2.0.0"},"sources":[{"url":"http://cdn.test","capacityMbps":1}],
+             "selector":{"hosts":["target"]},"peers":true}
+            """)
+        #expect(created == 201)
+        let order = try #require((try await hbs.beat(beat("target", version: "1.0.0", held: false, port: 7003)).body as? [String: Any])?["order"] as? [String: Any])
+        let listed = (order["sources"] as? [String] ?? []) + (order["fallbackSources"] as? [String] ?? [])
+        #expect(!listed.contains("http://127.0.0.1:7001"), "the liar is nobody's source: \(listed)")
+        #expect(listed.contains("http://127.0.0.1:7002"), "a host seen running 2.0.0 serves it: \(listed)")
+    }
 }
