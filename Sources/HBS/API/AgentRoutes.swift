@@ -41,7 +41,7 @@ struct AgentRoutes {
         }
         let secret = randomSecret()
         do {
-            try await controlPlane.enrol(host: enrolment.hostname, digest: Hex.encode(Digest.sha256(Array(secret.utf8))))
+            try await controlPlane.enrol(host: enrolment.hostname, digest: CredentialDigest(ofSecret: secret))
         } catch .engine(.conflict(let reason)) {
             return JSONResponse.error(.conflict, reason)
         } catch {
@@ -51,21 +51,16 @@ struct AgentRoutes {
     }
 
     private func heartbeat(_ request: Request, _ context: HBSRequestContext) async -> Response {
-        // Who speaks, before a byte of the body is read: a beat without a valid credential for
-        // the host it names changes nothing.
+        // Who speaks: a beat without a credential is refused before its body is read; one whose
+        // credential is not its host's changes nothing (the control plane checks it in the same
+        // turn that would take the beat).
+        var credential: CredentialDigest?
         var speaker: String?
         if !anonymousBeats {
-            guard let host = request.headers[HTTPField.Name(HostIdentity.hostHeader)!], let secret = Self.bearer(request) else {
+            guard let host = request.headers[Self.hostHeader], let secret = Self.bearer(request) else {
                 return JSONResponse.error(.unauthorized, "a beat names its host (\(HostIdentity.hostHeader)) and carries its secret (Authorization: Bearer SECRET); enrol first: POST /v1/enrol with the fleet token")
             }
-            switch await controlPlane.authenticate(host: host, secret: secret) {
-            case .authenticated: speaker = host
-            case .notEnrolled:
-                return JSONResponse.error(.unauthorized, "\(host) is not enrolled: POST /v1/enrol with the fleet token")
-            case .wrongSecret:
-                metrics.rejectedBeats.add(1, ordering: .relaxed)
-                return JSONResponse.error(.unauthorized, "wrong credential for \(host)")
-            }
+            (speaker, credential) = (host, CredentialDigest(ofSecret: secret))
         }
         var beat: HeartbeatRequest
         switch await JSONResponse.decode(HeartbeatRequest.self, from: request, context: context) {
@@ -77,19 +72,33 @@ struct AgentRoutes {
         }
         if let speaker, speaker != beat.hostname {
             metrics.rejectedBeats.add(1, ordering: .relaxed)
-            return JSONResponse.error(.forbidden, "this credential is \(speaker)'s: a beat speaks only for its own host, not \(beat.hostname)")
+            return JSONResponse.error(.forbidden, "this beat's \(HostIdentity.hostHeader) is \(speaker): a beat speaks only for its own host, not \(beat.hostname)")
         }
         guard !beat.version.isEmpty else { return JSONResponse.error(.badRequest, "version is required", field: "version") }
         // Peers reach a host where HBS saw it come from, not where it says it is.
         if !trustAdvertisedAddresses, let address = context.remoteAddress.flatMap(Self.ip) { beat.ip = address }
+        var reply: HeartbeatReply, stored: Bool
+        do {
+            (reply, stored) = try await controlPlane.beat(beat, credential: credential)
+        } catch {
+            switch error {
+            case .notEnrolled:
+                return JSONResponse.error(.unauthorized, "\(beat.hostname) is not enrolled: POST /v1/enrol with the fleet token")
+            case .wrongSecret:
+                metrics.rejectedBeats.add(1, ordering: .relaxed)
+                return JSONResponse.error(.unauthorized, "wrong credential for \(beat.hostname)")
+            }
+        }
         metrics.heartbeats.add(1, ordering: .relaxed)
-        var (reply, stored) = await controlPlane.beat(beat)
         // Long-poll: `?wait=S` holds a beat with nothing to do for up to S seconds, answering at
         // once when a rollout starts; so an idle fleet beats once a minute yet gets its orders
         // within moments. After a wait the next beat is due at once.
         if let wait = Self.waitSeconds(request), reply.order == nil, reply.nextBeatSeconds > 1 {
             if await controlPlane.signal.wait(upTo: .seconds(wait)) {
-                (reply, stored) = await controlPlane.beat(beat)
+                guard let again = try? await controlPlane.beat(beat, credential: credential) else {
+                    return JSONResponse.error(.unauthorized, "\(beat.hostname)'s credential was withdrawn while its beat waited; enrol again")
+                }
+                (reply, stored) = again
             } else {
                 reply.nextBeatSeconds = 0
             }
@@ -98,6 +107,8 @@ struct AgentRoutes {
         if reply.order != nil { metrics.orders.add(1, ordering: .relaxed) }
         return JSONResponse.encode(reply)
     }
+
+    private static let hostHeader = HTTPField.Name(HostIdentity.hostHeader)!
 
     /// The `wait` query parameter, in seconds (at most 120), if any.
     static func waitSeconds(_ request: Request) -> Double? {

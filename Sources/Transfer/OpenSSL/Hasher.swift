@@ -11,11 +11,30 @@ import SystemPackage
 public enum DigestAlgorithm: Sendable {
     case sha256, md5
 
+    /// The algorithm fetched from OpenSSL's default provider once per process: OpenSSL 3
+    /// otherwise fetches it again (a lookup under a lock) on every digest it starts, which
+    /// costs more than hashing a heartbeat's secret.
     fileprivate var evp: OpaquePointer {
         switch self {
-        case .sha256: EVP_sha256()
-        case .md5: EVP_md5()
+        case .sha256: Self.fetchedSHA256.pointer
+        case .md5: Self.fetchedMD5.pointer
         }
+    }
+
+    private static let fetchedSHA256 = FetchedDigest("SHA256", fallback: EVP_sha256())
+    private static let fetchedMD5 = FetchedDigest("MD5", fallback: EVP_md5())
+}
+
+/// An `EVP_MD` fetched once and kept for the life of the process (never freed: it is shared
+/// by every hasher, and OpenSSL's digests are immutable and thread-safe once fetched).
+private final class FetchedDigest: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(_ name: String, fallback: OpaquePointer?) {
+        // Without a provider that has it (FIPS-only OpenSSL and MD5) the legacy constant still
+        // names it; EVP then reports the failure where it is used.
+        guard let fetched = EVP_MD_fetch(nil, name, nil) ?? fallback else { fatalError("OpenSSL has no \(name)") }
+        pointer = fetched
     }
 }
 
@@ -87,16 +106,19 @@ public final class Hasher {
 
 /// One-shot digests.
 public enum Digest {
-    public static func sha256(_ bytes: some ContiguousBytes) -> [UInt8] {
-        let hasher = Hasher(.sha256)
-        hasher.update(bytes)
-        return hasher.finalize()
-    }
+    public static func sha256(_ bytes: some ContiguousBytes) -> [UInt8] { oneShot(.sha256, bytes) }
 
-    public static func md5(_ bytes: some ContiguousBytes) -> [UInt8] {
-        let hasher = Hasher(.md5)
-        hasher.update(bytes)
-        return hasher.finalize()
+    public static func md5(_ bytes: some ContiguousBytes) -> [UInt8] { oneShot(.md5, bytes) }
+
+    /// One `EVP_Digest` call: no hasher object, no re-initialised context afterwards.
+    private static func oneShot(_ algorithm: DigestAlgorithm, _ bytes: some ContiguousBytes) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        bytes.withUnsafeBytes { raw in
+            _ = EVP_Digest(raw.baseAddress, raw.count, &out, &length, algorithm.evp, nil)
+        }
+        out.removeLast(out.count - Int(length))
+        return out
     }
 
     /// SHA-256 and MD5 of a whole file, read once.
