@@ -35,7 +35,11 @@ import Testing
         let admin = "https://127.0.0.1:\(hbs.adminPort)/v1/agents"
         var hosts: [String] = []
         for _ in 0..<100 where !hosts.contains("trusting") {
-            let (out, _) = try await ChildProcess.run(curl, ["-s", "--noproxy", "*", "--cacert", tls.ca, admin])
+            let out: String
+            do { (out, _) = try await ChildProcess.run(curl, ["-s", "--noproxy", "*", "--cacert", tls.ca, admin]) } catch {
+                Issue.record("\(error); fledge-hbs running: \(hbs.child.isRunning), its log: \(hbs.child.stderr.suffix(2000))")
+                return
+            }
             hosts = ((try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [[String: Any]] ?? []).compactMap { $0["host"] as? String }
             if !hosts.contains("trusting") { try await Task.sleep(for: .milliseconds(100)) }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// TCP on 127.0.0.1, the address tests and benches use: a free port to hand to a server, a
 /// connected socket, and whether something listens on a port. Each also takes another IPv4
@@ -7,23 +8,38 @@ import Foundation
 public enum Loopback {
     public static let host = "127.0.0.1"
 
-    /// A port the kernel reports free on `host` right now (bind to port 0, read it back,
-    /// close). Another process may take it before the server binds it: see `LoopbackServer`.
+    /// A port free on `host` right now, below the kernel's ephemeral range (32768-60999 here):
+    /// a port from that range may become the source port of any outgoing connection between
+    /// this check and the server's bind (the server then fails to start, or a test talks to a
+    /// stranger). Ports are handed out in turn from a random start, so concurrent tests in this
+    /// process never get the same one; each is checked bindable. Another process may still
+    /// take it before the server binds it: see `LoopbackServer`.
     public static func freePort(host: String = Loopback.host) throws -> Int {
+        for _ in 0..<portRange.count {
+            let port = nextPort.withLock { next in
+                defer { next = next + 1 == portRange.upperBound ? portRange.lowerBound : next + 1 }
+                return next
+            }
+            if try canBind(port: port, host: host) { return port }
+        }
+        throw FledgeTestingError("no free port on \(host) in \(portRange)")
+    }
+
+    /// Where `freePort` hands out ports: clear of the ephemeral range and of the well-known ports.
+    static let portRange = 20_000..<32_000
+    private static let nextPort = Mutex(Int.random(in: portRange))
+
+    private static func canBind(port: Int, host: String) throws -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FledgeTestingError.system("socket") }
         defer { close(fd) }
-        var address = socketAddress(port: 0, host: host)
-        let bound = withUnsafePointer(to: &address) {
+        // As a server would bind it (SO_REUSEADDR: a port left in TIME_WAIT is free to listen on).
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = socketAddress(port: port, host: host)
+        return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw FledgeTestingError.system("bind \(host):0") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw FledgeTestingError.system("getsockname") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        } == 0
     }
 
     /// A socket connected to `host`:`port`, from the loopback address `source` when given (any
