@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // Fledge: safe, fast self-upgrade for a fleet of host agents.
-// Dependencies point one way: executables -> Seeder/HBS/Agent -> Transfer/Wire -> C shims.
+// Dependencies point one way: executables -> Seeder/HBS/Agent -> Rollouts/Transfer/Swarm -> Wire;
+// C libraries only under Transfer and HBS (hiredis).
 import PackageDescription
 
 let package = Package(
@@ -40,6 +41,11 @@ let package = Package(
         // source is out. The agent's downloader and the fleet simulator both run it.
         .target(name: "Swarm", dependencies: ["Wire"]),
 
+        // Rollouts, pure: the model, the engine (admission, sweeps, failure budget), the source
+        // planner and peer index. No I/O, no clock: HBS drives it from beats and its stores, the
+        // fleet simulator from virtual agents. Swarm only for its seeded random numbers.
+        .target(name: "Rollouts", dependencies: ["Wire", "Swarm"]),
+
         // The data plane: hashing/signing, piece store, multi-source downloader, range server.
         .target(
             name: "Transfer",
@@ -68,11 +74,12 @@ let package = Package(
             path: "Sources/fledge-seeder"
         ),
 
-        // The control plane: heartbeats, rollouts, source planner, stores, admin APIs.
+        // The control plane: the engine behind an actor, its stores (embedded, Redis), the agent
+        // and admin APIs over HTTP(S).
         .target(
             name: "HBS",
             dependencies: [
-                "Transfer", "Wire", "Swarm", "CHiredis",
+                "Rollouts", "Transfer", "Wire", "CHiredis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -136,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "fledge-bench",
             dependencies: [
-                "Transfer", "Wire", "Swarm", "Seeder", "FledgeTesting", "LocalFleet", "HBS", "FleetSimulation",
+                "Transfer", "Wire", "Swarm", "Seeder", "FledgeTesting", "LocalFleet", "Rollouts", "FleetSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -150,11 +157,11 @@ let package = Package(
 
         // The fleet simulator behind `fledge-bench simulate`: virtual agents and a max-min fair
         // network in virtual time, driving the real rollout engine. Pure, so it is unit-tested.
-        .target(name: "FleetSimulation", dependencies: ["HBS", "Swarm", "Wire"], path: "bench/Sources/FleetSimulation"),
+        .target(name: "FleetSimulation", dependencies: ["Rollouts", "Swarm", "Wire"], path: "bench/Sources/FleetSimulation"),
         .testTarget(
             name: "FleetSimulationTests",
             dependencies: [
-                "FleetSimulation", "HBS", "Swarm", "Wire", "Transfer", "FledgeTesting",
+                "FleetSimulation", "Rollouts", "Swarm", "Wire", "Transfer", "FledgeTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "bench/Tests/FleetSimulationTests"),
@@ -178,7 +185,7 @@ let package = Package(
         .testTarget(
             name: "HBSTests",
             dependencies: [
-                "HBS", "Wire", "Swarm", "FledgeTesting", "fledge-hbs",
+                "HBS", "Rollouts", "Wire", "Swarm", "FledgeTesting", "fledge-hbs",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

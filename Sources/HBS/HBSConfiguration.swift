@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Rollouts
 
 /// Everything `fledge-hbs` can be told, from flags or a JSON config file with the same keys.
 public struct HBSConfiguration: Codable, Sendable {

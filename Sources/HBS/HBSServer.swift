@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 import NIOSSL
+import Rollouts
 import ServiceLifecycle
 import SystemPackage
 import Transfer

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HBS
 import Logging
+import Rollouts
 
 /// `fledge-hbs`: the heartbeat server. Agents beat to it; it answers with upgrade orders.
 /// Speaks falcon-plus' admin API unchanged, and the richer v1 API.

@@ -3,6 +3,7 @@ import FledgeTesting
 import SystemPackage
 import Testing
 @testable import HBS
+@testable import Rollouts
 import Wire
 
 /// The embedded store: what was appended survives, a torn last line is dropped, compaction

@@ -3,6 +3,7 @@ import FledgeTesting
 import Logging
 import Testing
 @testable import HBS
+@testable import Rollouts
 import Wire
 
 /// The Redis store against a real redis-server: atomic admission under contention, leases that

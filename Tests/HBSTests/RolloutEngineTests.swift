@@ -1,5 +1,5 @@
 import Testing
-@testable import HBS
+@testable import Rollouts
 import Wire
 
 /// The rollout engine in virtual time: canary then batches, the concurrency limit, failure

@@ -1,7 +1,7 @@
 import FledgeTesting
 import Swarm
 import Testing
-@testable import HBS
+@testable import Rollouts
 import Wire
 
 /// The source planner over random fleets: limits never exceeded, locality preferred, every

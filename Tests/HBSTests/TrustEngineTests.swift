@@ -1,5 +1,5 @@
 import Testing
-@testable import HBS
+@testable import Rollouts
 import Wire
 
 /// The engine's side of trust, in virtual time: a name binds once, peers are listed only where
@@ -73,15 +73,5 @@ import Wire
         #expect(engine.state.agents["gone"] == nil && engine.state.credentials["gone"] == nil, "unseen for 150 s > 100 s: forgotten")
         #expect(engine.state.agents["here"] != nil && engine.state.credentials["here"] != nil)
         #expect(Set(engine.state.rollouts.keys) == Set(ids.suffix(2)), "the two newest finished rollouts are kept")
-    }
-
-    /// Only a digest's SHA-256 of the secret is kept, and it matches only its own secret.
-    @Test func aCredentialDigestMatchesOnlyItsSecret() {
-        let digest = CredentialDigest(ofSecret: "abc")
-        #expect(digest.hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(digest.matches(digest.hex))
-        #expect(!digest.matches(CredentialDigest(ofSecret: "abd").hex))
-        #expect(!digest.matches(String(digest.hex.dropLast())), "a shorter stored entry matches nothing")
-        #expect(!digest.matches(""))
     }
 }

@@ -1,4 +1,5 @@
 import Hummingbird
+import Rollouts
 import Wire
 
 /// falcon-plus' admin API, unchanged for its users' scripts: `POST /agent/upgrade` turns the

@@ -1,3 +1,4 @@
+import Rollouts
 import Synchronization
 
 /// HBS's own counters, exported on `/metrics` with gauges read from the state.

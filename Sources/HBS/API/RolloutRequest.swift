@@ -1,3 +1,4 @@
+import Rollouts
 import Wire
 
 /// The body of `POST /v1/rollouts`, as an operator writes it; `spec()` turns it into a

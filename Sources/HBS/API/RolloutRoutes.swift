@@ -1,4 +1,5 @@
 import Hummingbird
+import Rollouts
 import Transfer
 import Wire
 

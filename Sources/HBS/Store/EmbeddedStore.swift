@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Glibc
+import Rollouts
 import Synchronization
 import SystemPackage
 import Transfer

@@ -1,3 +1,4 @@
+import Rollouts
 import Wire
 
 /// Where the fleet state survives a restart. `append` returns only once the events are

@@ -1,4 +1,4 @@
-import HBS
+import Rollouts
 
 /// Which beats need not reach the engine because its answer cannot differ from one it just
 /// gave. Follows the engine's events (its outbox) to know each host's phase in the rollout,

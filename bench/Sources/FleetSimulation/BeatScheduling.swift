@@ -1,4 +1,4 @@
-import HBS
+import Rollouts
 import Wire
 
 /// When each agent beats, and which beats reach the engine.

@@ -1,4 +1,4 @@
-import HBS
+import Rollouts
 import Swarm
 import Wire
 

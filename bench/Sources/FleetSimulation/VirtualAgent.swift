@@ -1,4 +1,4 @@
-import HBS
+import Rollouts
 import Wire
 
 /// One simulated host's agent: where it is in its upgrade, when it beats, and what it tells

@@ -1,8 +1,8 @@
 import ArgumentParser
 import FledgeTesting
 import Foundation
-import HBS
 import LocalFleet
+import Rollouts
 import Swarm
 
 /// `fledge-bench fleet`: a whole fleet upgrade as real processes on loopback, once per mode

@@ -1,7 +1,7 @@
 import ArgumentParser
 import FleetSimulation
 import Foundation
-import HBS
+import Rollouts
 import Seeder
 import Swarm
 

@@ -70,3 +70,10 @@ public enum FleetEvent: Codable, Sendable, Equatable {
     /// A finished rollout past the history kept.
     case rolloutDropped(id: String)
 }
+
+extension FleetState {
+    /// A change not worth a journal entry (a lease renewal): memory only.
+    mutating func setHost(_ rollout: String, _ host: String, _ progress: HostProgress) {
+        rollouts[rollout]?.set(host, progress)
+    }
+}

@@ -166,3 +166,8 @@ public struct ValidationError: Error, Equatable, CustomStringConvertible {
 
     public var description: String { "\(field): \(reason)" }
 }
+
+extension RolloutSpec {
+    /// A falcon rollout (md5-only, unsigned): the falcon admin API started it.
+    public var isFalcon: Bool { if case .falcon = locator { true } else { false } }
+}

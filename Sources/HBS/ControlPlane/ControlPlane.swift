@@ -1,4 +1,5 @@
 import Logging
+import Rollouts
 import Transfer
 import Wire
 
