@@ -1,8 +1,12 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 // Fledge: safe, fast self-upgrade for a fleet of host agents.
 // Dependencies point one way: executables -> Seeder/HBS/Agent -> Rollouts/Transfer/Swarm -> Wire;
 // C libraries only under Transfer and HBS (hiredis).
 import PackageDescription
+
+/// Our code builds without a warning, in debug and release: a warning is an error here (the
+/// dependencies' own warnings are theirs and stay warnings).
+let warningFree: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "Fledge",
@@ -32,19 +36,19 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // Linux calls the Glibc module hides (sync_file_range).
-        .target(name: "CLinux"),
+        .target(name: "CLinux", swiftSettings: warningFree),
 
         // Codable types both ends speak. No server code, so the agent stays lean.
-        .target(name: "Wire"),
+        .target(name: "Wire", swiftSettings: warningFree),
 
         // The swarm policy, pure: which piece next, from which source, deadlines, hedges, when a
         // source is out. The agent's downloader and the fleet simulator both run it.
-        .target(name: "Swarm", dependencies: ["Wire"]),
+        .target(name: "Swarm", dependencies: ["Wire"], swiftSettings: warningFree),
 
         // Rollouts, pure: the model, the engine (admission, sweeps, failure budget), the source
         // planner and peer index. No I/O, no clock: HBS drives it from beats and its stores, the
         // fleet simulator from virtual agents. Swarm only for its seeded random numbers.
-        .target(name: "Rollouts", dependencies: ["Wire", "Swarm"]),
+        .target(name: "Rollouts", dependencies: ["Wire", "Swarm"], swiftSettings: warningFree),
 
         // The data plane: hashing/signing, piece store, multi-source downloader, range server.
         .target(
@@ -56,13 +60,15 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
 
         // The origin: publish signed releases, serve them.
         .target(
             name: "Seeder",
-            dependencies: ["Transfer", "Wire", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Transfer", "Wire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: warningFree
         ),
         .executableTarget(
             name: "fledge-seeder",
@@ -71,7 +77,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/fledge-seeder"
+            path: "Sources/fledge-seeder",
+            swiftSettings: warningFree
         ),
 
         // The control plane: the engine behind an actor, its stores (embedded, Redis), the agent
@@ -89,7 +96,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
         .executableTarget(
             name: "fledge-hbs",
@@ -98,7 +106,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/fledge-hbs"
+            path: "Sources/fledge-hbs",
+            swiftSettings: warningFree
         ),
 
         // The endpoint: heartbeats, self-upgrade, peer piece server, /metrics. Links neither
@@ -112,7 +121,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
         .executableTarget(
             name: "fledge-agent",
@@ -121,7 +131,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/fledge-agent"
+            path: "Sources/fledge-agent",
+            swiftSettings: warningFree
         ),
 
         // A whole fleet on one machine: HBS, seeders, N supervised agents as real processes.
@@ -131,12 +142,14 @@ let package = Package(
             dependencies: [
                 "Transfer", "Wire", "Seeder", "FledgeTesting",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
         .executableTarget(
             name: "fledge-demo",
             dependencies: ["LocalFleet", "FledgeTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/fledge-demo"
+            path: "Sources/fledge-demo",
+            swiftSettings: warningFree
         ),
 
         // Benchmarks: each compares against a reference measured in the same run.
@@ -152,42 +165,46 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
-            path: "bench/Sources/fledge-bench"
+            path: "bench/Sources/fledge-bench",
+            swiftSettings: warningFree
         ),
 
         // The fleet simulator behind `fledge-bench simulate`: virtual agents and a max-min fair
         // network in virtual time, driving the real rollout engine. Pure, so it is unit-tested.
-        .target(name: "FleetSimulation", dependencies: ["Rollouts", "Swarm", "Wire"], path: "bench/Sources/FleetSimulation"),
+        .target(name: "FleetSimulation", dependencies: ["Rollouts", "Swarm", "Wire"], path: "bench/Sources/FleetSimulation", swiftSettings: warningFree),
         .testTarget(
             name: "FleetSimulationTests",
             dependencies: [
                 "FleetSimulation", "Rollouts", "Swarm", "Wire", "Transfer", "FledgeTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "bench/Tests/FleetSimulationTests"),
+            path: "bench/Tests/FleetSimulationTests", swiftSettings: warningFree),
 
         // Test helpers: real processes, free ports, raw HTTP on loopback.
         .target(
             name: "FledgeTesting",
             dependencies: ["Transfer", "Wire", "Swarm", "Seeder", .product(name: "SystemPackage", package: "swift-system")],
-            path: "Tests/FledgeTesting"
+            path: "Tests/FledgeTesting",
+            swiftSettings: warningFree
         ),
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "Wire"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: warningFree),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "Wire"], swiftSettings: warningFree),
         .testTarget(
             name: "AgentTests",
             dependencies: [
                 "Agent", "Seeder", "Wire", "Transfer", "FledgeTesting", "LocalFleet", "fledge-agent", "fledge-seeder", "fledge-hbs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
         .testTarget(
             name: "HBSTests",
             dependencies: [
                 "HBS", "Rollouts", "Wire", "Swarm", "FledgeTesting", "fledge-hbs",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
         .testTarget(
             name: "TransferTests",
@@ -195,14 +212,16 @@ let package = Package(
                 "Transfer", "Wire", "Swarm", "FledgeTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
         .testTarget(
             name: "SeederTests",
             dependencies: [
                 "Seeder", "Transfer", "Wire", "FledgeTesting", "fledge-seeder",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: warningFree
         ),
     ],
     swiftLanguageModes: [.v6]
