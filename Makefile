@@ -11,6 +11,9 @@ BENCH_DEPS := $(TEST_DEPS) wrk redis-server
 # are there to poke at the fleet by hand.
 DEMO_DEPS  := $(BUILD_DEPS) curl openssl
 DEMO_PRODUCTS := fledge-agent fledge-hbs fledge-seeder fledge-demo
+# Release products carry the Swift runtime and Foundation inside: a host runs fledge-agent with
+# no Swift installed, and the idle agent maps less (bench/README.md, `agent`).
+RELEASE    := $(SWIFT) build -c release --static-swift-stdlib
 
 .PHONY: all build test bench demo deps-build deps-test deps-bench deps-demo clean
 
@@ -39,17 +42,17 @@ test: deps-test
 
 # Release build of the benches; see bench/README.md for each one.
 bench: deps-bench
-	$(SWIFT) build -c release --product fledge-bench
-	$(SWIFT) build -c release --product fledge-seeder
-	$(SWIFT) build -c release --product fledge-hbs
-	$(SWIFT) build -c release --product fledge-agent
+	$(RELEASE) --product fledge-bench
+	$(RELEASE) --product fledge-seeder
+	$(RELEASE) --product fledge-hbs
+	$(RELEASE) --product fledge-agent
 	@echo "run: .build/release/fledge-bench --help"
 
 # A whole fleet upgrade on this machine: fledge-hbs, an origin and 16 agents on 1.0.0, 1.1.0
 # rolled out with a canary and batches, peers allowed (Sources/fledge-demo). Ctrl-C stops it all.
 demo: deps-demo
-	@for p in $(DEMO_PRODUCTS); do $(SWIFT) build -c release --product $$p || exit 1; done
-	"$$($(SWIFT) build -c release --show-bin-path)/fledge-demo"
+	@for p in $(DEMO_PRODUCTS); do $(RELEASE) --product $$p || exit 1; done
+	"$$($(RELEASE) --show-bin-path)/fledge-demo"
 
 clean:
 	rm -rf .build

@@ -18,7 +18,10 @@ struct AgentBench: AsyncParsableCommand {
             --seconds. Serving: one curl after another downloads the file from the agent for \
             --seconds, sampled the same way. Reference: one nginx worker (sendfile on, \
             limit_rate = --rate) under the same curl loop. falcon-agent's 14.7 MB resident is a \
-            constant from the article, not measured here.
+            constant from the article, not measured here. Floor: tiny programs built here with cc \
+            and swiftc that load only what the agent must (libcurl and OpenSSL; the Swift runtime \
+            and FoundationEssentials, statically) report their own RSS: the agent's idle RSS \
+            cannot go below their sum.
             """)
 
     /// falcon-agent's resident memory as the article gives it, in MB.
@@ -62,6 +65,12 @@ struct AgentBench: AsyncParsableCommand {
         var serveTransfer: CurlLoop.Result
         var nginx: ResourceUsage
         var nginxTransfer: CurlLoop.Result
+        /// The required parts alone (`AgentFloor`).
+        var floor: [AgentFloor.Probe]
+        /// The release binary measured, and stripped of symbols and debug info (what a package
+        /// would ship; nil without `strip`), bytes.
+        var binaryBytes: Int64
+        var strippedBytes: Int64?
     }
 
     func run() async throws {
@@ -75,6 +84,13 @@ struct AgentBench: AsyncParsableCommand {
     }
 
     private func measure(in directory: TemporaryDirectory) async throws -> Results {
+        Bench.progress("floor: the required libraries and runtime alone, in tiny programs")
+        let floor = await AgentFloor.measure(in: directory)
+        let binary = Binaries.path("fledge-agent")
+        func size(_ path: String) -> Int64? { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value }
+        let binaryBytes = size(binary) ?? 0
+        let stripped = directory.string + "/fledge-agent.stripped"
+        let strippedBytes = (try? await ChildProcess.run(try Binaries.tool("strip"), ["-o", stripped, binary])).flatMap { _ in size(stripped) }
         try directory.makeDirectory("www")
         let payload = try directory.randomFile("www/\(AgentUnderTest.fileName)", size: Int(sizeBytes))
         Bench.progress("publishing \(sizeMiB) MiB as \(AgentUnderTest.releaseName) \(AgentUnderTest.releaseVersion), starting fledge-hbs and fledge-agent")
@@ -111,7 +127,8 @@ struct AgentBench: AsyncParsableCommand {
             }
             await nginx.stop()
             return Results(idle: idle, metricsRSSMB: metricsRSSMB, statusRSSMB: statusRSSMB, anonMB: anonMB, fileMB: fileMB, serve: serve,
-                           serveTransfer: serveTransfer, nginx: usage, nginxTransfer: transfer)
+                           serveTransfer: serveTransfer, nginx: usage, nginxTransfer: transfer, floor: floor, binaryBytes: binaryBytes,
+                           strippedBytes: strippedBytes)
         } catch {
             await nginx.stop()
             throw error
@@ -133,12 +150,19 @@ struct AgentBench: AsyncParsableCommand {
                    Format.fixed(results.nginx.cpuPercent, 2), Format.fixed(results.nginxTransfer.megabytesPerSecond),
                    "\(results.nginxTransfer.downloads)"])
         table.add(["falcon-agent (article)", "-", Format.fixed(falcon), "-", "-", "-", "-"])
+        for probe in results.floor {
+            table.add([probe.name, "-", Format.fixed(probe.rssMB), "-", "-", "-", "-"])
+        }
         let metrics = results.metricsRSSMB.map { Format.fixed($0) } ?? "missing"
         table.note("RSS: VmRSS from /proc/PID/status, sampled every second; CPU: utime + stime from /proc/PID/stat over the phase's wall time")
         table.note("the agent's own /metrics after the idle phase: process_resident_memory_bytes = \(metrics) MB (VmRSS read just after: \(Format.fixed(results.statusRSSMB)) MB)")
         table.note("the idle agent's RSS is \(Format.fixed(results.anonMB)) MB anonymous (heap, stacks) + \(Format.fixed(results.fileMB)) MB file-backed (its executable and shared libraries, shareable with other processes)")
         table.note("idle RSS / falcon-agent: \(Format.ratio(results.idle.meanRSSMB / falcon)); serving CPU / nginx worker: \(Format.ratio(results.serve.cpuPercent / results.nginx.cpuPercent)); serving RSS / nginx worker: \(Format.ratio(results.serve.meanRSSMB / results.nginx.meanRSSMB))")
         table.note("one curl at a time, back to back (curl start-up between downloads included in MB/s); lower is better for RSS and CPU")
+        table.note("the release binary: \(Format.fixed(Double(results.binaryBytes) / 1e6)) MB on disk (symbols and debug info included), \(results.strippedBytes.map { Format.fixed(Double($0) / 1e6) } ?? "?") MB stripped; the Swift runtime and FoundationEssentials are inside when built as the Makefile does (--static-swift-stdlib)")
+        if let required = AgentFloor.requiredMB(results.floor) {
+            table.note("floor rows: tiny programs built here (cc; swiftc -static-stdlib) that load only what the agent must: libcurl and OpenSSL, the Swift runtime and FoundationEssentials; together (libc counted once) \(Format.fixed(required)) MB resident before any of Fledge's code, NIO or threads; idle agent / that floor: \(Format.ratio(results.idle.meanRSSMB / required))")
+        }
         table.print()
 
         var json = JSONLine(bench: "agent")
@@ -163,6 +187,10 @@ struct AgentBench: AsyncParsableCommand {
         json.add("ratio_idle_rss_vs_falcon", results.idle.meanRSSMB / falcon)
         json.add("ratio_serve_rss_vs_nginx", results.serve.meanRSSMB / results.nginx.meanRSSMB)
         json.add("ratio_serve_cpu_vs_nginx", results.serve.cpuPercent / results.nginx.cpuPercent)
+        json.add("agent_binary_bytes", Int(results.binaryBytes))
+        if let stripped = results.strippedBytes { json.add("agent_binary_stripped_bytes", Int(stripped)) }
+        for probe in results.floor { json.add("floor_\(probe.key)_rss_mb", probe.rssMB, digits: 2) }
+        if let required = AgentFloor.requiredMB(results.floor) { json.add("floor_required_mb", required, digits: 2) }
         json.add("cap_held", abs(results.serveTransfer.megabytesPerSecond / rate - 1) <= 0.1)
         json.add("cpu", Bench.cpuModel)
         json.add("nproc", ProcessInfo.processInfo.activeProcessorCount)
