@@ -15,7 +15,7 @@ DEMO_PRODUCTS := fledge-agent fledge-hbs fledge-seeder fledge-demo
 # no Swift installed, and the idle agent maps less (bench/README.md, `agent`).
 RELEASE    := $(SWIFT) build -c release --static-swift-stdlib
 
-.PHONY: all build test bench demo deps-build deps-test deps-bench deps-demo clean
+.PHONY: all build test bench demo install deps-build deps-test deps-bench deps-demo clean
 
 all: build
 
@@ -53,6 +53,16 @@ bench: deps-bench
 demo: deps-demo
 	@for p in $(DEMO_PRODUCTS); do $(RELEASE) --product $$p || exit 1; done
 	"$$($(RELEASE) --show-bin-path)/fledge-demo"
+
+# The release products to PREFIX/bin and the scripts they start (scripts/supervise,
+# scripts/fledge-guard) to PREFIX/share/fledge/scripts, where they look for them.
+PREFIX ?= /usr/local
+install: deps-build
+	@for p in $(DEMO_PRODUCTS); do $(RELEASE) --product $$p || exit 1; done
+	@bin="$$($(RELEASE) --show-bin-path)"; \
+	for p in $(DEMO_PRODUCTS); do install -D -m 0755 "$$bin/$$p" "$(DESTDIR)$(PREFIX)/bin/$$p" || exit 1; done
+	@for s in scripts/*; do install -D -m 0755 "$$s" "$(DESTDIR)$(PREFIX)/share/fledge/scripts/$$(basename $$s)" || exit 1; done
+	@echo "installed under $(DESTDIR)$(PREFIX): bin/{$(DEMO_PRODUCTS)}, share/fledge/scripts"
 
 clean:
 	rm -rf .build

@@ -140,14 +140,14 @@ let package = Package(
         .target(
             name: "LocalFleet",
             dependencies: [
-                "Transfer", "Wire", "Seeder", "FledgeTesting",
+                "Transfer", "Wire", "Seeder", "ProcessHarness",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: warningFree
         ),
         .executableTarget(
             name: "fledge-demo",
-            dependencies: ["LocalFleet", "FledgeTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LocalFleet", "ProcessHarness", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fledge-demo",
             swiftSettings: warningFree
         ),
@@ -156,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "fledge-bench",
             dependencies: [
-                "Transfer", "Wire", "Swarm", "Seeder", "FledgeTesting", "LocalFleet", "Rollouts", "FleetSimulation",
+                "Transfer", "Wire", "Swarm", "Seeder", "ProcessHarness", "LocalFleet", "Rollouts", "FleetSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -180,10 +180,19 @@ let package = Package(
             ],
             path: "bench/Tests/FleetSimulationTests", swiftSettings: warningFree),
 
-        // Test helpers: real processes, free ports, raw HTTP on loopback.
+        // Real processes on loopback: children and their cleanup, free ports, raw HTTP, fledge-hbs,
+        // fledge-seeder, scripts/supervise, nginx, redis-server, openssl certificates. What the
+        // demo, LocalFleet, the benches and the tests start their processes with.
+        .target(
+            name: "ProcessHarness",
+            dependencies: ["Swarm", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: warningFree
+        ),
+
+        // What only tests need: test releases, the hostile peer, slow clients.
         .target(
             name: "FledgeTesting",
-            dependencies: ["Transfer", "Wire", "Swarm", "Seeder", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["ProcessHarness", "Transfer", "Wire", "Swarm", "Seeder", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/FledgeTesting",
             swiftSettings: warningFree
         ),

@@ -1,5 +1,5 @@
 import Foundation
-import FledgeTesting
+import ProcessHarness
 
 /// One host of the fleet: a data directory with the start version installed, a config file,
 /// and `fledge-agent` running under `scripts/supervise` (which restarts it into each new

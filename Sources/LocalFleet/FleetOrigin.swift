@@ -1,4 +1,4 @@
-import FledgeTesting
+import ProcessHarness
 
 /// One origin of the fleet: `fledge-seeder serve` over the fleet's origin tree, under its
 /// upload cap: on a free loopback port with the seeder's own `--rate`, or in a network

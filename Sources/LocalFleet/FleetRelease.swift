@@ -1,5 +1,5 @@
 import Foundation
-import FledgeTesting
+import ProcessHarness
 import SystemPackage
 
 /// The fleet's releases, made with `fledge-seeder` as an operator makes them: a signing key

@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 import Synchronization
 
 /// The network of a fleet whose links the kernel shapes (`FleetNetwork.namespaces`), so that

@@ -1,5 +1,5 @@
 import Foundation
-import FledgeTesting
+import ProcessHarness
 
 /// A whole Fledge fleet on this machine, as real processes: one `fledge-hbs` on its embedded
 /// store, `fledge-seeder serve` origins under their upload caps, and agents under

@@ -1,7 +1,7 @@
 import ArgumentParser
-import FledgeTesting
 import Foundation
 import LocalFleet
+import ProcessHarness
 
 /// `fledge-demo` (what `make demo` runs): a whole fleet upgrade on this machine. fledge-hbs,
 /// one origin and 16 agents on 1.0.0 as real processes on 127.0.0.1; 1.1.0 published and

@@ -88,7 +88,7 @@ import Wire
     static func publishedBinarySHA256(_ published: SeederCLI.Published) throws -> String {
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: published.manifest)))
         guard let binary = manifest.files.first(where: { $0.name == "fledge-agent" }) else {
-            throw FledgeTestingError("\(published.manifest) lists no fledge-agent: \(manifest.files.map(\.name))")
+            throw HarnessError("\(published.manifest) lists no fledge-agent: \(manifest.files.map(\.name))")
         }
         return binary.sha256
     }
@@ -101,7 +101,7 @@ import Wire
             guard hostile.child.isRunning else { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw FledgeTestingError("HBS never listed \(hostile.hostname) (\(hostile.child.exit.map { "\($0)" } ?? "running")): \(hostile.log.suffix(1500))")
+        throw HarnessError("HBS never listed \(hostile.hostname) (\(hostile.child.exit.map { "\($0)" } ?? "running")): \(hostile.log.suffix(1500))")
     }
 
     /// Polls HBS until every real host reports `version`, at most `bound`; whether they did.

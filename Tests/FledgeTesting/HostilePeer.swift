@@ -68,7 +68,7 @@ public final class HostilePeer: Sendable {
         beatSeconds: Double = 0.5, fleetTokenFile: String? = nil
     ) async throws -> HostilePeer {
         guard FileManager.default.fileExists(atPath: script) else {
-            throw FledgeTestingError("\(script) not found: the hostile peer lives in Tests/Fixtures of this repository")
+            throw HarnessError("\(script) not found: the hostile peer lives in Tests/Fixtures of this repository")
         }
         let python = try Binaries.tool("python3")
         let labelText = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")

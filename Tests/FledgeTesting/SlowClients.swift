@@ -34,7 +34,7 @@ public final class SlowClients: Sendable {
         _ = await child.wait()
         guard let line = child.stdout.split(separator: "\n").last,
               let report = try? JSONDecoder().decode(Report.self, from: Data(line.utf8)) else {
-            throw FledgeTestingError("slow-clients.py printed no report: \(child.stdout.suffix(300)) \(child.stderr.suffix(600))")
+            throw HarnessError("slow-clients.py printed no report: \(child.stdout.suffix(300)) \(child.stderr.suffix(600))")
         }
         return report
     }

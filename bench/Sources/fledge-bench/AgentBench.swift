@@ -1,6 +1,6 @@
 import ArgumentParser
-import FledgeTesting
 import Foundation
+import ProcessHarness
 
 /// `fledge-bench agent`: what one fledge-agent costs its host, idle and while serving a peer at
 /// its upload cap, against falcon-agent's published resident size and an nginx worker serving

@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 
 /// What the agent's required parts cost before a line of Fledge runs: tiny programs that load
 /// libcurl and OpenSSL (one request, one digest) or the Swift runtime and FoundationEssentials

@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 
 /// One `fledge-agent` as a real process, holding a verified release to serve to peers: a fresh
 /// key pair (`fledge-seeder keygen`), a random file published as fledge-agent 9.9.9

@@ -1,6 +1,6 @@
-import FledgeTesting
 import Foundation
 import Logging
+import ProcessHarness
 
 /// Why a bench could not measure.
 enum BenchError: Error, CustomStringConvertible {

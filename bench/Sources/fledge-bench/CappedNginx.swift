@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 import SystemPackage
 
 /// nginx as the reference for a capped peer: FledgeTesting's minimal config (`sendfile on`,

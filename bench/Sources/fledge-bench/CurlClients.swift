@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 
 /// The curl command line as the reference client: `count` processes started together, each
 /// downloading a whole URL (`curl -s -o FILE URL`), timed from the first start to the last exit.

@@ -1,6 +1,6 @@
 import ArgumentParser
-import FledgeTesting
 import Foundation
+import ProcessHarness
 import Seeder
 import SystemPackage
 import Transfer

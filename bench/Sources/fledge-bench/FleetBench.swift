@@ -1,7 +1,7 @@
 import ArgumentParser
-import FledgeTesting
 import Foundation
 import LocalFleet
+import ProcessHarness
 import Rollouts
 import Swarm
 

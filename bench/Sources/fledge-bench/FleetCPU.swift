@@ -1,6 +1,6 @@
-import FledgeTesting
 import Foundation
 import LocalFleet
+import ProcessHarness
 
 /// CPU used while a fleet rolled out: by the fleet's own processes (HBS, origins, and each
 /// supervisor with every agent and self-test it ran), by this bench (which reads the logs), and

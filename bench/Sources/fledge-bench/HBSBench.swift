@@ -1,6 +1,6 @@
 import ArgumentParser
-import FledgeTesting
 import Foundation
+import ProcessHarness
 import SystemPackage
 
 /// `fledge-bench hbs`: heartbeats per second fledge-hbs sustains (embedded store, Redis store)

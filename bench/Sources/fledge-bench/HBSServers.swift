@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 import Transfer
 import Wire
 

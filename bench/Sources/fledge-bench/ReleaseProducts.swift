@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 
 /// The package's own executables a bench starts (fledge-hbs, fledge-agent, fledge-seeder) are
 /// the release builds beside this executable, not whatever `Binaries` would find first, unless

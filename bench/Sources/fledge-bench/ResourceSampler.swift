@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 
 /// What one process used while something ran: its resident memory sampled once a second
 /// (VmRSS from /proc/PID/status) and its CPU time (utime + stime from /proc/PID/stat) from the

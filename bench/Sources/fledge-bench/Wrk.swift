@@ -1,5 +1,5 @@
-import FledgeTesting
 import Foundation
+import ProcessHarness
 import SystemPackage
 
 /// The wrk HTTP load generator (closed loop: `connections` keep-alive connections over

@@ -64,7 +64,7 @@ public final class HBSProcess: Sendable {
         }
         guard await ChildProcess.waitFor(seconds: 10, { Loopback.accepts(port: agentPort, host: agentHost) }) else {
             _ = child.kill()
-            throw FledgeTestingError("fledge-hbs did not listen for agents on \(agentHost):\(agentPort): \(child.stderr.suffix(800))")
+            throw HarnessError("fledge-hbs did not listen for agents on \(agentHost):\(agentPort): \(child.stderr.suffix(800))")
         }
         return HBSProcess(child: child, agentHost: agentHost, agentPort: agentPort, adminPort: adminPort, fleetTokenFile: tokenFile, secrets: secrets,
             scheme: extra.contains("--tls-certificate") ? "https" : "http")
@@ -105,7 +105,7 @@ public final class HBSProcess: Sendable {
         if let known = secrets.book.withLock({ $0[host] }) { return known }
         let (status, body) = try await enrol(host)
         guard status == 201, let secret = (body as? [String: Any])?["secret"] as? String else {
-            throw FledgeTestingError("enrolling \(host) answered \(status): \(String(describing: body))")
+            throw HarnessError("enrolling \(host) answered \(status): \(String(describing: body))")
         }
         secrets.book.withLock { $0[host] = secret }
         return secret
@@ -124,7 +124,7 @@ public final class HBSProcess: Sendable {
     public func agents() async throws -> [[String: Any]] {
         let (status, body) = try await admin("GET", "/v1/agents")
         guard status == 200, let agents = body as? [[String: Any]] else {
-            throw FledgeTestingError("GET /v1/agents answered \(status): \(String(describing: body))")
+            throw HarnessError("GET /v1/agents answered \(status): \(String(describing: body))")
         }
         return agents
     }

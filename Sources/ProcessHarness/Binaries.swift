@@ -19,9 +19,17 @@ public enum Binaries {
             .deletingLastPathComponent().appendingPathComponent(".build/debug").path
     }
 
-    /// A script of this repository (`scripts/supervise`, `scripts/fledge-guard`).
+    /// A script Fledge ships (`supervise`, `fledge-guard`), where it is installed: in
+    /// `FLEDGE_SCRIPTS_DIR` if set; else beside the products as `make install` lays them out
+    /// (`PREFIX/bin` and `PREFIX/share/fledge/scripts`); else in this checkout's `scripts/`
+    /// (a build tree, where the products live under `.build/`).
     public static func script(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let environment = ProcessInfo.processInfo.environment
+        if let override = environment["FLEDGE_SCRIPTS_DIR"] { return "\(override)/\(name)" }
+        let installed = URL(fileURLWithPath: directory).deletingLastPathComponent()
+            .appendingPathComponent("share/fledge/scripts/\(name)").path
+        if FileManager.default.isExecutableFile(atPath: installed) { return installed }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/\(name)").path
     }
 
@@ -37,7 +45,7 @@ public enum Binaries {
             let candidate = "\(directory)/\(name)"
             if access(candidate, X_OK) == 0 { return candidate }
         }
-        throw FledgeTestingError(
+        throw HarnessError(
             "\(name) not found in PATH or the sbin directories; install it (apt-get install \(name == "nginx" ? "nginx-light" : name))")
     }
 }

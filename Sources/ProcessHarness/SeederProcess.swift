@@ -38,7 +38,7 @@ public final class SeederProcess: Sendable {
         await ChildProcess.waitFor(seconds: 10) { !child.isRunning || Loopback.accepts(port: port, host: host) }
         guard child.isRunning, Loopback.accepts(port: port, host: host) else {
             let exit = await child.stop(grace: .seconds(2))
-            throw FledgeTestingError(
+            throw HarnessError(
                 "fledge-seeder serve in namespace \(namespace) did not listen on \(host):\(port) (\(exit)): \(child.stderr.suffix(800))")
         }
         return SeederProcess(child: child, host: host, port: port)

@@ -22,7 +22,7 @@ public enum Loopback {
             }
             if try canBind(port: port, host: host) { return port }
         }
-        throw FledgeTestingError("no free port on \(host) in \(portRange)")
+        throw HarnessError("no free port on \(host) in \(portRange)")
     }
 
     /// Where `freePort` hands out ports: clear of the ephemeral range and of the well-known ports.
@@ -31,7 +31,7 @@ public enum Loopback {
 
     private static func canBind(port: Int, host: String) throws -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FledgeTestingError.system("socket") }
+        guard fd >= 0 else { throw HarnessError.system("socket") }
         defer { close(fd) }
         // As a server would bind it (SO_REUSEADDR: a port left in TIME_WAIT is free to listen on).
         var one: Int32 = 1
@@ -46,14 +46,14 @@ public enum Loopback {
     /// of 127.0.0.0/8 works on Linux); the caller closes it.
     public static func connect(port: Int, host: String = Loopback.host, from source: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FledgeTestingError.system("socket") }
+        guard fd >= 0 else { throw HarnessError.system("socket") }
         if let source {
             var local = socketAddress(port: 0, host: source)
             let bound = withUnsafePointer(to: &local) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             guard bound == 0 else {
-                let error = FledgeTestingError.system("bind \(source)")
+                let error = HarnessError.system("bind \(source)")
                 close(fd)
                 throw error
             }
@@ -63,7 +63,7 @@ public enum Loopback {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
-            let error = FledgeTestingError.system("connect \(host):\(port)")
+            let error = HarnessError.system("connect \(host):\(port)")
             close(fd)
             throw error
         }

@@ -18,6 +18,6 @@ public enum LoopbackServer {
             let exit = await child.stop(grace: .seconds(2))
             lastError = "\(exit): \(child.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(800))"
         }
-        throw FledgeTestingError("\(what) did not listen on \(Loopback.host) after \(attempts) tries; last: \(lastError)")
+        throw HarnessError("\(what) did not listen on \(Loopback.host) after \(attempts) tries; last: \(lastError)")
     }
 }

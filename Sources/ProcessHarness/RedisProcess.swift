@@ -35,7 +35,7 @@ public final class RedisProcess: Sendable {
         let child = try ChildProcess(try Binaries.tool("redis-server"), Self.arguments(port: port, directory: directory))
         guard await ChildProcess.waitFor(seconds: 10, { Loopback.accepts(port: port) }) else {
             _ = child.kill()
-            throw FledgeTestingError("redis-server did not come back on \(port): \(child.stderr.suffix(500))")
+            throw HarnessError("redis-server did not come back on \(port): \(child.stderr.suffix(500))")
         }
         current.child = child
     }

@@ -60,7 +60,7 @@ public enum SeederCLI {
         guard let summary = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
               let total = (summary["totalSize"] as? NSNumber)?.int64Value, let size = (summary["pieceSize"] as? NSNumber)?.int64Value,
               let pieces = summary["pieces"] as? Int, let manifest = summary["manifest"] as? String
-        else { throw FledgeTestingError("fledge-seeder publish printed no summary: \(output.prefix(300))") }
+        else { throw HarnessError("fledge-seeder publish printed no summary: \(output.prefix(300))") }
         return Published(totalSize: total, pieceSize: size, pieces: pieces, manifest: manifest)
     }
 }

@@ -13,12 +13,12 @@ final class CapturedOutput: Sendable {
         let directory = NSTemporaryDirectory()
         var template = Array("\(directory)/fledge-output-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw FledgeTestingError.system("cannot create an output file in \(directory)") }
+        guard fd >= 0 else { throw HarnessError.system("cannot create an output file in \(directory)") }
         _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
         let writerFD = dup(fd)
         guard writerFD >= 0 else {
             close(fd)
-            throw FledgeTestingError.system("dup")
+            throw HarnessError.system("dup")
         }
         reader = fd
         writer = FileHandle(fileDescriptor: writerFD, closeOnDealloc: true)

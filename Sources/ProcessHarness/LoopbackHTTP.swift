@@ -63,10 +63,10 @@ public enum LoopbackHTTP {
 
     static func parse(_ raw: [UInt8], method: String) throws -> Response {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        guard let end = raw.firstRange(of: separator) else { throw FledgeTestingError("not an HTTP response: \(String(decoding: raw.prefix(200), as: UTF8.self))") }
+        guard let end = raw.firstRange(of: separator) else { throw HarnessError("not an HTTP response: \(String(decoding: raw.prefix(200), as: UTF8.self))") }
         let head = String(decoding: raw[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         let statusParts = head[0].split(separator: " ")
-        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw FledgeTestingError("not an HTTP status line: \(head[0])") }
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw HarnessError("not an HTTP status line: \(head[0])") }
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }

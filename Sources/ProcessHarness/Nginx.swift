@@ -45,7 +45,7 @@ public final class Nginx: Sendable {
             try FileManager.default.createDirectory(
                 atPath: prefix.string, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         } catch {
-            throw FledgeTestingError("cannot create \(prefix): \(error)")
+            throw HarnessError("cannot create \(prefix): \(error)")
         }
         let conf = prefix.appending("nginx.conf")
         let (master, port) = try await LoopbackServer.start("nginx") { port in
@@ -53,7 +53,7 @@ public final class Nginx: Sendable {
                 try configuration(port: port, root: root, prefix: prefix, tcpNopush: tcpNopush)
                     .write(toFile: conf.string, atomically: true, encoding: .utf8)
             } catch {
-                throw FledgeTestingError("cannot write \(conf): \(error)")
+                throw HarnessError("cannot write \(conf): \(error)")
             }
             return try ChildProcess(executable, ["-p", prefix.string + "/", "-c", conf.string, "-e", "stderr"])
         }

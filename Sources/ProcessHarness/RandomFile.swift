@@ -16,7 +16,7 @@ public enum RandomFile {
                 path, .writeOnly, options: appending ? [.create, .append] : [.create, .truncate],
                 permissions: [.ownerReadWrite, .groupRead, .otherRead])
         } catch {
-            throw FledgeTestingError("cannot create \(path): \(error)")
+            throw HarnessError("cannot create \(path): \(error)")
         }
         defer { try? fd.close() }
         var generator = SplitMix64(seed: seed)
@@ -33,7 +33,7 @@ public enum RandomFile {
             do {
                 _ = try buffer.withUnsafeBytes { try fd.writeAll(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             } catch {
-                throw FledgeTestingError("cannot write \(path): \(error)")
+                throw HarnessError("cannot write \(path): \(error)")
             }
             written += Int64(count)
         }

@@ -53,7 +53,7 @@ public final class ChildProcess: Sendable {
         do {
             try Self.withUnblockedSignals { try process.run() }
         } catch {
-            throw FledgeTestingError("cannot start \(path): \(error)")
+            throw HarnessError("cannot start \(path): \(error)")
         }
         self.name = name ?? URL(fileURLWithPath: path).lastPathComponent
         self.pid = process.processIdentifier
@@ -157,7 +157,7 @@ public final class ChildProcess: Sendable {
         let child = try ChildProcess(executable, arguments)
         let exit = await child.wait()
         guard exit.succeeded else {
-            throw FledgeTestingError("\(executable) \(arguments.joined(separator: " ")): \(exit): \(child.stderr.prefix(500))")
+            throw HarnessError("\(executable) \(arguments.joined(separator: " ")): \(exit): \(child.stderr.prefix(500))")
         }
         return (child.stdout, child.stderr)
     }

@@ -15,7 +15,7 @@ public struct TemporaryDirectory: Sendable {
         let made: String? = template.withUnsafeMutableBufferPointer { buffer in
             mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
         }
-        guard let made else { throw FledgeTestingError.system("cannot create a temporary directory in \(base)") }
+        guard let made else { throw HarnessError.system("cannot create a temporary directory in \(base)") }
         chmod(made, 0o755)
         path = FilePath(made)
     }
