@@ -201,7 +201,3 @@ public final class LocalFleet: Sendable {
     }
 }
 
-extension Duration {
-    /// This duration in seconds, fractions included.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -174,11 +174,6 @@ public final class ChildProcess: Sendable {
     deinit { signal(SIGKILL) }
 }
 
-extension Duration {
-    /// This duration in seconds, fractions included.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// A child's exit, once known, and the tasks waiting for it.
 private final class ExitState: Sendable {
     private struct State {

@@ -86,8 +86,6 @@ public final class ReleaseDownloader: Sendable {
 }
 
 extension Duration {
-    /// Seconds as a Double, for reports.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     /// Whole milliseconds, for poll timeouts.
     var milliseconds: Int { Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000) }
     /// Whole nanoseconds, for NIO's TimeAmount.

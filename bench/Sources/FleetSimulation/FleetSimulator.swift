@@ -354,7 +354,3 @@ public struct FleetSimulator {
         }
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -70,10 +70,6 @@ enum Bench {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 /// The measurements of one thing over several runs. Higher is better (throughputs).
 struct Samples {
     private(set) var values: [Double] = []
