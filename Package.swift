@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "fledge-bench", targets: ["fledge-bench"]),
         .executable(name: "fledge-demo", targets: ["fledge-demo"]),
         .library(name: "Transfer", targets: ["Transfer"]),
+        .library(name: "Fetch", targets: ["Fetch"]),
         .library(name: "Wire", targets: ["Wire"]),
     ],
     dependencies: [
@@ -50,11 +51,13 @@ let package = Package(
         // fleet simulator from virtual agents. Swarm only for its seeded random numbers.
         .target(name: "Rollouts", dependencies: ["Wire", "Swarm"], swiftSettings: warningFree),
 
-        // The data plane: hashing/signing, piece store, multi-source downloader, range server.
+        // The data plane's common ground: hashing and signing (OpenSSL), the piece store,
+        // availability, rate limits, and the range server (SwiftNIO). What HBS shares with it
+        // (digests, durable files, listener hygiene) comes without an HTTP client.
         .target(
             name: "Transfer",
             dependencies: [
-                "Wire", "Swarm", "CCurl", "COpenSSL", "CLinux",
+                "Wire", "Swarm", "COpenSSL", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,16 +67,29 @@ let package = Package(
             swiftSettings: warningFree
         ),
 
+        // Fetching: the libcurl wrapper and the multi-source downloader (DownloadSession runs the
+        // swarm policy over libcurl's socket API); the agent, the seeder's mirror and the benches.
+        .target(
+            name: "Fetch",
+            dependencies: [
+                "Transfer", "Wire", "Swarm", "CCurl", "CLinux",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: warningFree
+        ),
+
         // The origin: publish signed releases, serve them.
         .target(
             name: "Seeder",
-            dependencies: ["Transfer", "Wire", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Transfer", "Fetch", "Wire", .product(name: "Logging", package: "swift-log")],
             swiftSettings: warningFree
         ),
         .executableTarget(
             name: "fledge-seeder",
             dependencies: [
-                "Seeder", "Transfer", "Wire",
+                "Seeder", "Transfer", "Fetch", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -115,7 +131,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Transfer", "Wire", "Swarm",
+                "Transfer", "Fetch", "Wire", "Swarm",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -156,7 +172,7 @@ let package = Package(
         .executableTarget(
             name: "fledge-bench",
             dependencies: [
-                "Transfer", "Wire", "Swarm", "Seeder", "ProcessHarness", "LocalFleet", "Rollouts", "FleetSimulation",
+                "Transfer", "Fetch", "Wire", "Swarm", "Seeder", "ProcessHarness", "LocalFleet", "Rollouts", "FleetSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -175,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "FleetSimulationTests",
             dependencies: [
-                "FleetSimulation", "Rollouts", "Swarm", "Wire", "Transfer", "FledgeTesting",
+                "FleetSimulation", "Rollouts", "Swarm", "Wire", "Transfer", "Fetch", "FledgeTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "bench/Tests/FleetSimulationTests", swiftSettings: warningFree),
@@ -201,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Seeder", "Wire", "Transfer", "FledgeTesting", "LocalFleet", "fledge-agent", "fledge-seeder", "fledge-hbs",
+                "Agent", "Seeder", "Wire", "Transfer", "Fetch", "FledgeTesting", "LocalFleet", "fledge-agent", "fledge-seeder", "fledge-hbs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -218,7 +234,7 @@ let package = Package(
         .testTarget(
             name: "TransferTests",
             dependencies: [
-                "Transfer", "Wire", "Swarm", "FledgeTesting",
+                "Transfer", "Fetch", "Wire", "Swarm", "FledgeTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -227,7 +243,7 @@ let package = Package(
         .testTarget(
             name: "SeederTests",
             dependencies: [
-                "Seeder", "Transfer", "Wire", "FledgeTesting", "fledge-seeder",
+                "Seeder", "Transfer", "Fetch", "Wire", "FledgeTesting", "fledge-seeder",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: warningFree

@@ -1,3 +1,4 @@
+import Fetch
 import SystemPackage
 import Transfer
 import Wire

@@ -1,4 +1,5 @@
 #if canImport(FoundationEssentials)
+import Fetch
 import FoundationEssentials
 #else
 import Foundation

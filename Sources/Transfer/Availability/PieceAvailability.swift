@@ -58,7 +58,7 @@ public enum PieceAvailability {
 
     /// What an event says of a release of `pieceCount` pieces; nil if it is not a well-formed
     /// availability event (the reader then distrusts the peer).
-    static func update(from event: ServerSentEvent, pieceCount: Int) -> Update? {
+    public static func update(from event: ServerSentEvent, pieceCount: Int) -> Update? {
         switch event.event {
         case "map":
             return PieceSet(text: Array(event.data.utf8), capacity: pieceCount).map(Update.snapshot)

@@ -58,8 +58,8 @@ public final class Hasher {
         bytes.withUnsafeBytes { update(rawBuffer: $0) }
     }
 
-    /// For the other wrappers of this module (the curl body sink), which hold raw buffers.
-    func update(rawBuffer: UnsafeRawBufferPointer) {
+    /// For the other C wrappers (Fetch's curl body sink), which hold raw buffers; nothing else.
+    public func update(rawBuffer: UnsafeRawBufferPointer) {
         guard let base = rawBuffer.baseAddress, !rawBuffer.isEmpty else { return }
         EVP_DigestUpdate(context, base, rawBuffer.count)
     }

@@ -205,13 +205,13 @@ public final class ReleaseAssembly: Sendable {
     }
 
     /// The open part file a piece's bytes are written into (nil once the file is final).
-    func partDescriptor(for piece: PieceRef) -> FileDescriptor? {
+    public func partDescriptor(for piece: PieceRef) -> FileDescriptor? {
         state.withLock { $0.files[piece.file].descriptor }
     }
 
     /// Writes a piece's bytes, received whole in memory (a second copy), into its part file.
     /// Nothing counts them verified: `accept` does that.
-    func write(_ bytes: [UInt8], of piece: PieceRef) throws(TransferError) {
+    public func write(_ bytes: [UInt8], of piece: PieceRef) throws(TransferError) {
         guard let descriptor = partDescriptor(for: piece) else { return }
         let offset = range(of: piece).lowerBound
         do { _ = try descriptor.writeAll(toAbsoluteOffset: offset, bytes) } catch {
@@ -223,14 +223,14 @@ public final class ReleaseAssembly: Sendable {
     /// verified if that is the SHA-256 the signed manifest gives the piece, and then recorded
     /// (its bytes start on their way to disk, so the fsync at the end has little left to do)
     /// and told to `availability`. False, and nothing recorded, if it is not.
-    func accept(_ piece: PieceRef, sha256: String) throws(TransferError) -> Bool {
+    public func accept(_ piece: PieceRef, sha256: String) throws(TransferError) -> Bool {
         guard Self.matches(sha256, piece: piece.index, of: manifest.files[piece.file]) else { return false }
         try markVerified(piece)
         return true
     }
 
     /// The one comparison that makes a piece verified: its SHA-256 is the signed manifest's.
-    static func matches(_ sha256: String, piece: Int, of file: ReleaseFile) -> Bool {
+    public static func matches(_ sha256: String, piece: Int, of file: ReleaseFile) -> Bool {
         piece < file.pieces.count && sha256 == file.pieces[piece]
     }
 

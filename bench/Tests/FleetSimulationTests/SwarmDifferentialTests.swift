@@ -1,3 +1,4 @@
+@testable import Fetch
 import FledgeTesting
 import Logging
 import Swarm

@@ -1,5 +1,6 @@
 import Swarm
 import SystemPackage
+import Transfer
 import Wire
 
 /// One run of a `ReleaseDownloader`: the I/O around a `PieceScheduler` (which decides), on one

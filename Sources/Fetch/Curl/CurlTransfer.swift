@@ -1,6 +1,7 @@
 import CCurl
 import Glibc
 import SystemPackage
+import Transfer
 
 /// Where a transfer's body goes. Bytes arrive as raw buffers from libcurl and never leave this
 /// wrapper as such: they are written to a file (and hashed on the way), or copied into an array.

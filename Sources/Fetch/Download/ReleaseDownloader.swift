@@ -1,5 +1,6 @@
 import NIOPosix
 import Synchronization
+import Transfer
 import Wire
 
 /// Downloads one release into its `ReleaseAssembly` from an ordered list of sources (HTTP base
@@ -83,11 +84,4 @@ public final class ReleaseDownloader: Sendable {
         try assembly.finalize()
         return session.result()
     }
-}
-
-extension Duration {
-    /// Whole milliseconds, for poll timeouts.
-    var milliseconds: Int { Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000) }
-    /// Whole nanoseconds, for NIO's TimeAmount.
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -1,6 +1,7 @@
 import CCurl
 import CLinux
 import Glibc
+import Transfer
 
 /// libcurl's multi interface: many transfers on one thread, driven by `poll` and `perform`.
 /// Not thread-safe; one owner thread drives it (the downloader's).

@@ -1,4 +1,5 @@
 import Swarm
+import Transfer
 import Wire
 
 /// How hard a download pushes, and how patient it is with sources. The swarm's own rules and

@@ -1,4 +1,5 @@
 import SystemPackage
+import Transfer
 import Wire
 
 /// Falcon's way: one whole file from `{wgeturl}/bin_{version}`, checked against an MD5.
