@@ -48,8 +48,8 @@ let package = Package(
 
         // Rollouts, pure: the model, the engine (admission, sweeps, failure budget), the source
         // planner and peer index. No I/O, no clock: HBS drives it from beats and its stores, the
-        // fleet simulator from virtual agents. Swarm only for its seeded random numbers.
-        .target(name: "Rollouts", dependencies: ["Wire", "Swarm"], swiftSettings: warningFree),
+        // fleet simulator from virtual agents.
+        .target(name: "Rollouts", dependencies: ["Wire"], swiftSettings: warningFree),
 
         // The data plane's common ground: hashing and signing (OpenSSL), the piece store,
         // availability, rate limits, and the range server (SwiftNIO). What HBS shares with it
@@ -201,7 +201,7 @@ let package = Package(
         // demo, LocalFleet, the benches and the tests start their processes with.
         .target(
             name: "ProcessHarness",
-            dependencies: ["Swarm", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["Wire", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: warningFree
         ),
 

@@ -1,6 +1,6 @@
 import Foundation
-import Swarm
 import SystemPackage
+import Wire
 
 /// Test payloads: incompressible pseudo-random bytes, the same for the same seed on every run
 /// (so a failure can be replayed), written in chunks so a bench's 256 MiB file never sits in

@@ -1,6 +1,6 @@
 import Foundation
 import FledgeTesting
-import Swarm
+import Wire
 import Testing
 
 /// Two real `fledge-hbs` processes sharing one real redis-server, and a fleet of fake agents

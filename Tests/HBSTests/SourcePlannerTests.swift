@@ -1,5 +1,4 @@
 import FledgeTesting
-import Swarm
 import Testing
 @testable import Rollouts
 import Wire

@@ -1,4 +1,3 @@
-import Swarm
 import Wire
 
 /// The hosts that can serve the active rollout's release to peers, grouped by rack and idc,

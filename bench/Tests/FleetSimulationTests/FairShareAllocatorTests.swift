@@ -1,5 +1,5 @@
-import Swarm
 import Testing
+import Wire
 
 @testable import FleetSimulation
 
