@@ -81,6 +81,32 @@ import Wire
         #expect(state.rollouts[rollout.id]?.phase == .running)
     }
 
+    /// Another instance finishes the rollout: this one sees it completed with every host done,
+    /// not its own table from before (once a rollout is no longer active no beat rereads it).
+    @Test func aRolloutFinishedElsewhereIsSeenWhole() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let one = try Self.store(redis), two = try Self.store(redis)
+        var engine = RolloutEngineTests.fleet(3)
+        let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 3), now: 1)
+        for i in 0..<3 { _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(i)), now: 2, ledger: one) }
+        try one.append(engine.takeOutbox(), state: engine.state)
+        var state = try two.load()
+        #expect(state.rollouts[rollout.id]?.hosts.values.allSatisfy { $0.phase == .admitted } == true)
+
+        for i in 0..<3 { RolloutEngineTests.upgrade(&engine, RolloutEngineTests.host(i), rollout: rollout.id, now: 3) }
+        engine.sweep(now: 4, ledger: one)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        #expect(engine.state.rollouts[rollout.id]?.phase == .completed)
+
+        _ = two.synchronize(&state)
+        #expect(state.rollouts[rollout.id]?.phase == .completed)
+        #expect(state.rollouts[rollout.id]?.hosts.values.map(\.phase) == [.done, .done, .done], "every host done, as Redis has it")
+        #expect(state.activeRolloutID == nil)
+    }
+
     @Test func outageAdmitsNobodyAndRecovers() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

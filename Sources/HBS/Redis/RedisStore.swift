@@ -158,14 +158,18 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             if due { lastEpoch.withLock { $0.checked = now } }
             if lastEpoch.withLock({ $0.epoch }) != epoch {
                 for (id, json) in try hash("\(prefix)rollouts") {
-                    guard var rollout = Self.decode(Rollout.self, json) else { continue }
-                    if let known = state.rollouts[id] {
-                        rollout.replaceHosts(known.hosts)
-                    } else {
-                        rollout.replaceHosts(try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) })
-                    }
-                    if state.rollouts[id] == nil || state.rollouts[id]?.phase != rollout.phase { state.rollouts[id] = rollout }
                     if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
+                    guard var rollout = Self.decode(Rollout.self, json), state.rollouts[id]?.phase != rollout.phase else { continue }
+                    // New here, or its phase moved elsewhere (paused, completed by another
+                    // instance): its whole host table as Redis holds it. Once a rollout is no
+                    // longer active no beat rereads its hosts, so a table kept from before the
+                    // change would stay stale for good. Lease times stay this instance's view.
+                    var hosts = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
+                    if let known = state.rollouts[id]?.hosts {
+                        for (name, progress) in known { if let lease = progress.leaseUntil { hosts[name]?.leaseUntil = lease } }
+                    }
+                    rollout.replaceHosts(hosts)
+                    state.rollouts[id] = rollout
                 }
                 // Bindings forgotten elsewhere bump the epoch too: read them all again.
                 state.credentials = try hash("\(prefix)credentials")
