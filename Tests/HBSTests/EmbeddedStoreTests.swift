@@ -86,9 +86,11 @@ import Wire
         var failing = false
         var appended: [FleetEvent] = []
         func load() throws(StoreError) -> FleetState { FleetState() }
-        func append(_ events: [FleetEvent], state: FleetState) throws(StoreError) {
-            if failing { throw .io("disk full") }
-            appended += events
+        func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite {
+            { () throws(StoreError) in
+                if self.failing { throw .io("disk full") }
+                self.appended += events
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import NIOPosix
 import Rollouts
 import Transfer
 import Wire
@@ -34,51 +35,46 @@ public actor ControlPlane {
     /// second hop onto it cost more than the check itself (fledge-bench hbs, 6 of 15 us a beat).
     public func beat(
         _ beat: HeartbeatRequest, credential: CredentialDigest?
-    ) throws(CredentialRefusal) -> (reply: HeartbeatReply, stored: Bool) {
+    ) async throws(CredentialRefusal) -> (reply: HeartbeatReply, stored: Bool) {
         if let credential { try authenticate(host: beat.hostname, digest: credential) }
-        return self.beat(beat)
+        return await self.beat(beat)
     }
 
-    /// Answers a beat. When the resulting changes cannot be stored they are undone and the beat
-    /// is still answered (the fleet keeps its rhythm), but without an order: nothing is ordered
-    /// that is not durable.
-    public func beat(_ beat: HeartbeatRequest) -> (reply: HeartbeatReply, stored: Bool) {
+    /// Answers a beat once what it changed, and everything taken before it, is durable. When
+    /// that cannot be stored it is undone and the beat is still answered (the fleet keeps its
+    /// rhythm), but without an order: nothing is ordered that is not durable.
+    public func beat(_ beat: HeartbeatRequest) async -> (reply: HeartbeatReply, stored: Bool) {
         engine.update { store.refresh(&$0, host: beat.hostname) }
         let checkpoint = engine.checkpoint(for: beat.hostname)
         var reply = engine.beat(beat, now: clock(), ledger: store.ledger)
-        do {
-            try persist()
-            return (reply, true)
-        } catch {
-            engine.restore(checkpoint)
-            logger.error("beat from \(beat.hostname) not stored, order withheld: \(error)")
-            reply.order = nil
-            return (reply, false)
-        }
+        if await persist(undo: .checkpoint(checkpoint)) { return (reply, true) }
+        logger.error("beat from \(beat.hostname) not stored, order withheld")
+        reply.order = nil
+        return (reply, false)
     }
 
-    public func create(_ spec: RolloutSpec) throws(ControlPlaneError) -> Rollout {
-        try change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.create(spec, now: now) }
+    public func create(_ spec: RolloutSpec) async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.create(spec, now: now) }
     }
 
-    public func pause(_ id: String) throws(ControlPlaneError) -> Rollout {
-        try change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.pause(id, now: now) }
+    public func pause(_ id: String) async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.pause(id, now: now) }
     }
 
-    public func resume(_ id: String) throws(ControlPlaneError) -> Rollout {
-        try change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.resume(id, now: now) }
+    public func resume(_ id: String) async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.resume(id, now: now) }
     }
 
-    public func abort(_ id: String) throws(ControlPlaneError) -> Rollout {
-        try change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.abort(id, now: now) }
+    public func abort(_ id: String) async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.abort(id, now: now) }
     }
 
-    public func rollback(_ id: String) throws(ControlPlaneError) -> Rollout {
-        try change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.rollback(id, now: now) }
+    public func rollback(_ id: String) async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.rollback(id, now: now) }
     }
 
     /// Leases, deadlines, retries, completion: run every second or so.
-    public func sweep() {
+    public func sweep() async {
         let before = engine.state.activeRollout.map { "\($0.id) \($0.phase)" }
         engine.update { store.synchronize(&$0) }
         if let now = engine.state.activeRollout, now.phase == .running, "\(now.id) \(now.phase)" != before {
@@ -86,16 +82,15 @@ public actor ControlPlane {
         }
         let saved = engine
         engine.sweep(now: clock(), ledger: store.ledger)
-        do { try persist() } catch {
-            engine = saved  // tried again next second
-            logger.error("cannot persist after sweep: \(error)")
+        if await !persist(undo: .engine(saved)) {
+            logger.error("cannot persist after sweep: tried again next second")
         }
     }
 
     /// falcon's POST: a new falcon upgrade replaces a running falcon one, in one step, and only
     /// once the new one has been validated.
-    public func replaceFalcon(_ spec: RolloutSpec) throws(ControlPlaneError) -> Rollout {
-        try change { (engine: inout RolloutEngine, now) throws(EngineError) in
+    public func replaceFalcon(_ spec: RolloutSpec) async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in
             do throws(ValidationError) { try spec.validate() } catch { throw .invalid(error) }
             if let active = engine.state.activeRollout, active.spec.isFalcon { _ = try engine.abort(active.id, now: now) }
             return try engine.create(spec, now: now)
@@ -106,16 +101,13 @@ public actor ControlPlane {
 
     /// Binds `host` to the credential `digest`, durably; refused (conflict) when the name is
     /// bound already, here or (with Redis) by another instance first.
-    public func enrol(host: String, digest: CredentialDigest) throws(ControlPlaneError) {
+    public func enrol(host: String, digest: CredentialDigest) async throws(ControlPlaneError) {
         if engine.state.credentials[host] == nil, let stored = store.credential(of: host) {
             engine.update { $0.credentials[host] = stored; return false }
         }
         let saved = engine
         do { try engine.enrol(host: host, digest: digest.hex) } catch { throw .engine(error) }
-        do { try persist() } catch {
-            engine = saved
-            throw .store(error)
-        }
+        guard await persist(undo: .engine(saved)) else { throw .store(.io("the enrolment could not be stored")) }
         // Two instances may race for one name: the store's binding (set once) decides.
         if let stored = store.credential(of: host), stored != digest.hex {
             engine.update { $0.credentials[host] = stored; return false }
@@ -136,40 +128,116 @@ public actor ControlPlane {
     }
 
     /// Forgets `host` (an admin's `DELETE /v1/agents/NAME`): its name may enrol again.
-    public func forget(host: String, by who: String) throws(ControlPlaneError) {
+    public func forget(host: String, by who: String) async throws(ControlPlaneError) {
         let saved = engine
         do { try engine.forget(host: host) } catch { throw .engine(error) }
-        do { try persist() } catch {
-            engine = saved
-            throw .store(error)
-        }
+        guard await persist(undo: .engine(saved)) else { throw .store(.io("forgetting \(host) could not be stored")) }
         logger.notice("host \(host) forgotten at the request of \(who): its name may enrol again")
     }
 
     private func change(
         _ body: (inout RolloutEngine, Int64) throws(EngineError) -> Rollout
-    ) throws(ControlPlaneError) -> Rollout {
+    ) async throws(ControlPlaneError) -> Rollout {
         let saved = engine
         let rollout: Rollout
         do { rollout = try body(&engine, clock()) } catch {
             engine = saved  // all or nothing: a rollback that cannot start aborts nothing
             throw .engine(error)
         }
-        do { try persist() } catch {
-            engine = saved
-            throw .store(error)
-        }
+        guard await persist(undo: .engine(saved)) else { throw .store(.io("the change could not be stored")) }
         if rollout.phase == .running { signal.fire() }
         return rollout
     }
 
-    /// Makes the engine's events durable, then logs what an operator wants to find later:
-    /// rollouts created and their phase changes (with why: the operator, the failure budget),
-    /// hosts forgotten, history dropped. (Who asked, for admin requests: `AdminAuthority`.)
-    private func persist() throws(StoreError) {
+    // MARK: Group commit
+
+    /// How to take back a change whose write failed: a beat's checkpoint, or the whole engine
+    /// as it was before an operator's change or a sweep.
+    private enum Undo {
+        case checkpoint(RolloutEngine.Checkpoint)
+        case engine(RolloutEngine)
+    }
+
+    /// A change applied to the engine, waiting for its events to be durable.
+    private struct Waiting {
+        let events: [FleetEvent]
+        let undo: Undo
+        let answer: CheckedContinuation<Bool, Never>
+    }
+
+    /// Changes applied since the write in flight was taken, oldest first.
+    private var waiting: [Waiting] = []
+    private var writing = false
+
+    /// Waits until the engine's new events, and everything applied before them, are durable;
+    /// false when the write failed (the change, and every later one, is then undone). Changes
+    /// that arrive while a write is in flight share the next one: one fdatasync or MULTI/EXEC
+    /// for all of them, so a fresh HBS registers a fleet at the disk's sync rate times the
+    /// beats in flight, not at its sync rate.
+    private func persist(undo: Undo) async -> Bool {
         let events = engine.takeOutbox()
-        guard !events.isEmpty else { return }
-        try store.append(events, state: engine.state)
+        // Nothing new and nothing pending: what this answer rests on is durable already.
+        if events.isEmpty && !writing { return true }
+        return await withCheckedContinuation { answer in
+            waiting.append(Waiting(events: events, undo: undo, answer: answer))
+            if !writing {
+                writing = true
+                Task { await self.writeWaiting() }
+            }
+        }
+    }
+
+    /// Writes what is waiting, group after group, in the order it was applied.
+    private func writeWaiting() async {
+        while !waiting.isEmpty {
+            let group = waiting
+            waiting = []
+            let events = group.flatMap(\.events)
+            var failure: StoreError?
+            if !events.isEmpty {
+                do {
+                    let write = try store.prepare(events, state: engine.state)
+                    try await Self.run(write)
+                } catch {
+                    failure = error
+                }
+            }
+            if let failure {
+                // Undo newest first: this group and whatever was applied on top of it meanwhile.
+                let undone = group + waiting
+                waiting = []
+                for change in undone.reversed() {
+                    switch change.undo {
+                    case .checkpoint(let checkpoint): engine.restore(checkpoint)
+                    case .engine(let saved): engine = saved
+                    }
+                }
+                logger.error("cannot store \(events.count) events of \(undone.count) changes, all undone: \(failure)")
+                for change in undone { change.answer.resume(returning: false) }
+            } else {
+                log(events)
+                for change in group { change.answer.resume(returning: true) }
+            }
+        }
+        writing = false
+    }
+
+    /// Runs a store's blocking write on NIO's thread pool for blocking I/O, off the actor and
+    /// off the cooperative threads.
+    private static func run(_ write: @escaping DurableWrite) async throws(StoreError) {
+        do {
+            try await NIOThreadPool.singleton.runIfActive { () throws -> Void in try write() }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .io("the store's write did not run: \(error)")
+        }
+    }
+
+    /// What an operator wants to find in the log once it is durable: rollouts created and their
+    /// phase changes (with why: the operator, the failure budget), hosts forgotten, history
+    /// dropped. (Who asked, for admin requests: `AdminAuthority`.)
+    private func log(_ events: [FleetEvent]) {
         for event in events {
             switch event {
             case .rolloutCreated(let rollout):
@@ -187,7 +255,6 @@ public actor ControlPlane {
     }
 }
 
-/// How a beat's credential checked out.
 /// Why a beat's credential opens nothing.
 public enum CredentialRefusal: Error, Sendable, Equatable {
     /// The host has no binding: it must enrol first.

@@ -101,8 +101,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         return state
     }
 
-    public func append(_ events: [FleetEvent], state: FleetState) throws(StoreError) {
-        guard !events.isEmpty else { return }
+    public func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite {
         var commands: [[String]] = []
         var bumpEpoch = false
         for event in events {
@@ -136,11 +135,13 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             }
         }
         if bumpEpoch { commands.append(["INCR", "\(prefix)epoch"]) }
-        do {
-            try client.transaction(commands)
-        } catch {
-            errors.add(1, ordering: .relaxed)
-            throw .io("\(error)")
+        return { [self, commands] () throws(StoreError) in
+            do {
+                try client.transaction(commands)
+            } catch {
+                errors.add(1, ordering: .relaxed)
+                throw .io("\(error)")
+            }
         }
     }
 

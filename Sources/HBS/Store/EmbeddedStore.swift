@@ -68,8 +68,7 @@ public final class EmbeddedStore: FleetStore {
         return state
     }
 
-    public func append(_ events: [FleetEvent], state: FleetState) throws(StoreError) {
-        guard !events.isEmpty else { return }
+    public func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite {
         let encoder = JSONEncoder()
         var bytes: [UInt8] = []
         for event in events {
@@ -77,7 +76,18 @@ public final class EmbeddedStore: FleetStore {
             bytes += line
             bytes.append(UInt8(ascii: "\n"))
         }
-        let lines = try journal.withLock { (journal: inout Journal?) throws(StoreError) -> Int in
+        // The state is kept for a snapshot only when this write makes the journal long enough
+        // to compact (holding it otherwise would make the next change copy the fleet).
+        let lines = journal.withLock { $0?.lines ?? 0 }
+        let snapshot = lines + events.count >= compactAfter ? state : nil
+        let count = events.count
+        return { [self, bytes] () throws(StoreError) in try write(bytes, lines: count, thenCompactTo: snapshot) }
+    }
+
+    /// Appends `bytes` (`lines` events) to the journal and fdatasyncs it; compacts after when
+    /// given the state.
+    private func write(_ bytes: [UInt8], lines count: Int, thenCompactTo snapshot: FleetState?) throws(StoreError) {
+        try journal.withLock { (journal: inout Journal?) throws(StoreError) in
             guard let descriptor = journal?.descriptor, descriptor.rawValue >= 0 else { throw .io("append before load") }
             // A write that fails half-way (a full disk) is cut back off, so no torn line ever
             // sits in the middle of the journal.
@@ -91,10 +101,9 @@ public final class EmbeddedStore: FleetStore {
                 if end >= 0 { _ = ftruncate(descriptor.rawValue, end) }
                 throw .io("fdatasync of the journal in \(directory): \(failure)")
             }
-            journal?.lines += events.count
-            return journal?.lines ?? 0
+            journal?.lines += count
         }
-        if lines >= compactAfter { try compact(state) }
+        if let snapshot { try compact(snapshot) }
     }
 
     /// A file's bytes, nil only when it does not exist; any other failure is an error (an

@@ -1,13 +1,16 @@
 import Rollouts
 import Wire
 
-/// Where the fleet state survives a restart. `append` returns only once the events are
-/// durable: an order goes out only after its admission is on disk (or in Redis).
+/// Where the fleet state survives a restart. A write returns only once its events are durable:
+/// an order goes out only after its admission is on disk (or in Redis).
 public protocol FleetStore: Sendable {
     /// The state as last persisted: a snapshot with the journal after it replayed.
     func load() throws(StoreError) -> FleetState
-    /// Makes `events` durable; `state` is the state after them (a store may snapshot it).
-    func append(_ events: [FleetEvent], state: FleetState) throws(StoreError)
+    /// Turns `events` into the write that makes them durable, reading `state` (the state after
+    /// them) only here, where it is current. The write itself is blocking I/O that the control
+    /// plane runs off its actor, one at a time and in order, so the beats arriving meanwhile
+    /// share the next one (group commit: one fdatasync, or one MULTI/EXEC, for many beats).
+    func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite
 
     /// The slot ledger shared with other HBS instances, if the store is shared.
     var ledger: (any AdmissionLedger)? { get }
@@ -22,7 +25,16 @@ public protocol FleetStore: Sendable {
     func credential(of host: String) -> String?
 }
 
+/// Blocking I/O that makes prepared events durable (`FleetStore.prepare`).
+public typealias DurableWrite = @Sendable () throws(StoreError) -> Void
+
 extension FleetStore {
+    /// Makes `events` durable now, on the calling thread: `prepare`, then the write.
+    public func append(_ events: [FleetEvent], state: FleetState) throws(StoreError) {
+        guard !events.isEmpty else { return }
+        try prepare(events, state: state)()
+    }
+
     /// A store of one instance shares nothing: nothing changes but through this instance.
     public var ledger: (any AdmissionLedger)? { nil }
     public func refresh(_ state: inout FleetState, host: String) -> Bool { false }
