@@ -105,9 +105,9 @@ public actor ControlPlane {
         if engine.state.credentials[host] == nil, let stored = store.credential(of: host) {
             engine.update { $0.credentials[host] = stored; return false }
         }
-        let saved = engine
+        let checkpoint = engine.checkpoint(for: host)
         do { try engine.enrol(host: host, digest: digest.hex) } catch { throw .engine(error) }
-        guard await persist(undo: .engine(saved)) else { throw .store(.io("the enrolment could not be stored")) }
+        guard await persist(undo: .checkpoint(checkpoint)) else { throw .store(.io("the enrolment could not be stored")) }
         // Two instances may race for one name: the store's binding (set once) decides.
         if let stored = store.credential(of: host), stored != digest.hex {
             engine.update { $0.credentials[host] = stored; return false }
@@ -129,9 +129,9 @@ public actor ControlPlane {
 
     /// Forgets `host` (an admin's `DELETE /v1/agents/NAME`): its name may enrol again.
     public func forget(host: String, by who: String) async throws(ControlPlaneError) {
-        let saved = engine
+        let checkpoint = engine.checkpoint(for: host)
         do { try engine.forget(host: host) } catch { throw .engine(error) }
-        guard await persist(undo: .engine(saved)) else { throw .store(.io("forgetting \(host) could not be stored")) }
+        guard await persist(undo: .checkpoint(checkpoint)) else { throw .store(.io("forgetting \(host) could not be stored")) }
         logger.notice("host \(host) forgotten at the request of \(who): its name may enrol again")
     }
 
