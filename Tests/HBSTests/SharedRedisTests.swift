@@ -5,7 +5,8 @@ import Testing
 
 /// Two real `fledge-hbs` processes sharing one real redis-server, and a fleet of fake agents
 /// beating to either at random: the concurrency limit holds across both, a Redis outage
-/// mid-rollout is ridden out (beats answered, nobody admitted), and the rollout finishes.
+/// mid-rollout is ridden out (beats answered, nobody admitted), the rollout finishes, and both
+/// instances see it finished the same way.
 @Suite struct SharedRedisTests {
     /// A fake agent: what it reports, moved along by the orders it gets.
     struct FakeAgent {
@@ -99,5 +100,19 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(phase == "completed")
+        // Both instances agree on the finished rollout, the one that did not complete it
+        // included: every host done (it used to keep its own table from before, for good).
+        var views: [String] = []
+        for _ in 0..<30 {
+            views = []
+            for instance in instances {
+                let (_, list) = try await instance.admin("GET", "/v1/rollouts")
+                let summary = (list as? [[String: Any]])?.first
+                views.append("\(summary?["phase"] as? String ?? "?") \(summary?["counts"] as? [String: Int] ?? [:])")
+            }
+            if views.allSatisfy({ $0 == "completed [\"done\": \(agents.count)]" }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(views.allSatisfy { $0 == "completed [\"done\": \(agents.count)]" }, "instances disagree: \(views)")
     }
 }
