@@ -83,6 +83,13 @@ public struct Manifest: Codable, Sendable, Equatable {
         name == other.name && version == other.version && pieceSize == other.pieceSize && files == other.files
             && minimumVersion == other.minimumVersion
     }
+
+    /// Whether this signing of a release is newer than `other`'s (re-signed later, or with a
+    /// later expiry): what a store keeps when both verify, so a stale mirror's older signing
+    /// never replaces a newer one.
+    public func isNewerSigning(than other: Manifest) -> Bool {
+        (createdAt, expiresAt) > (other.createdAt, other.expiresAt)
+    }
 }
 
 /// One key's signature of a manifest.

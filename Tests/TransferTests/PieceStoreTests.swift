@@ -97,7 +97,7 @@ import Wire
 
     /// A re-signed manifest (new expiry, new signatures, every digest the same) is the same
     /// release: a partial download resumes under it, a complete one keeps its files, and the
-    /// newer manifest is kept in both.
+    /// newer manifest is kept in both, never replaced by an older one.
     @Test func aReSignedManifestIsTheSameRelease() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -122,6 +122,10 @@ import Wire
         again.expiresAt += 3600
         try again.sign(with: release.key)
         #expect(try PieceStore(root: storeRoot).assembly(for: again).missingPieces().isEmpty)
+        #expect(try Manifest.decode(Files.read(storeRoot.appending("fledge-agent/1.1.0/manifest.json"))) == again)
+        // An older signing (a stale mirror still serves it) opens the release but never replaces
+        // the newer one.
+        #expect(try PieceStore(root: storeRoot).assembly(for: resigned).missingPieces().isEmpty)
         #expect(try Manifest.decode(Files.read(storeRoot.appending("fledge-agent/1.1.0/manifest.json"))) == again)
     }
 

@@ -56,8 +56,9 @@ public final class ReleaseAssembly: Sendable {
             guard let existing = try? Manifest.decode(stored), existing.sameContent(as: manifest) else {
                 throw .conflict("\(directory) already holds a different release \(manifest.name) \(manifest.version)")
             }
-            // Re-signed (new times, new signatures, the same bytes): the newer manifest is kept.
-            if existing != manifest {
+            // Re-signed (new times, new signatures, the same bytes): the newer manifest is kept,
+            // never an older signing a stale mirror still serves.
+            if manifest.isNewerSigning(than: existing) {
                 try Files.writeAtomically(Array(manifest.encoded()), to: directory.appending(Self.manifestFileName))
             }
             let files = manifest.files.map {
@@ -73,7 +74,9 @@ public final class ReleaseAssembly: Sendable {
         let partialManifest = partialDirectory.appending(Self.manifestFileName)
         let partial = (try? Files.read(partialManifest)).flatMap { try? Manifest.decode($0) }
         let sameRelease = partial.map { $0.sameContent(as: manifest) } ?? false
-        if sameRelease && partial != manifest { try Files.writeAtomically(Array(manifest.encoded()), to: partialManifest) }
+        if sameRelease, let partial, manifest.isNewerSigning(than: partial) {
+            try Files.writeAtomically(Array(manifest.encoded()), to: partialManifest)
+        }
         if !sameRelease {
             // Pieces of some other build of this version are worthless: start clean.
             Files.removeFlatDirectory(partialDirectory)
