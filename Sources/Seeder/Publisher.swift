@@ -87,10 +87,10 @@ public struct Publisher: Sendable {
         let releaseDirectory = root.appending(input.name).appending(input.version)
         let manifestPath = releaseDirectory.appending("manifest.json")
         if let existing = try? Manifest.decode(Files.read(manifestPath)) {
-            guard existing.files.map(\.sha256) == files.map(\.sha256), existing.files.map(\.name) == files.map(\.name) else {
-                throw .versionExists(name: input.name, version: input.version)
-            }
-            return existing  // same bytes: publishing again changes nothing
+            // The same release (bytes, layout, declared minimum): publishing again changes nothing.
+            // Anything else under this version, a new minimum included, is another release.
+            guard existing.sameContent(as: manifest) else { throw .versionExists(name: input.name, version: input.version) }
+            return existing
         }
         do throws(TransferError) {
             try Files.makeDirectory(releaseDirectory)
