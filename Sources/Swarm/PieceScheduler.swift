@@ -49,8 +49,9 @@ public struct PieceScheduler: Sendable {
     public enum Failure: Sendable, Equatable {
         /// Its upload slots are all taken (429): come back after its hint; no blame.
         case busy(retryAfter: Double?)
-        /// It does not have a piece its availability listed (503, 404): listed wrongly, or it
-        /// is restarting.
+        /// It does not have a piece its availability listed (503, 404): listed wrongly, or its
+        /// store is not open yet. Blamed (reported to HBS) only once it lasts past the peer
+        /// patience, like `failed`: a store opens in moments, a lying map does not heal.
         case missing(String)
         /// A wrong status, length or range: it answered, but not with what was asked.
         case failed(String)
