@@ -1,6 +1,5 @@
 import Hummingbird
 import NIOCore
-import Transfer
 
 /// Who may use the admin API: peers in the allowed networks (loopback by default), or anyone
 /// with the admin bearer token when one is configured. Reads need the same authority unless
@@ -49,17 +48,13 @@ struct AdminAuthority: RouterMiddleware {
 
     /// Whether the request carries `Authorization: Bearer <token>` (the admin or the fleet token).
     static func presents(_ token: String, _ request: Request) -> Bool {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
-        return constantTimeEquals(String(header.dropFirst(7)), token)
+        AgentRoutes.bearer(request).map { constantTimeEquals($0, token) } ?? false
     }
 
-    /// Compares hashes of both, byte by byte without an early exit: the time taken says
-    /// nothing about how much of the token was right.
+    /// Compares hashes of both without an early exit (`CredentialDigest.matches`): the time
+    /// taken says nothing about how much of the token was right, nor about its length.
     static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Digest.sha256(Array(a.utf8)), y = Digest.sha256(Array(b.utf8))
-        var difference: UInt8 = 0
-        for i in 0..<x.count { difference |= x[i] ^ y[i] }
-        return difference == 0
+        CredentialDigest(ofSecret: a).matches(CredentialDigest(ofSecret: b).hex)
     }
 }
 
