@@ -170,12 +170,13 @@ public actor ControlPlane {
     private var writing = false
 
     /// Waits until the engine's new events, and everything applied before them, are durable;
-    /// false when the write failed (the change, and every later one, is then undone). Changes
-    /// that arrive while a write is in flight share the next one: one fdatasync or MULTI/EXEC
-    /// for all of them, so a fresh HBS registers a fleet at the disk's sync rate times the
-    /// beats in flight, not at its sync rate.
+    /// false when the write failed (the change, and every later one, is then undone). On the
+    /// embedded store, changes that arrive while a write is in flight share the next one: one
+    /// fdatasync for all of them, so a fresh HBS registers a fleet at the disk's sync rate
+    /// times the beats in flight, not at its sync rate. A shared store: `writeNow`.
     private func persist(undo: Undo) async -> Bool {
         let events = engine.takeOutbox()
+        if store.ledger != nil { return writeNow(events, undo: undo) }
         // Nothing new and nothing pending: what this answer rests on is durable already.
         if events.isEmpty && !writing { return true }
         return await withCheckedContinuation { answer in
@@ -185,6 +186,26 @@ public actor ControlPlane {
                 Task { await self.writeWaiting() }
             }
         }
+    }
+
+    /// A store other instances share (Redis) is written in the same turn of the actor, no
+    /// group commit: each beat's refresh and each sweep read other instances' changes into
+    /// this engine, and would overwrite a change of ours applied but not yet written (an
+    /// admitted host back to pending, and the sweep's events then written after the newer ones).
+    private func writeNow(_ events: [FleetEvent], undo: Undo) -> Bool {
+        guard !events.isEmpty else { return true }
+        do {
+            try store.prepare(events, state: engine.state)()
+        } catch {
+            switch undo {
+            case .checkpoint(let checkpoint): engine.restore(checkpoint)
+            case .engine(let saved): engine = saved
+            }
+            logger.error("cannot store \(events.count) events, undone: \(error)")
+            return false
+        }
+        log(events)
+        return true
     }
 
     /// Writes what is waiting, group after group, in the order it was applied.
