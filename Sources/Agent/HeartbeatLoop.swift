@@ -56,6 +56,8 @@ public struct HeartbeatLoop: Sendable {
         let token = configuration.fleetTokenFile.flatMap { try? Files.read(FilePath($0)) }
             .map { String(decoding: $0, as: UTF8.self).split(whereSeparator: \.isWhitespace).joined() }
         var credential = token == nil ? nil : HostCredential.load(data: configuration.data, hostname: hostname)
+        // The credential HBS last refused with 401, until enrolling again settles whether it is gone.
+        var refused: HostCredential?
         var index = 0
         var failures = 0
         var ip = configuration.advertiseIP ?? ""
@@ -75,17 +77,27 @@ public struct HeartbeatLoop: Sendable {
             let body = beatBody(ip: ip)
             do {
                 if credential == nil, let token {
-                    credential = try await enrol(at: configuration.hbs[index], token: token, on: thread)
+                    do {
+                        credential = try await enrol(at: configuration.hbs[index], token: token, on: thread)
+                    } catch EnrolmentError.nameTaken(_) where refused != nil {
+                        // The name is still bound: the refusal was HBS's, not the secret's (it
+                        // could not read its store). Beat on with the secret it issued.
+                        credential = refused
+                        throw EnrolmentError.nameTaken(hostname)
+                    }
+                    refused = nil
                 }
                 let headers = credential?.headers ?? []
                 let (status, answer, localIP) = try await thread.runIfActive { [caFile = configuration.hbsCA] in
                     let result = try Curl.postJSON(url, body: body, headers: headers, timeoutSeconds: Double(wait) + 10, caFile: caFile)
                     return (result.status, result.body, result.localIP)
                 }
-                if status == 401, credential != nil {
-                    logger.warning("HBS does not know this host's credential any more (an admin forgot it, or it was pruned): enrolling again")
+                if status == 401, let rejected = credential {
+                    // Kept (in memory and in DATA/identity.json) until a new one is issued: a
+                    // name still bound means this one is still good.
+                    logger.warning("HBS refused this host's credential (an admin forgot it, it was pruned, or HBS cannot read its store now): enrolling again")
                     credential = nil
-                    HostCredential.discard(data: configuration.data)
+                    refused = rejected
                 }
                 guard status == 200, let reply = try? JSONDecoder().decode(HeartbeatReply.self, from: Data(answer)) else {
                     throw TransferError.http("HTTP \(status): \(String(decoding: answer.prefix(200), as: UTF8.self))")

@@ -32,8 +32,6 @@ struct HostCredential: Codable, Sendable, Equatable {
         try Files.writeAtomically(bytes, to: Self.path(data: data), mode: 0o600)
     }
 
-    static func discard(data: String) { Files.remove(path(data: data)) }
-
     /// Enrols `hostname` at `hbs` with the fleet token: the secret HBS issues, or why not
     /// (a name bound already needs an admin to forget it first).
     static func enrol(hbs: String, hostname: String, fleetToken: String, caFile: String?) throws(EnrolmentError) -> HostCredential {
