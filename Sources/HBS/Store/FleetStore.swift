@@ -7,9 +7,9 @@ public protocol FleetStore: Sendable {
     /// The state as last persisted: a snapshot with the journal after it replayed.
     func load() throws(StoreError) -> FleetState
     /// Turns `events` into the write that makes them durable, reading `state` (the state after
-    /// them) only here, where it is current. The write itself is blocking I/O that the control
-    /// plane runs off its actor, one at a time and in order, so the beats arriving meanwhile
-    /// share the next one (group commit: one fdatasync, or one MULTI/EXEC, for many beats).
+    /// them) only here, where it is current. The write itself is blocking I/O: the control
+    /// plane runs an embedded store's off its actor, one at a time and in order, so the beats
+    /// arriving meanwhile share the next one (group commit: one fdatasync for many beats).
     func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite
 
     /// The slot ledger shared with other HBS instances, if the store is shared.
