@@ -3,13 +3,14 @@
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # C libraries the package links (libcurl with OpenSSL, OpenSSL, hiredis) and the tools the
-# tests and benches start for real (python3 runs the hostile peer, Tests/Fixtures).
+# tests and benches start for real (python3 runs the hostile peer, Tests/Fixtures, and
+# scripts/supervise; systemd brings systemd-analyze, which checks the units in deploy/).
 BUILD_DEPS := pkg-config libcurl4-openssl-dev libssl-dev libhiredis-dev
-TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light python3
+TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light python3 systemd
 BENCH_DEPS := $(TEST_DEPS) wrk redis-server
-# The demo runs only this package's products (and bash for scripts/supervise); curl and openssl
-# are there to poke at the fleet by hand.
-DEMO_DEPS  := $(BUILD_DEPS) curl openssl
+# The demo runs only this package's products (and python3 for scripts/supervise); curl and
+# openssl are there to poke at the fleet by hand.
+DEMO_DEPS  := $(BUILD_DEPS) curl openssl python3
 DEMO_PRODUCTS := fledge-agent fledge-hbs fledge-seeder fledge-demo
 # Release products carry the Swift runtime and Foundation inside: a host runs fledge-agent with
 # no Swift installed, and the idle agent maps less (bench/README.md, `agent`).
@@ -54,15 +55,17 @@ demo: deps-demo
 	@for p in $(DEMO_PRODUCTS); do $(RELEASE) --product $$p || exit 1; done
 	"$$($(RELEASE) --show-bin-path)/fledge-demo"
 
-# The release products to PREFIX/bin and the scripts they start (scripts/supervise,
-# scripts/fledge-guard) to PREFIX/share/fledge/scripts, where they look for them.
+# The release products to PREFIX/bin, the scripts they start (scripts/supervise,
+# scripts/fledge-guard) to PREFIX/share/fledge/scripts and the units to PREFIX/share/fledge/deploy,
+# where they look for them.
 PREFIX ?= /usr/local
 install: deps-build
 	@for p in $(DEMO_PRODUCTS); do $(RELEASE) --product $$p || exit 1; done
 	@bin="$$($(RELEASE) --show-bin-path)"; \
 	for p in $(DEMO_PRODUCTS); do install -D -m 0755 "$$bin/$$p" "$(DESTDIR)$(PREFIX)/bin/$$p" || exit 1; done
 	@for s in scripts/*; do install -D -m 0755 "$$s" "$(DESTDIR)$(PREFIX)/share/fledge/scripts/$$(basename $$s)" || exit 1; done
-	@echo "installed under $(DESTDIR)$(PREFIX): bin/{$(DEMO_PRODUCTS)}, share/fledge/scripts"
+	@for u in deploy/*; do install -D -m 0644 "$$u" "$(DESTDIR)$(PREFIX)/share/fledge/deploy/$$(basename $$u)" || exit 1; done
+	@echo "installed under $(DESTDIR)$(PREFIX): bin/{$(DEMO_PRODUCTS)}, share/fledge/scripts, share/fledge/deploy"
 
 clean:
 	rm -rf .build

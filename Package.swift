@@ -36,7 +36,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
-        // Linux calls the Glibc module hides (sync_file_range).
+        // Linux calls the Glibc module hides (sync_file_range), and sd_notify's one datagram.
         .target(name: "CLinux", swiftSettings: warningFree),
 
         // Codable types both ends speak. No server code, so the agent stays lean.
@@ -132,7 +132,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Transfer", "Fetch", "Wire", "Swarm",
+                "Transfer", "Fetch", "Wire", "Swarm", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -31,12 +31,22 @@ public struct AgentApp: Sendable {
         status.update { $0.held = store.completeReleases() }
         let version = AgentVersion.current
         let logger = self.logger
-        // Started after a switch: confirm with the first answered beat. Started after the guard
-        // switched back: report why.
-        let pending = layout.read(PendingRelease.self, at: layout.pending)
-        if let pending, pending.version == version {
-            logger.info("\(version) is pending: confirming with HBS")
-            status.update { $0.state = .confirming; $0.rolloutId = pending.rolloutId }
+        let manager = ServiceManager.fromEnvironment()
+        status.update {
+            $0.startedAt = Int64(time(nil))
+            $0.starts = Self.countStart(of: version, in: layout)
+            $0.release = layout.target(of: layout.current).flatMap(\.lastComponent).map { ReleaseLayout.version(ofDirectory: $0.string) }
+            if $0.release == version { $0.release = nil }
+        }
+        // Started as the release on trial: it gets ready with the first answered beat and
+        // commits after its window. Started after the guard switched back: report why.
+        let trial = ReleaseTrial.pending(in: layout, version: version, configPath: configPath, logger: logger).map {
+            ReleaseTrial(pending: $0, layout: layout, configuration: configuration, logger: logger)
+        }
+        if let trial {
+            logger.info("\(trial.pending.version) is on trial: ready once HBS answers, committed after \(configuration.commitSeconds) s of health")
+            status.update { $0.state = .confirming; $0.rolloutId = trial.pending.rolloutId }
+            Failpoint.reach("trial")
         }
         if let rollback = layout.read(RollbackRecord.self, at: layout.rollback) {
             logger.error("rolled back from \(rollback.from) to \(rollback.to): \(rollback.reason)")
@@ -91,33 +101,63 @@ public struct AgentApp: Sendable {
             logger.warning("HBS is reached over plain http: this host's credential and its orders cross the network readable; give https:// URLs (and hbsCA)")
         }
         let terminator = Terminator()
+        let liveness = Liveness()
         let loop = HeartbeatLoop(
             configuration: configuration, hostname: hostname, version: version, peerPort: peerPort, status: status,
-            logger: logger,
+            logger: logger, liveness: liveness,
             onAnswered: {
-                let now = status.current
-                if now.state == .confirming {
-                    // HBS heard the new version: the switch is confirmed, the release committed.
-                    layout.commit(version: version, name: configuration.releaseName)
+                switch trial?.answered() {
+                case .ready?:
+                    manager.ready("running \(version), on trial")
+                    Task {
+                        guard let failure = await trial?.watch() else { return }
+                        logger.error("\(version) is unhealthy: \(failure); stopping for the guard to roll it back")
+                        terminator.trigger(failure: failure)
+                    }
+                case .committed?:
+                    manager.ready("running \(version), committed")
                     status.update { $0.state = .idle; $0.rolloutId = nil }
-                    logger.info("\(version) confirmed and committed")
-                } else if now.state == .failed, Files.exists(layout.rollback) {
+                case .none?, nil:
+                    break
+                }
+                if status.current.state == .failed, Files.exists(layout.rollback) {
                     Files.remove(layout.rollback)  // reported
                 }
             },
             onOffer: { order in executor.offer(order) },
             onOrder: { order in await executor.execute(order) })
+        if trial == nil { manager.ready("running \(version)") }
+        let watchdog = manager.watchdogInterval.map { interval in
+            Task {
+                while !Task.isCancelled {
+                    if liveness.isAlive { manager.watchdog() }
+                    try? await Task.sleep(for: interval / 3)
+                }
+            }
+        }
         let beats = Task {
             await loop.run()
             terminator.trigger()  // switched: exit so the supervisor starts the new version
         }
         await terminator.wait()
         logger.info("stopping")
+        manager.stopping()
         // Not waiting for the beat in flight: a long-poll may hold it for a minute, and the
         // process must stop promptly.
         beats.cancel()
+        watchdog?.cancel()
         try? await peerServer?.shutdown()
         try? await metricsServer?.shutdown()
+        if let failure = terminator.failure { throw AgentRunError.unhealthy(failure) }
+        trial?.stoppedCleanly()
+    }
+
+    /// Counts this start in `DATA/starts` ("VERSION COUNT"): starts of the running version.
+    static func countStart(of version: String, in layout: ReleaseLayout) -> Int {
+        let words = ((try? Files.read(layout.starts)).map { String(decoding: $0, as: UTF8.self) } ?? "").split(separator: " ")
+        let count = words.count == 2 && words[0] == version ? (Int(words[1].prefix { $0.isNumber }) ?? 0) + 1 : 1
+        try? Files.writeAtomically(Array("\(version) \(count)\n".utf8), to: layout.starts)
+        return count
     }
 
     static func systemHostname() -> String {
@@ -128,10 +168,24 @@ public struct AgentApp: Sendable {
 
 }
 
+/// Why the agent ended other than by a stop or a switch.
+public enum AgentRunError: Error, CustomStringConvertible {
+    /// The release on trial failed its health probe: the guard rolls it back before the next start.
+    case unhealthy(String)
+
+    public var description: String {
+        switch self {
+        case .unhealthy(let reason): "the release on trial is unhealthy (\(reason)); the guard rolls it back at the next start"
+        }
+    }
+}
+
 /// Ends the agent's run: on SIGTERM or SIGINT (handled, so the agent stops cleanly instead of
-/// dying), or when the heartbeat loop ends after an upgrade switched the release.
+/// dying), when the heartbeat loop ends after an upgrade switched the release, or when the
+/// release on trial found itself unhealthy (`failure`).
 final class Terminator: Sendable {
     private let once = OnceFlag()
+    private let reason = Mutex<String?>(nil)
     private let continuation = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let fired = Atomic<Bool>(false)
 
@@ -145,8 +199,12 @@ final class Terminator: Sendable {
         }
     }
 
-    func trigger() {
+    /// Why the run ended in failure, if it did.
+    var failure: String? { reason.withLock { $0 } }
+
+    func trigger(failure: String? = nil) {
         guard once.claim() else { return }
+        reason.withLock { $0 = failure }
         fired.store(true, ordering: .releasing)
         take()?.resume()
     }

@@ -61,8 +61,14 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
     /// PEM file of the CAs HBS's certificate must chain to, for `https://` HBS URLs (default:
     /// the system's). `http://` URLs are plain, as configured.
     public var hbsCA: String?
-    /// Where a release's unit file is installed when systemd runs.
+    /// Where a release's unit file is installed (default, where systemd runs:
+    /// /etc/systemd/system/fledge-agent.service). `scripts/supervise` reads it from there too.
     public var unitPath: String?
+    /// How long a new release must stay healthy (beats answered, its probe passing) before it
+    /// commits; a crash, hang or failed probe before then rolls it back.
+    public var commitSeconds: Double = 180
+    /// A check the release declares that must pass through its commit window.
+    public var healthProbe: HealthProbe?
 
     /// The swarm policy this agent downloads with: the defaults, and what its config changes.
     public var swarmPolicy: SwarmPolicy {
@@ -106,11 +112,17 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         fleetTokenFile = try container.decodeIfPresent(String.self, forKey: .fleetTokenFile)
         hbsCA = try container.decodeIfPresent(String.self, forKey: .hbsCA)
         unitPath = try container.decodeIfPresent(String.self, forKey: .unitPath)
+        commitSeconds = try container.decodeIfPresent(Double.self, forKey: .commitSeconds) ?? commitSeconds
+        healthProbe = try container.decodeIfPresent(HealthProbe.self, forKey: .healthProbe)
     }
 
     /// Keys a falcon config (md5-only, unsigned) may never change: what decides which releases
-    /// run and which HBS is obeyed. The running config's values are kept.
-    public static let protectedKeys = ["hbs", "trustedKeys", "signatureThreshold", "allowFalcon", "hbsCA", "fleetTokenFile", "data", "releaseName"]
+    /// run, which HBS is obeyed, and how a new release is judged (its window, its probe: a
+    /// command the agent runs). The running config's values are kept.
+    public static let protectedKeys = [
+        "hbs", "trustedKeys", "signatureThreshold", "allowFalcon", "hbsCA", "fleetTokenFile", "data", "releaseName",
+        "commitSeconds", "healthProbe", "unitPath",
+    ]
 
     /// Reads and validates a config file.
     public static func load(_ path: String) throws(AgentConfigError) -> AgentConfiguration {
@@ -150,6 +162,9 @@ public struct AgentConfiguration: Codable, Sendable, Equatable {
         if let cap = downloadBytesPerSecond, cap <= 0 { throw .invalid("downloadBytesPerSecond: must be positive") }
         guard peerMaxConnections > 0 else { throw .invalid("peerMaxConnections: must be positive") }
         guard heartbeatSeconds >= 1 else { throw .invalid("heartbeatSeconds: must be at least 1") }
+        guard commitSeconds >= 0 else { throw .invalid("commitSeconds: must be 0 or more") }
+        if let problem = healthProbe?.problem { throw .invalid("healthProbe: \(problem)") }
+        if let unitPath, !unitPath.hasPrefix("/") { throw .invalid("unitPath: must be an absolute path, is '\(unitPath)'") }
     }
 
     private static func describe(_ error: DecodingError) -> String {

@@ -21,6 +21,11 @@ public final class AgentStatus: Sendable {
         public var failures: [String: Int] = [:]
         /// Verified bytes fetched, by source URL, over every upgrade since start.
         public var downloadedTotal: [String: Int64] = [:]
+        /// The release `DATA/current` names, when not the binary's version (falcon config-only).
+        public var release: String?
+        /// When this process started (unix seconds), and starts of this version on this host.
+        public var startedAt: Int64 = 0
+        public var starts = 0
     }
 
     private let snapshot = Mutex(Snapshot())

@@ -30,10 +30,12 @@ public struct HeartbeatLoop: Sendable {
     public let onOrder: @Sendable (UpgradeOrder) async -> Bool
     public let onOffer: @Sendable (UpgradeOrder) -> Void
     public let onAnswered: @Sendable () -> Void
+    /// Where the loop promises its next sign of life (the service manager's watchdog reads it).
+    public let liveness: Liveness
 
     public init(
         configuration: AgentConfiguration, hostname: String, version: String, peerPort: Int?, status: AgentStatus,
-        logger: Logger, onAnswered: @escaping @Sendable () -> Void = {},
+        logger: Logger, liveness: Liveness = Liveness(), onAnswered: @escaping @Sendable () -> Void = {},
         onOffer: @escaping @Sendable (UpgradeOrder) -> Void = { _ in },
         onOrder: @escaping @Sendable (UpgradeOrder) async -> Bool
     ) {
@@ -46,6 +48,7 @@ public struct HeartbeatLoop: Sendable {
         self.onOrder = onOrder
         self.onOffer = onOffer
         self.onAnswered = onAnswered
+        self.liveness = liveness
     }
 
     /// Runs until the task is cancelled, or an order switched the release.
@@ -73,7 +76,10 @@ public struct HeartbeatLoop: Sendable {
             // The last beat before a restart reports "restarting" and does not wait; nor do
             // beats during an upgrade (they carry its progress).
             // Nor the first: HBS must learn this host's address before it can list it as a peer.
-            let url = configuration.hbs[index] + (finishing || upgrade != nil || ip.isEmpty ? "/v1/heartbeat" : "/v1/heartbeat?wait=\(wait)")
+            // Nor those of a release on trial: it commits at the first beat after its window.
+            let poll = !(finishing || upgrade != nil || ip.isEmpty || status.current.state == .confirming)
+            let url = configuration.hbs[index] + (poll ? "/v1/heartbeat?wait=\(wait)" : "/v1/heartbeat")
+            liveness.promise(within: .seconds(wait + 15))
             let body = beatBody(ip: ip)
             do {
                 if credential == nil, let token {
@@ -115,6 +121,7 @@ public struct HeartbeatLoop: Sendable {
                     continue
                 }
                 let pause = Self.jittered(min(reply.nextBeatSeconds, configuration.heartbeatSeconds))
+                liveness.promise(within: pause)
                 if let upgrade { await upgrade.wait(upTo: pause) } else { try? await Task.sleep(for: pause) }
             } catch {
                 failures += 1
@@ -123,7 +130,9 @@ public struct HeartbeatLoop: Sendable {
                 let backoff = min(30, 0.5 * Double(1 << min(failures, 6)))
                 logger.warning("heartbeat to \(configuration.hbs[index]) failed (\(error)); next HBS in \(backoff) s")
                 index = (index + 1) % configuration.hbs.count
-                try? await Task.sleep(for: Self.jittered(backoff))
+                let pause = Self.jittered(backoff)
+                liveness.promise(within: pause)
+                try? await Task.sleep(for: pause)
             }
         }
     }
@@ -147,7 +156,8 @@ public struct HeartbeatLoop: Sendable {
             hostname: hostname, ip: ip, version: version, labels: configuration.labels, state: now.state,
             rolloutId: now.rolloutId, progressBytes: now.progressBytes, downloadedFrom: now.downloadedFrom,
             error: now.error, held: now.held, peerPort: peerPort,
-            droppedSources: now.reportedSources.isEmpty ? nil : now.reportedSources)
+            droppedSources: now.reportedSources.isEmpty ? nil : now.reportedSources, release: now.release,
+            startedAt: now.startedAt, starts: now.starts)
         return Array((try? JSONEncoder().encode(beat)) ?? Data())
     }
 

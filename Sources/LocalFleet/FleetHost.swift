@@ -50,6 +50,7 @@ public final class FleetHost: Sendable {
         var config: [String: Any] = [
             "hbs": [hbs.agentURL], "hostname": name, "data": data, "trustedKeys": [publicKey],
             "labels": labels, "peerListen": "\(address):\(peerPort)", "heartbeatSeconds": plan.heartbeatSeconds,
+            "unitPath": Supervisor.unitPath(data: data), "commitSeconds": plan.commitSeconds,
         ]
         if let token = hbs.fleetTokenFile { config["fleetTokenFile"] = token }
         if node == nil {
@@ -63,14 +64,16 @@ public final class FleetHost: Sendable {
         if let count = plan.piecesInFlight { config["piecesInFlight"] = count }
         let path = "\(directory)/\(name).json"
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
-        let supervisor = try Supervisor.start(data: data, config: path, confirmSeconds: 60, namespace: node?.namespace)
+        let supervisor = try Supervisor.start(data: data, config: path, service: ["TimeoutStartSec": "60"], namespace: node?.namespace)
         return FleetHost(
             name: name, data: data, address: address, peerPort: peerPort, namespace: node?.namespace, labels: labels, supervisor: supervisor)
     }
 
-    /// The release `DATA/current` points at: what the supervisor starts.
+    /// The version of the release `DATA/current` points at (less the `~N` of a second copy):
+    /// what the supervisor starts.
     public var installedVersion: String? {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: data + "/current")).map { ($0 as NSString).lastPathComponent }
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: data + "/current"))
+            .map { String(($0 as NSString).lastPathComponent.prefix { $0 != "~" }) }
     }
 
     /// What its supervisor and agents have written (stderr of every agent it started).

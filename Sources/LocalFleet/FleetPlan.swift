@@ -18,6 +18,9 @@ public struct FleetPlan: Sendable {
     public var agentUploadBytesPerSecond: Int64?
     /// The agents' longest pause between beats (an idle agent long-polls this long).
     public var heartbeatSeconds: Double = 60
+    /// Each agent's commit window (`commitSeconds`): 0 commits at the first answered beat, so
+    /// a fleet run measures distribution and restart, not a wait chosen by the operator.
+    public var commitSeconds: Double = 0
     /// HBS's beat interval while a rollout has work: its control-plane delay.
     public var fastBeatSeconds: Double = 0.5
     /// HBS planner: peers qualify with verified pieces, not only whole releases.

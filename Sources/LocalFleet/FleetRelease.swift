@@ -29,8 +29,8 @@ struct FleetRelease: Sendable {
         try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
         let binary = staged + "/fledge-agent", unit = staged + "/fledge-agent.service"
         try await SeederCLI.stamp(version: plan.toVersion, to: binary)
-        try Data("[Unit]\nDescription=Fledge agent \(plan.toVersion)\n\n[Service]\nExecStartPre=/usr/lib/fledge/fledge-guard /var/lib/fledge-agent\nExecStart=/var/lib/fledge-agent/current/fledge-agent --config /etc/fledge/agent.json\nRestart=always\n".utf8)
-            .write(to: URL(fileURLWithPath: unit))
+        // The unit it ships is the one in deploy/, as a real release would: every host installs it.
+        try FileManager.default.copyItem(atPath: Binaries.deployFile("fledge-agent.service"), toPath: unit)
         if let size = plan.releaseSize {
             let used = try Self.size(of: binary) + Self.size(of: unit)
             guard size >= used else { throw LocalFleetError.releaseTooSmall(requested: size, binary: used) }

@@ -33,6 +33,16 @@ public enum Binaries {
             .deletingLastPathComponent().appendingPathComponent("scripts/\(name)").path
     }
 
+    /// A file of `deploy/` (the systemd units), where it is installed: beside the products as
+    /// `make install` lays them out (`PREFIX/share/fledge/deploy`), else in this checkout.
+    public static func deployFile(_ name: String) -> String {
+        let installed = URL(fileURLWithPath: directory).deletingLastPathComponent()
+            .appendingPathComponent("share/fledge/deploy/\(name)").path
+        if FileManager.default.fileExists(atPath: installed) { return installed }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/\(name)").path
+    }
+
     /// The path of `product`, an executable this package builds.
     public static func path(_ product: String) -> String { "\(directory)/\(product)" }
 

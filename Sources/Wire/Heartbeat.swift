@@ -47,11 +47,20 @@ public struct HeartbeatRequest: Codable, Sendable, Equatable {
     /// Sources its current download gave up on (too slow, lying, broken, corrupt), with why:
     /// HBS stops handing them to this host, and to every host once several report one.
     public var droppedSources: [SourceFailure]?
+    /// The release it runs (`DATA/current`), when that is not `version`: a falcon config-only
+    /// upgrade changes the release and keeps the binary's version.
+    public var release: String?
+    /// Unix seconds this agent process started: a start time that keeps moving is a host that
+    /// keeps restarting.
+    public var startedAt: Int64?
+    /// Starts of this version on this host so far.
+    public var starts: Int?
 
     public init(
         hostname: String, ip: String, version: String, labels: [String: String] = [:], state: AgentState = .idle,
         rolloutId: String? = nil, progressBytes: Int64? = nil, downloadedFrom: [String: Int64]? = nil,
-        error: String? = nil, held: [HeldRelease] = [], peerPort: Int? = nil, droppedSources: [SourceFailure]? = nil
+        error: String? = nil, held: [HeldRelease] = [], peerPort: Int? = nil, droppedSources: [SourceFailure]? = nil,
+        release: String? = nil, startedAt: Int64? = nil, starts: Int? = nil
     ) {
         self.hostname = hostname
         self.ip = ip
@@ -65,6 +74,9 @@ public struct HeartbeatRequest: Codable, Sendable, Equatable {
         self.held = held
         self.peerPort = peerPort
         self.droppedSources = droppedSources
+        self.release = release
+        self.startedAt = startedAt
+        self.starts = starts
     }
 }
 

@@ -24,16 +24,21 @@ import Testing
 
         func dataDirectory(_ host: String) -> String { host == "host-a" ? data : directory.string + "/data-\(host)" }
 
-        /// Publishes `binary` as fledge-agent `version` (with a unit file), signed with the
-        /// fleet's key unless `key` says another; `extra`: more `publish` flags.
-        func publish(version: String, binary: String, key: String? = nil, extra: [String] = []) async throws {
+        /// Publishes `binary` as fledge-agent `version` with a unit file (deploy's, unless
+        /// `unit` gives its text) and optionally a config, signed with the fleet's key unless
+        /// `key` says another; `extra`: more `publish` flags.
+        func publish(
+            version: String, binary: String, key: String? = nil, unit: String? = nil, config: String? = nil, extra: [String] = []
+        ) async throws {
             let staged = directory.string + "/build-\(version)"
             try FileManager.default.createDirectory(atPath: staged, withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: binary, toPath: staged + "/fledge-agent")
-            let unit = try TemporaryDirectory(existing: .init(staged)).write("[Service]\nRestart=always\n", to: "fledge-agent.service")
+            let text = try unit ?? String(contentsOfFile: Binaries.deployFile("fledge-agent.service"), encoding: .utf8)
+            let unitFile = try TemporaryDirectory(existing: .init(staged)).write(text, to: "fledge-agent.service")
+            let configFile = try config.map { try TemporaryDirectory(existing: .init(staged)).write($0, to: "fledge-agent.json").string }
             try await SeederCLI.publish(
-                root: origin, version: version, binary: staged + "/fledge-agent", unit: unit.string, key: key ?? keys + "/release.key",
-                extra: extra)
+                root: origin, version: version, binary: staged + "/fledge-agent", config: configFile, unit: unitFile.string,
+                key: key ?? keys + "/release.key", extra: extra)
         }
 
         /// A stamped copy of this build reporting `version`.
@@ -43,20 +48,31 @@ import Testing
             return path
         }
 
+        /// Writes host `host`'s config for `hbs` (a commit window of 1 s unless `extra` says
+        /// otherwise) and returns its path.
         func config(hbs: HBSProcess, host: String = "host-a", peerPort: Int? = nil, extra: [String: Any] = [:]) throws -> String {
-            var json: [String: Any] = [
-                "hbs": [hbs.agentURL], "hostname": host, "data": dataDirectory(host),
-                "trustedKeys": [keys + "/release.pub"], "heartbeatSeconds": 2, "labels": ["idc": "a", "rack": "1"],
-            ].merging(extra) { $1 }
-            if let peerPort { json["peerListen"] = "127.0.0.1:\(peerPort)" }
-            if let token = hbs.fleetTokenFile { json["fleetTokenFile"] = token }
             let path = directory.string + "/agent-\(host).json"
-            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+            try JSONSerialization.data(withJSONObject: try configJSON(hbs: hbs, host: host, peerPort: peerPort, extra: extra))
+                .write(to: URL(fileURLWithPath: path))
             return path
         }
 
+        /// The config `config` writes, as a dictionary.
+        func configJSON(hbs: HBSProcess, host: String = "host-a", peerPort: Int? = nil, extra: [String: Any] = [:]) throws -> [String: Any] {
+            var json: [String: Any] = [
+                "hbs": [hbs.agentURL], "hostname": host, "data": dataDirectory(host),
+                "trustedKeys": [keys + "/release.pub"], "heartbeatSeconds": 2, "labels": ["idc": "a", "rack": "1"],
+                "unitPath": Supervisor.unitPath(data: dataDirectory(host)), "commitSeconds": 1,
+            ].merging(extra) { $1 }
+            if let peerPort { json["peerListen"] = "127.0.0.1:\(peerPort)" }
+            if let token = hbs.fleetTokenFile { json["fleetTokenFile"] = token }
+            return json
+        }
+
+        /// The version `DATA/current` runs (its directory, less the `~N` of a second copy).
         func current(_ host: String = "host-a") -> String? {
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: dataDirectory(host) + "/current")).map { ($0 as NSString).lastPathComponent }
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: dataDirectory(host) + "/current"))
+                .map { String(($0 as NSString).lastPathComponent.prefix { $0 != "~" }) }
         }
     }
 
@@ -72,8 +88,10 @@ import Testing
         return try #require((body as? [String: Any])?["id"] as? String)
     }
 
-    static func supervise(_ fleet: Fleet, config: String, host: String = "host-a") throws -> ChildProcess {
-        try Supervisor.start(data: fleet.dataDirectory(host), config: config)
+    static func supervise(
+        _ fleet: Fleet, config: String, host: String = "host-a", service: [String: String] = [:], environment: [String: String] = [:]
+    ) throws -> ChildProcess {
+        try Supervisor.start(data: fleet.dataDirectory(host), config: config, service: service, environment: environment)
     }
 
     /// What every upgrade test runs: a seeder over the fleet's origin, fledge-hbs, and host-a's
@@ -84,10 +102,15 @@ import Testing
         let hbs: HBSProcess
         let supervisor: ChildProcess
 
-        init(_ fleet: Fleet, config: ((HBSProcess) throws -> String)? = nil) async throws {
+        init(
+            _ fleet: Fleet, service: [String: String] = [:], environment: [String: String] = [:],
+            config: ((HBSProcess) throws -> String)? = nil
+        ) async throws {
+            try FileManager.default.createDirectory(atPath: fleet.origin, withIntermediateDirectories: true)
             seeder = try await SeederProcess.start(root: fleet.origin)
             hbs = try await HBSProcess.start(data: fleet.directory.string + "/hbs")
-            supervisor = try UpgradeTests.supervise(fleet, config: try (config ?? { try fleet.config(hbs: $0) })(hbs))
+            supervisor = try UpgradeTests.supervise(
+                fleet, config: try (config ?? { try fleet.config(hbs: $0) })(hbs), service: service, environment: environment)
             for _ in 0..<100 where try await UpgradeTests.agent(hbs)?["version"] as? String != "1.0.0" {
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -7,11 +7,16 @@ import Transfer
 ///     DATA/releases/VERSION/fledge-agent           the binary (and .json config, .service unit)
 ///     DATA/current  -> releases/VERSION            what the supervisor starts
 ///     DATA/previous -> releases/VERSION            what a rollback returns to
-///     DATA/pending                                 a switched-to release not yet confirmed
+///     DATA/pending                                 the release on trial: switched to, not committed
 ///     DATA/pending.attempts                        starts of it so far (the guard counts them)
+///     DATA/pending.ready                           it got ready (HBS answered it) at this time
+///     DATA/pending.failed                          it found itself unhealthy (its probe), and why
+///     DATA/undo/NAME.path, NAME.old                files outside DATA the install replaced
 ///     DATA/rollback                                written by the guard when it switched back
+///     DATA/starts                                  starts of the running version (reported)
 ///
-/// `scripts/fledge-guard` (the unit's pre-start step) reads the same layout without this binary.
+/// `scripts/fledge-guard` (the unit's pre-start step) reads the same layout without this binary,
+/// and is the one place a trial ends in a rollback.
 public struct ReleaseLayout: Sendable {
     public static let binaryName = "fledge-agent"
     public static let configName = "fledge-agent.json"
@@ -26,10 +31,19 @@ public struct ReleaseLayout: Sendable {
     public var previous: FilePath { data.appending("previous") }
     public var pending: FilePath { data.appending("pending") }
     public var attempts: FilePath { data.appending("pending.attempts") }
+    public var ready: FilePath { data.appending("pending.ready") }
+    public var failed: FilePath { data.appending("pending.failed") }
+    public var undo: FilePath { data.appending("undo") }
     public var rollback: FilePath { data.appending("rollback") }
+    public var starts: FilePath { data.appending("starts") }
     public var store: FilePath { data.appending("store") }
 
     public func release(_ version: String) -> FilePath { releases.appending(version) }
+
+    /// The version a release directory holds: its name, less the `~N` of a second copy.
+    public static func version(ofDirectory name: String) -> String {
+        String(name.prefix { $0 != "~" })
+    }
 
     /// The release directory a link points at, if any.
     public func target(of link: FilePath) -> FilePath? {

@@ -1,31 +1,47 @@
 import Glibc
 
-/// Runs a short command (the new binary's self-test) with posix_spawn: output captured, a
-/// deadline, no signal blocked in the child. Kept here so the agent needs no full Foundation
+/// Runs a short command (the new binary's self-test, a health probe, `systemd-analyze`) with
+/// posix_spawn: output captured, and a deadline that holds whatever the child does (closes its
+/// output and hangs, forks, ignores SIGTERM): past it the child's whole process group is
+/// SIGKILLed. No signal is blocked in the child. Kept here so the agent needs no full Foundation
 /// (`Process` would pull it in, with ICU: megabytes of resident memory on every host).
 enum Subprocess {
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
-    /// Exit status (128 + signal when killed) and combined stdout/stderr.
-    static func run(_ path: String, _ arguments: [String], timeoutSeconds: Int = 30) throws -> (Int32, String) {
+    /// How a command ended: its exit status (128 + signal when killed), its combined output,
+    /// and whether it was killed for running past its deadline.
+    struct Outcome {
+        let status: Int32
+        let output: String
+        let timedOut: Bool
+
+        /// The end of its output, on one line: what a person needs in a failure's reason.
+        var lastLines: String {
+            String(output.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " / ").suffix(300))
+        }
+    }
+
+    static func run(_ path: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> Outcome {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
+        // Not inherited by anything else this process starts meanwhile (a probe beside a self-test).
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         var none = sigset_t()
         sigemptyset(&none)
         posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        // A group of its own: what it starts is killed with it.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -39,20 +55,40 @@ enum Subprocess {
 
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
+        let deadline = ContinuousClock.now + timeout
         var poller = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        var open = true
+        var status: Int32 = 0
+        var exited = false
+        // Read until the output closes and the child has exited, or the deadline passes.
         while ContinuousClock.now < deadline {
-            guard poll(&poller, 1, 200) >= 0 || errno == EINTR else { break }
-            guard poller.revents != 0 else { continue }
-            let count = read(fds[0], &buffer, buffer.count)
-            if count <= 0 { break }
-            if output.count < 64 * 1024 { output += buffer[0..<count] }
+            if open {
+                guard poll(&poller, 1, 100) >= 0 || errno == EINTR else { break }
+                if poller.revents != 0 {
+                    let count = read(fds[0], &buffer, buffer.count)
+                    if count <= 0 { open = false } else if output.count < 64 * 1024 { output += buffer[0..<count] }
+                }
+            } else {
+                usleep(20_000)
+            }
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exited = true
+                if !open { break }
+                // Drain what it wrote before exiting; a grandchild holding the pipe open does
+                // not keep us here (the deadline still holds, and the group is killed below).
+                open = false
+                while poll(&poller, 1, 0) > 0, case let count = read(fds[0], &buffer, buffer.count), count > 0 {
+                    if output.count < 64 * 1024 { output += buffer[0..<count] }
+                }
+                break
+            }
         }
         close(fds[0])
-        if ContinuousClock.now >= deadline { kill(pid, SIGKILL) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        kill(-pid, SIGKILL)  // the deadline passed, or leftovers of its group
+        if !exited { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         let signal = status & 0x7f
-        return (signal == 0 ? (status >> 8) & 0xff : 128 + signal, String(decoding: output, as: UTF8.self))
+        return Outcome(
+            status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, output: String(decoding: output, as: UTF8.self),
+            timedOut: !exited)
     }
 }

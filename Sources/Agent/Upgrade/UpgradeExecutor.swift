@@ -12,16 +12,19 @@ import Wire
 
 /// Carries out an upgrade order: fetch (signed manifest and verified pieces, or falcon's one
 /// file and md5), stage the release's files, self-test the new binary (`--version` must print
-/// the target, `check-config` must pass), switch `current` with the old release kept as
-/// `previous`, record the switch as pending, and tell the caller to exit so the supervisor
-/// starts the new version. Any refusal or failure leaves the running version as it was and is
-/// reported with its reason.
+/// the target, `check-config` must pass, its unit must keep the guard), then install: record
+/// what it will replace (`DATA/undo`) and the trial (`DATA/pending`), put the release's config
+/// and unit in place, switch `current` with the old release kept as `previous`, and tell the
+/// caller to exit so the supervisor starts the new version on trial (`ReleaseTrial`). Any
+/// refusal or failure before the switch leaves the running version as it was and is reported
+/// with its reason; a death mid-install is undone by the guard at the next start.
 public final class UpgradeExecutor: Sendable {
     public enum Refusal: Error, CustomStringConvertible {
         case belowFloor(String)
         case wrongRelease(String)
         case unsigned
         case selfTest(String)
+        case unit(String)
 
         public var description: String {
             switch self {
@@ -30,6 +33,7 @@ public final class UpgradeExecutor: Sendable {
             case .unsigned:
                 "refused: a falcon order (md5 only) carries no signature, and this agent runs only signed releases; set allowFalcon: true in its config to accept falcon upgrades"
             case .selfTest(let detail): "the new binary failed its self-test: \(detail)"
+            case .unit(let detail): "the release's unit file is refused: \(detail)"
             }
         }
     }
@@ -100,9 +104,9 @@ public final class UpgradeExecutor: Sendable {
             let files = try await fetch(order)
             status.update { $0.state = .installing }
             let release = try stage(order, files)
+            Failpoint.reach("staged")
             try selfTest(release, order: order)
-            try installUnit(release)
-            try switchTo(release, order: order)
+            try install(release, order: order)
             status.update { $0.state = .restarting }
             logger.info("switched to \(order.version); restarting into it")
             return true
@@ -122,6 +126,7 @@ public final class UpgradeExecutor: Sendable {
     static func kind(of error: any Error) -> String {
         switch error {
         case Refusal.selfTest: "self_test"
+        case Refusal.unit: "unit"
         case Refusal.unsigned: "unsigned"
         case Refusal.belowFloor: "floor"
         case is Refusal: "refused"
@@ -221,9 +226,16 @@ public final class UpgradeExecutor: Sendable {
     }
 
     /// Copies the files into `releases/VERSION` under their fixed names (a falcon config-only
-    /// order keeps the running binary).
+    /// order keeps the running binary). A directory the running or previous release lives in is
+    /// never touched: then the release goes to `releases/VERSION~N`.
     private func stage(_ order: UpgradeOrder, _ files: [ReleaseFile.Role: FilePath]) throws -> FilePath {
-        let release = layout.release(order.version)
+        let inUse = [layout.current, layout.previous].compactMap { layout.target(of: $0) }
+        var release = layout.release(order.version)
+        var copy = 1
+        while inUse.contains(release) {
+            copy += 1
+            release = layout.release("\(order.version)~\(copy)")
+        }
         let staging = FilePath(release.string + ".staging")
         Files.removeFlatDirectory(staging)
         try Files.makeDirectory(staging)
@@ -238,7 +250,7 @@ public final class UpgradeExecutor: Sendable {
             }
         }
         if let unit = files[.unit] { try Files.copy(unit, to: staging.appending(ReleaseLayout.unitName), mode: 0o644) }
-        if layout.target(of: layout.current) != release { Files.removeFlatDirectory(release) }
+        Files.removeFlatDirectory(release)
         try Files.rename(staging, to: release)
         Files.syncDirectory(layout.releases)
         return release
@@ -257,52 +269,84 @@ public final class UpgradeExecutor: Sendable {
         return Array(try encoder.encode(JSONValue.object(merged)))
     }
 
-    /// `--version` must print the target; `check-config` must accept the config it will run with.
+    /// A falcon order of type 1 changes the config only: the binary stays the running one.
+    private static func isConfigOnly(_ order: UpgradeOrder) -> Bool {
+        if case .falcon(_, 1, _, _) = order.locator { true } else { false }
+    }
+
+    /// `--version` must print the target; `check-config` must accept the config it will run
+    /// with; its unit file (if it ships one) must keep what makes the install safe.
     private func selfTest(_ release: FilePath, order: UpgradeOrder) throws {
         let binary = release.appending(ReleaseLayout.binaryName).string
-        let configOnly: Bool = if case .falcon(_, 1, _, _) = order.locator { true } else { false }
-        if !configOnly {
-            let (status, output) = try Self.run(binary, ["--version"])
-            let printed = String(output.split(whereSeparator: \.isNewline).first ?? "").split(separator: " ").joined(separator: " ")
-            guard status == 0, printed == order.version else {
-                throw Refusal.selfTest("--version printed '\(printed)' (exit \(status)), expected '\(order.version)'")
+        if !Self.isConfigOnly(order) {
+            let outcome = try Self.run(binary, ["--version"])
+            let printed = String(outcome.output.split(whereSeparator: \.isNewline).first ?? "").split(separator: " ").joined(separator: " ")
+            guard outcome.status == 0, printed == order.version else {
+                throw Refusal.selfTest("--version printed '\(printed)' (exit \(outcome.status)\(outcome.timedOut ? ", killed after 30 s" : "")), expected '\(order.version)'")
             }
         }
         let config = Files.exists(release.appending(ReleaseLayout.configName))
             ? release.appending(ReleaseLayout.configName).string : configPath
-        let (status, output) = try Self.run(binary, ["check-config", "--config", config])
-        guard status == 0 else { throw Refusal.selfTest("check-config --config \(config) failed: \(output.suffix(300))") }
-    }
-
-    /// Where systemd runs, a changed unit file is installed and systemd reloaded; elsewhere the
-    /// unit stays staged with the release and that is logged.
-    private func installUnit(_ release: FilePath) throws {
-        guard let unit = try? Files.read(release.appending(ReleaseLayout.unitName)) else { return }
-        guard Files.exists(FilePath("/run/systemd/system")) else {
-            logger.info("unit file staged (\(unit.count) bytes); no systemd runs here, so it is not installed")
-            return
+        let outcome = try Self.run(binary, ["check-config", "--config", config])
+        guard outcome.status == 0 else {
+            throw Refusal.selfTest("check-config --config \(config) failed\(outcome.timedOut ? " (killed after 30 s)" : ""): \(outcome.lastLines)")
         }
-        let installed = FilePath(configuration.unitPath ?? "/etc/systemd/system/fledge-agent.service")
-        if (try? Files.read(installed)) == unit { return }
-        try Files.writeAtomically(unit, to: installed)
-        let (status, output) = try Self.run("/bin/systemctl", ["daemon-reload"])
-        guard status == 0 else { throw Refusal.selfTest("systemctl daemon-reload failed: \(output.suffix(300))") }
-        logger.info("unit file installed at \(installed); systemd reloaded")
+        let unit = release.appending(ReleaseLayout.unitName)
+        if let text = try? Files.read(unit) {
+            let problems = UnitFileCheck.problems(in: String(decoding: text, as: UTF8.self)) + UnitFileCheck.verify(unit)
+            if !problems.isEmpty { throw Refusal.unit(problems.joined(separator: "; ")) }
+        }
     }
 
-    /// `previous` := what runs now, `current` := the new release, and the switch recorded as
-    /// pending until the new version confirms.
-    private func switchTo(_ release: FilePath, order: UpgradeOrder) throws {
+    /// Where the release's unit file goes: the configured path, or systemd's where it runs.
+    private var unitPath: FilePath? {
+        if let path = configuration.unitPath { return FilePath(path) }
+        return Files.exists(FilePath("/run/systemd/system")) ? FilePath("/etc/systemd/system/\(ReleaseLayout.unitName)") : nil
+    }
+
+    /// Puts the staged release in place, in an order a death at any step can be undone from:
+    /// what it will replace (`DATA/undo`), the trial (`DATA/pending`), the config and unit,
+    /// `previous` := what runs now, and last `current` := the release. Before `current` moves,
+    /// the guard undoes it all at the next start (the switch did not complete); after, the
+    /// release is on trial.
+    private func install(_ release: FilePath, order: UpgradeOrder) throws {
+        var files: [InstalledFile] = []
+        if let config = try? Files.read(release.appending(ReleaseLayout.configName)), (try? Files.read(FilePath(configPath))) != config {
+            files.append(InstalledFile(name: "config", path: FilePath(configPath), content: config))
+        }
+        if let unit = try? Files.read(release.appending(ReleaseLayout.unitName)) {
+            if let path = unitPath {
+                if (try? Files.read(path)) != unit { files.append(InstalledFile(name: "unit", path: path, content: unit)) }
+            } else {
+                logger.info("unit file staged (\(unit.count) bytes); no unitPath is configured and no systemd runs here, so it is not installed")
+            }
+        }
+        try layout.recordUndo(files)
+        let config = files.first { $0.name == "config" }.map { Hex.encode(Digest.sha256($0.content)) }
+        let pending = PendingRelease(
+            version: order.version, release: release.lastComponent?.string ?? order.version, from: version,
+            rolloutId: order.rolloutId, binaryVersion: Self.isConfigOnly(order) ? version : order.version, configSHA256: config)
+        try layout.write(pending, to: layout.pending)
+        Failpoint.reach("pending")
+        for file in files {
+            try Files.writeAtomically(file.content, to: file.path)
+            logger.info("installed the release's \(file.name) at \(file.path)")
+        }
+        if files.contains(where: { $0.name == "unit" }), Files.exists(FilePath("/run/systemd/system")) {
+            let outcome = try Self.run("/bin/systemctl", ["daemon-reload"])
+            guard outcome.status == 0 else { throw Refusal.unit("systemctl daemon-reload failed: \(outcome.lastLines)") }
+        }
+        Failpoint.reach("installed")
         if let running = layout.target(of: layout.current), running != release {
             try layout.point(layout.previous, at: running)
         }
-        try layout.write(PendingRelease(version: order.version, from: version, rolloutId: order.rolloutId), to: layout.pending)
         Files.remove(layout.attempts)
         try layout.point(layout.current, at: release)
+        Failpoint.reach("switched")
     }
 
-    /// Runs a command to its end (at most 30 s); its exit status and combined output.
-    static func run(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
+    /// Runs a command to its end (killed, with what it started, after 30 s).
+    static func run(_ path: String, _ arguments: [String]) throws -> Subprocess.Outcome {
         try Subprocess.run(path, arguments)
     }
 }

@@ -6,12 +6,43 @@ import Foundation
 import SystemPackage
 import Transfer
 
-/// A release switched to and not yet confirmed: written just before the agent exits to let the
-/// supervisor start the new version, removed once that version has confirmed its health.
+/// A release switched to and on trial: written before the install changes anything, removed
+/// when the release commits (after its commit window) or the guard rolls it back.
 public struct PendingRelease: Codable, Sendable, Equatable {
+    /// The release switched to (the order's version).
     public var version: String
+    /// Its directory under `releases/`: the version, or `VERSION~N` when that name was taken
+    /// by the running or previous release.
+    public var release: String
+    /// The version it replaced.
     public var from: String
     public var rolloutId: String
+    /// What the new binary reports: the release's version, or the running one for a falcon
+    /// config-only order (which keeps the binary).
+    public var binaryVersion: String
+    /// SHA-256 of the config the install put at the agent's config path, when it changed it:
+    /// with `binaryVersion`, what tells the process on trial from the one it replaced.
+    public var configSHA256: String?
+
+    public init(version: String, release: String, from: String, rolloutId: String, binaryVersion: String, configSHA256: String?) {
+        self.version = version
+        self.release = release
+        self.from = from
+        self.rolloutId = rolloutId
+        self.binaryVersion = binaryVersion
+        self.configSHA256 = configSHA256
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        version = try container.decode(String.self, forKey: .version)
+        from = try container.decode(String.self, forKey: .from)
+        rolloutId = try container.decode(String.self, forKey: .rolloutId)
+        // Records written before these fields: a binary upgrade into `releases/VERSION`.
+        release = try container.decodeIfPresent(String.self, forKey: .release) ?? version
+        binaryVersion = try container.decodeIfPresent(String.self, forKey: .binaryVersion) ?? version
+        configSHA256 = try container.decodeIfPresent(String.self, forKey: .configSHA256)
+    }
 }
 
 /// What the guard leaves when it switched back: the agent (the old version again) reports it.
@@ -20,6 +51,15 @@ public struct RollbackRecord: Codable, Sendable, Equatable {
     public var to: String
     public var reason: String
     public var rolloutId: String?
+}
+
+/// A file outside the data directory an install replaces (the config, the unit), recorded in
+/// `DATA/undo` first so the guard can put it back.
+struct InstalledFile {
+    /// `config` or `unit`: the guard reloads systemd when it puts a unit back.
+    let name: String
+    let path: FilePath
+    let content: [UInt8]
 }
 
 extension ReleaseLayout {
@@ -33,12 +73,33 @@ extension ReleaseLayout {
         try Files.writeAtomically(Array(data), to: path)
     }
 
-    /// The switch is confirmed: forget the pending record and its start count, and raise the
-    /// floor (`VersionFloor`) to the confirmed `version` of release `name`.
+    /// Records what `files` will replace: `undo/NAME.path` (where it is installed) and
+    /// `undo/NAME.old` (what it holds now; absent when there is no such file yet). Built under a
+    /// temporary name and renamed: the guard sees all of it or none.
+    func recordUndo(_ files: [InstalledFile]) throws(TransferError) {
+        let staging = FilePath(undo.string + ".tmp")
+        Files.removeFlatDirectory(staging)
+        Files.removeFlatDirectory(undo)
+        guard !files.isEmpty else { return }
+        try Files.makeDirectory(staging)
+        for file in files {
+            try Files.writeAtomically(Array(file.path.string.utf8), to: staging.appending("\(file.name).path"))
+            if let old = try? Files.read(file.path) {
+                try Files.writeAtomically(old, to: staging.appending("\(file.name).old"))
+            }
+        }
+        try Files.rename(staging, to: undo)
+        Files.syncDirectory(data)
+    }
+
+    /// The release on trial committed: raise the floor (`VersionFloor`) to its `version` of
+    /// release `name`, then forget the trial. Removing `pending` is the commit itself; the
+    /// guard clears whatever else is left should the host die right after.
     func commit(version: String, name: String) {
         raiseFloor(confirming: version, name: name)
         Files.remove(pending)
-        Files.remove(attempts)
         Files.syncDirectory(data)
+        for leftover in [ready, failed, attempts] { Files.remove(leftover) }
+        Files.removeFlatDirectory(undo)
     }
 }

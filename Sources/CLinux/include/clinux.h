@@ -7,4 +7,7 @@
 
 /// sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): start writeback, do not wait.
 int fledge_start_writeback(int fd, off_t offset, off_t length);
+/// One sd_notify(3) datagram (`READY=1`, `WATCHDOG=1`) to the service manager's socket `path`
+/// (`@name`: an abstract socket). 0, or the errno that stopped it.
+int fledge_notify(const char *path, const char *message);
 #endif

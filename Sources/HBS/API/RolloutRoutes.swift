@@ -97,8 +97,12 @@ struct AgentView: Codable {
     var labels: [String: String]
     var version: String
     var state: String
+    var release: String?
     var lastSeen: Int64
     var error: String?
+    /// When its agent process started, and starts of its version: a crash loop shows here.
+    var startedAt: Int64?
+    var starts: Int?
 
     init(_ agent: AgentRecord) {
         host = agent.hostname
@@ -106,7 +110,10 @@ struct AgentView: Codable {
         labels = agent.labels
         version = agent.version
         state = agent.state.rawValue
+        release = agent.release
         lastSeen = agent.lastSeen
         error = agent.error
+        startedAt = agent.startedAt
+        starts = agent.starts
     }
 }

@@ -33,7 +33,7 @@ extension RolloutEngine {
         _ agent: AgentRecord, beat: HeartbeatRequest, rollout id: String, now: Int64, ledger: (any AdmissionLedger)?
     ) -> UpgradeOrder? {
         guard let spec = state.rollouts[id]?.spec else { return nil }
-        let atTarget = Self.same(beat.version, spec.version)
+        let atTarget = agent.runs(spec.version)
         guard var progress = state.rollouts[id]?.hosts[agent.hostname] else {
             // A host that joins mid-rollout goes into the last batch.
             guard !atTarget, spec.selector.matches(hostname: agent.hostname, labels: agent.labels),

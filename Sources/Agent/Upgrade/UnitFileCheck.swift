@@ -1,0 +1,55 @@
+import SystemPackage
+import Transfer
+
+/// What a release's unit file must keep for an install to stay safe, checked before the switch:
+/// the guard as a pre-start step (it is what rolls a bad release back), `Type=notify` (so the
+/// manager waits for the agent to get ready) and an absolute `ExecStart=`. Where systemd runs,
+/// `systemd-analyze verify` must pass on it too. A unit that fails either is refused: the host
+/// stays on its release.
+enum UnitFileCheck {
+    /// What is wrong with the unit `text`, if anything.
+    static func problems(in text: String) -> [String] {
+        var section = ""
+        var service: [String: [String]] = [:]
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = raw.drop { $0 == " " || $0 == "\t" }
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if line.hasPrefix("[") {
+                section = String(line)
+                continue
+            }
+            guard section == "[Service]", let equals = line.firstIndex(of: "=") else { continue }
+            let key = line[..<equals].trimmingCharacters(in: " \t")
+            service[key, default: []].append(line[line.index(after: equals)...].trimmingCharacters(in: " \t"))
+        }
+        var problems: [String] = []
+        if service.isEmpty { problems.append("it has no [Service] section") }
+        let start = service["ExecStart"]?.last?.drop { "-@+!:".contains($0) } ?? ""
+        if !start.hasPrefix("/") { problems.append("ExecStart= must name an absolute path, is '\(start)'") }
+        if service["Type"]?.last != "notify" { problems.append("Type= must be notify (the agent says when it is ready), is '\(service["Type"]?.last ?? "simple")'") }
+        if !(service["ExecStartPre"] ?? []).contains(where: { $0.contains("fledge-guard") }) {
+            problems.append("ExecStartPre= must run fledge-guard (it rolls a bad release back)")
+        }
+        return problems
+    }
+
+    /// `systemd-analyze verify` on the staged unit, where systemd runs the host: its complaints.
+    static func verify(_ path: FilePath) -> [String] {
+        let tool = "/usr/bin/systemd-analyze"
+        guard Files.exists(FilePath("/run/systemd/system")), Files.exists(FilePath(tool)) else { return [] }
+        guard let outcome = try? Subprocess.run(tool, ["verify", path.string], timeout: .seconds(30)) else {
+            return ["systemd-analyze could not run"]
+        }
+        let complaints = outcome.output.split(whereSeparator: \.isNewline).map(String.init)
+        if outcome.status != 0 || !complaints.isEmpty {
+            return complaints.isEmpty ? ["systemd-analyze verify exited \(outcome.status)"] : complaints
+        }
+        return []
+    }
+}
+
+extension StringProtocol {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
+    }
+}
