@@ -109,8 +109,7 @@ public struct AgentApp: Sendable {
                 switch trial?.answered() {
                 case .ready?:
                     manager.ready("running \(version), on trial")
-                    Task {
-                        guard let failure = await trial?.watch() else { return }
+                    trial?.startProbing { failure in
                         logger.error("\(version) is unhealthy: \(failure); stopping for the guard to roll it back")
                         terminator.trigger(failure: failure)
                     }
@@ -142,6 +141,7 @@ public struct AgentApp: Sendable {
         await terminator.wait()
         logger.info("stopping")
         manager.stopping()
+        trial?.stop(cleanly: terminator.failure == nil)
         // Not waiting for the beat in flight: a long-poll may hold it for a minute, and the
         // process must stop promptly.
         beats.cancel()
@@ -149,7 +149,6 @@ public struct AgentApp: Sendable {
         try? await peerServer?.shutdown()
         try? await metricsServer?.shutdown()
         if let failure = terminator.failure { throw AgentRunError.unhealthy(failure) }
-        trial?.stoppedCleanly()
     }
 
     /// Counts this start in `DATA/starts` ("VERSION COUNT"): starts of the running version.

@@ -29,3 +29,7 @@ int fledge_notify(const char *path, const char *message) {
     close(fd);
     return error;
 }
+
+int fledge_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

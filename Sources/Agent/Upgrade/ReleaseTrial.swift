@@ -28,6 +28,9 @@ final class ReleaseTrial: Sendable {
         var probesPassed = 0
         var failure: String?
         var committed = false
+        /// The agent is stopping: nothing it learns from now on may judge the release (a beat
+        /// answered after SIGTERM, a probe failing because the host is shutting down).
+        var stopped = false
     }
 
     let pending: PendingRelease
@@ -37,6 +40,7 @@ final class ReleaseTrial: Sendable {
     let releaseName: String
     let logger: Logger
     private let state = Mutex(State())
+    private let probing = Mutex<Task<Void, Never>?>(nil)
 
     init(pending: PendingRelease, layout: ReleaseLayout, configuration: AgentConfiguration, logger: Logger) {
         self.pending = pending
@@ -47,17 +51,16 @@ final class ReleaseTrial: Sendable {
         self.logger = logger
     }
 
-    /// The trial this process runs, if `DATA/pending` names one: its binary is this version,
-    /// and the config it was started with is the one the install put in place.
+    /// The trial this process runs, if `DATA/pending` names one: `DATA/current` is its release
+    /// (the guard undid any switch that did not complete) and its binary is this version. A
+    /// config-only release (falcon type 1) runs the same binary; its config is told by digest,
+    /// and a config someone changed since the install is said in the log, not judged.
     static func pending(in layout: ReleaseLayout, version: String, configPath: String, logger: Logger) -> PendingRelease? {
-        guard let pending = layout.read(PendingRelease.self, at: layout.pending) else { return nil }
-        guard pending.binaryVersion == version else { return nil }
-        if let expected = pending.configSHA256 {
-            let running = (try? Digest.file(at: FilePath(configPath)))?.sha256
-            guard running == expected else {
-                logger.warning("\(pending.version) is pending, but \(configPath) is not the config it installed (sha256 \(running ?? "unreadable")): not confirming it")
-                return nil
-            }
+        guard let pending = layout.read(PendingRelease.self, at: layout.pending),
+              layout.target(of: layout.current)?.lastComponent?.string == pending.release, pending.binaryVersion == version
+        else { return nil }
+        if let expected = pending.configSHA256, let running = try? Digest.file(at: FilePath(configPath)).sha256, running != expected {
+            logger.warning("\(configPath) changed since \(pending.version) installed its config (sha256 \(running), installed \(expected))")
         }
         return pending
     }
@@ -67,7 +70,7 @@ final class ReleaseTrial: Sendable {
         let now = ContinuousClock.now
         enum Move { case none, ready, commit }
         let move: Move = state.withLock { state in
-            guard !state.committed, state.failure == nil else { return .none }
+            guard !state.committed, state.failure == nil, !state.stopped else { return .none }
             guard let readyAt = state.readyAt else {
                 state.readyAt = now
                 // No window and no probe: ready is healthy enough (a fleet bench, a lab).
@@ -84,6 +87,9 @@ final class ReleaseTrial: Sendable {
         case .ready:
             // Written before anything says ready: a crash from here on is a crash in the window.
             try? Files.writeAtomically(Array("\(time(nil))\n".utf8), to: layout.ready)
+            // Starts before this one were not its fault: stops for a reboot inside the window
+            // must not add up to "did not get ready".
+            Files.remove(layout.attempts)
             Failpoint.reach("ready")
             logger.info("\(pending.version) is ready; it commits after \(window.seconds) s of health\(probe == nil ? "" : " and passing probes")")
             return .ready
@@ -95,20 +101,29 @@ final class ReleaseTrial: Sendable {
         }
     }
 
+    /// Starts the health probe (once ready): `onFailure` runs once if it fails.
+    func startProbing(onFailure: @escaping @Sendable (String) -> Void) {
+        guard probe != nil else { return }
+        let task = Task { if let failure = await self.watch() { onFailure(failure) } }
+        probing.withLock { $0 = task }
+    }
+
     /// Runs the health probe every interval until the release commits. Returns why it failed,
     /// with `DATA/pending.failed` written, or nil once committed (or without a probe).
     func watch() async -> String? {
         guard let probe else { return nil }
-        while !Task.isCancelled, !state.withLock({ $0.committed }) {
+        while !Task.isCancelled, !state.withLock({ $0.committed || $0.stopped }) {
             let failure = try? await NIOThreadPool.singleton.runIfActive { probe.check() }
             if let failure = failure ?? nil {
                 let decided = state.withLock { state -> Bool in
-                    guard !state.committed else { return false }
+                    guard !state.committed, !state.stopped else { return false }
                     state.failure = failure
                     return true
                 }
                 guard decided else { return nil }
-                try? Files.writeAtomically(Array(failure.utf8), to: layout.failed)
+                // One line of printable text, whole characters: the guard copies it into JSON.
+                let text = String(failure.map { $0.isASCII && ($0.asciiValue! < 32 || $0.asciiValue! == 127) ? " " : $0 }.prefix(500))
+                try? Files.writeAtomically(Array(text.utf8), to: layout.failed)
                 Files.syncDirectory(layout.data)
                 return failure
             }
@@ -118,10 +133,15 @@ final class ReleaseTrial: Sendable {
         return nil
     }
 
-    /// The agent was stopped cleanly (SIGTERM) inside the window: not the release's fault, so
-    /// the next start is one more start of the trial, not a crash after ready.
-    func stoppedCleanly() {
-        let open = state.withLock { !$0.committed && $0.failure == nil && $0.readyAt != nil }
-        if open { Files.remove(layout.ready) }
+    /// The agent is stopping: from now on nothing judges the release. Stopped cleanly
+    /// (SIGTERM) inside the window is not the release's fault: the next start is one more
+    /// start of the trial, not a crash after ready.
+    func stop(cleanly: Bool) {
+        let open = state.withLock { state -> Bool in
+            state.stopped = true
+            return !state.committed && state.failure == nil && state.readyAt != nil
+        }
+        probing.withLock { $0 }?.cancel()
+        if open && cleanly { Files.remove(layout.ready) }
     }
 }

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Runs a short command (the new binary's self-test, a health probe, `systemd-analyze`) with
@@ -25,9 +26,8 @@ enum Subprocess {
 
     static func run(_ path: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> Outcome {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
         // Not inherited by anything else this process starts meanwhile (a probe beside a self-test).
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        guard fledge_pipe_cloexec(&fds) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -39,9 +39,15 @@ enum Subprocess {
         var none = sigset_t()
         sigemptyset(&none)
         posix_spawnattr_setsigmask(&attributes, &none)
+        // The agent ignores SIGTERM and SIGINT (it handles them itself) and SIGPIPE; a child
+        // must not inherit that, or `timeout` and friends could not stop what they run.
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGTERM, SIGINT, SIGPIPE] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
         // A group of its own: what it starts is killed with it.
         posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -63,6 +69,7 @@ enum Subprocess {
         // Read until the output closes and the child has exited, or the deadline passes.
         while ContinuousClock.now < deadline {
             if open {
+                poller.revents = 0
                 guard poll(&poller, 1, 100) >= 0 || errno == EINTR else { break }
                 if poller.revents != 0 {
                     let count = read(fds[0], &buffer, buffer.count)
@@ -77,8 +84,9 @@ enum Subprocess {
                 // Drain what it wrote before exiting; a grandchild holding the pipe open does
                 // not keep us here (the deadline still holds, and the group is killed below).
                 open = false
-                while poll(&poller, 1, 0) > 0, case let count = read(fds[0], &buffer, buffer.count), count > 0 {
-                    if output.count < 64 * 1024 { output += buffer[0..<count] }
+                while ContinuousClock.now < deadline, poll(&poller, 1, 0) > 0,
+                      case let count = read(fds[0], &buffer, buffer.count), count > 0, output.count < 64 * 1024 {
+                    output += buffer[0..<count]
                 }
                 break
             }

@@ -25,6 +25,7 @@ public final class UpgradeExecutor: Sendable {
         case unsigned
         case selfTest(String)
         case unit(String)
+        case onTrial(String)
 
         public var description: String {
             switch self {
@@ -34,6 +35,7 @@ public final class UpgradeExecutor: Sendable {
                 "refused: a falcon order (md5 only) carries no signature, and this agent runs only signed releases; set allowFalcon: true in its config to accept falcon upgrades"
             case .selfTest(let detail): "the new binary failed its self-test: \(detail)"
             case .unit(let detail): "the release's unit file is refused: \(detail)"
+            case .onTrial(let version): "refused: \(version) is on trial until it commits; no other release installs before"
             }
         }
     }
@@ -127,6 +129,7 @@ public final class UpgradeExecutor: Sendable {
         switch error {
         case Refusal.selfTest: "self_test"
         case Refusal.unit: "unit"
+        case Refusal.onTrial: "on_trial"
         case Refusal.unsigned: "unsigned"
         case Refusal.belowFloor: "floor"
         case is Refusal: "refused"
@@ -140,12 +143,13 @@ public final class UpgradeExecutor: Sendable {
     /// Whether the order may be carried out at all: signed (unless falcon is allowed), a
     /// version, and above the floor (`VersionFloor`).
     private func check(_ order: UpgradeOrder) throws {
+        if let trial = layout.read(PendingRelease.self, at: layout.pending) { throw Refusal.onTrial(trial.version) }
         if case .falcon = order.locator, !configuration.allowFalcon { throw Refusal.unsigned }
         guard let target = SemanticVersion(order.version), let running = SemanticVersion(version) else {
             throw Refusal.wrongRelease("'\(order.version)' is not a version")
         }
         guard ReleaseName.isValid(order.version) else { throw Refusal.wrongRelease("'\(order.version)' is not a release name") }
-        let previous = layout.target(of: layout.previous)?.lastComponent?.string
+        let previous = layout.target(of: layout.previous)?.lastComponent.map { ReleaseLayout.version(ofDirectory: $0.string) }
         if let refusal = layout.readFloor().refusal(
             target: target, running: running, rollback: order.allowsDowngrade == true, previous: previous) {
             throw Refusal.belowFloor(refusal)
@@ -293,7 +297,7 @@ public final class UpgradeExecutor: Sendable {
         }
         let unit = release.appending(ReleaseLayout.unitName)
         if let text = try? Files.read(unit) {
-            let problems = UnitFileCheck.problems(in: String(decoding: text, as: UTF8.self)) + UnitFileCheck.verify(unit)
+            let problems = UnitFileCheck.problems(in: String(decoding: text, as: UTF8.self)) + UnitFileCheck.verify(unit, installedAt: unitPath)
             if !problems.isEmpty { throw Refusal.unit(problems.joined(separator: "; ")) }
         }
     }
@@ -301,7 +305,22 @@ public final class UpgradeExecutor: Sendable {
     /// Where the release's unit file goes: the configured path, or systemd's where it runs.
     private var unitPath: FilePath? {
         if let path = configuration.unitPath { return FilePath(path) }
-        return Files.exists(FilePath("/run/systemd/system")) ? FilePath("/etc/systemd/system/\(ReleaseLayout.unitName)") : nil
+        return Self.systemdRuns ? FilePath("/etc/systemd/system/\(ReleaseLayout.unitName)") : nil
+    }
+
+    static var systemdRuns: Bool { Files.exists(FilePath("/run/systemd/system")) }
+
+    /// Whether systemd reads `path` (so it must reload after it changes); a unit elsewhere is
+    /// read by whatever supervises the agent there (`scripts/supervise` rereads it each start).
+    static func systemdReads(_ path: FilePath) -> Bool {
+        systemdRuns && ["/etc/systemd/", "/run/systemd/", "/usr/lib/systemd/", "/lib/systemd/"].contains { path.string.hasPrefix($0) }
+    }
+
+    /// `systemctl daemon-reload`, where systemd reads the unit.
+    private func reloadSystemd(for path: FilePath) throws {
+        guard Self.systemdReads(path) else { return }
+        let outcome = try Self.run("/bin/systemctl", ["daemon-reload"])
+        guard outcome.status == 0 else { throw Refusal.unit("systemctl daemon-reload failed: \(outcome.lastLines)") }
     }
 
     /// Puts the staged release in place, in an order a death at any step can be undone from:
@@ -321,27 +340,31 @@ public final class UpgradeExecutor: Sendable {
                 logger.info("unit file staged (\(unit.count) bytes); no unitPath is configured and no systemd runs here, so it is not installed")
             }
         }
+        for leftover in [layout.attempts, layout.ready, layout.failed] { Files.remove(leftover) }
         try layout.recordUndo(files)
         let config = files.first { $0.name == "config" }.map { Hex.encode(Digest.sha256($0.content)) }
         let pending = PendingRelease(
             version: order.version, release: release.lastComponent?.string ?? order.version, from: version,
             rolloutId: order.rolloutId, binaryVersion: Self.isConfigOnly(order) ? version : order.version, configSHA256: config)
-        try layout.write(pending, to: layout.pending)
-        Failpoint.reach("pending")
-        for file in files {
-            try Files.writeAtomically(file.content, to: file.path)
-            logger.info("installed the release's \(file.name) at \(file.path)")
+        do {
+            try layout.write(pending, to: layout.pending)
+            Failpoint.reach("pending")
+            for file in files {
+                try Files.writeAtomically(file.content, to: file.path)
+                logger.info("installed the release's \(file.name) at \(file.path)")
+            }
+            if let unit = files.first(where: { $0.name == "unit" }) { try reloadSystemd(for: unit.path) }
+            Failpoint.reach("installed")
+            if let running = layout.target(of: layout.current), running != release {
+                try layout.point(layout.previous, at: running)
+            }
+            try layout.point(layout.current, at: release)
+        } catch {
+            // Not switched: everything goes back now, while this version still runs.
+            let unit = files.first { $0.name == "unit" }
+            if layout.undoInstall(), let unit { try? reloadSystemd(for: unit.path) }
+            throw error
         }
-        if files.contains(where: { $0.name == "unit" }), Files.exists(FilePath("/run/systemd/system")) {
-            let outcome = try Self.run("/bin/systemctl", ["daemon-reload"])
-            guard outcome.status == 0 else { throw Refusal.unit("systemctl daemon-reload failed: \(outcome.lastLines)") }
-        }
-        Failpoint.reach("installed")
-        if let running = layout.target(of: layout.current), running != release {
-            try layout.point(layout.previous, at: running)
-        }
-        Files.remove(layout.attempts)
-        try layout.point(layout.current, at: release)
         Failpoint.reach("switched")
     }
 

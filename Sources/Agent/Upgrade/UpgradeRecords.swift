@@ -92,6 +92,29 @@ extension ReleaseLayout {
         Files.syncDirectory(data)
     }
 
+    /// Takes back an install that failed before its switch (a unit that cannot be written, a
+    /// reload that fails), as the guard does at the next start for one that was interrupted:
+    /// every file in `DATA/undo` back as it was, then the trial forgotten. True when a unit file
+    /// was put back (systemd must reload).
+    func undoInstall() -> Bool {
+        var unit = false
+        for entry in Files.entries(undo) where entry.hasSuffix(".path") {
+            let name = String(entry.dropLast(".path".count))
+            guard let bytes = try? Files.read(undo.appending(entry)) else { continue }
+            let target = String(decoding: bytes, as: UTF8.self)
+            if let old = try? Files.read(undo.appending("\(name).old")) {
+                try? Files.writeAtomically(old, to: FilePath(target))
+            } else {
+                Files.remove(FilePath(target))
+            }
+            if name == "unit" { unit = true }
+        }
+        Files.remove(pending)
+        Files.syncDirectory(data)
+        Files.removeFlatDirectory(undo)
+        return unit
+    }
+
     /// The release on trial committed: raise the floor (`VersionFloor`) to its `version` of
     /// release `name`, then forget the trial. Removing `pending` is the commit itself; the
     /// guard clears whatever else is left should the host die right after.

@@ -10,4 +10,6 @@ int fledge_start_writeback(int fd, off_t offset, off_t length);
 /// One sd_notify(3) datagram (`READY=1`, `WATCHDOG=1`) to the service manager's socket `path`
 /// (`@name`: an abstract socket). 0, or the errno that stopped it.
 int fledge_notify(const char *path, const char *message);
+/// pipe2(fds, O_CLOEXEC): a pipe no other child started meanwhile inherits. 0, or -1 and errno.
+int fledge_pipe_cloexec(int fds[2]);
 #endif
