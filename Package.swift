@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "fledge-seeder", targets: ["fledge-seeder"]),
         .executable(name: "fledge-hbs", targets: ["fledge-hbs"]),
+        .executable(name: "fledgectl", targets: ["fledgectl"]),
         .executable(name: "fledge-agent", targets: ["fledge-agent"]),
         .executable(name: "fledge-bench", targets: ["fledge-bench"]),
         .executable(name: "fledge-demo", targets: ["fledge-demo"]),
@@ -114,6 +115,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
+            swiftSettings: warningFree
+        ),
+        // The operator's command line: rollouts, agents, falcon's calls, a live watch.
+        .executableTarget(
+            name: "fledgectl",
+            dependencies: [
+                "Rollouts", "Fetch", "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/fledgectl",
             swiftSettings: warningFree
         ),
         .executableTarget(

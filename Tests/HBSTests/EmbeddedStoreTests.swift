@@ -92,6 +92,7 @@ import Wire
                 self.appended += events
             }
         }
+        func events(of rollout: String, after: Int) -> [RolloutEvent] { [] }
     }
 
     @Test func noOrderIsSentThatIsNotDurable() async throws {

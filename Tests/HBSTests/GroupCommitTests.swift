@@ -24,6 +24,8 @@ import Wire
 
         func load() throws(StoreError) -> FleetState { FleetState() }
 
+        func events(of rollout: String, after: Int) -> [RolloutEvent] { [] }
+
         func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite {
             { () throws(StoreError) in
                 usleep(self.milliseconds * 1000)

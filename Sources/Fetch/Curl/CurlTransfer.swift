@@ -28,6 +28,8 @@ struct CurlRequestOptions {
     var acceptedStatuses: Set<Int> = [200]
     /// A POST with this body instead of a GET.
     var postBody: [UInt8]? = nil
+    /// Another method (`DELETE`), when neither GET nor POST.
+    var method: String? = nil
     /// Extra request headers, `Name: value`.
     var headers: [String] = []
     /// Whole-request limit (a long-poll's), in milliseconds; nil for none.
@@ -106,6 +108,7 @@ final class CurlTransfer {
                 _ = fledge_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress))
             }
         }
+        if let method = options.method { fledge_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method) }
         for header in options.headers { headerList = curl_slist_append(headerList, header) }
         if let headerList { fledge_curl_easy_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
         if let caFile = options.caFile { fledge_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile) }
@@ -309,6 +312,33 @@ public enum Curl {
         switch transfer.perform() {
         case .completed(let status): return (status, transfer.body, transfer.localIP)
         case .transportFailed(let message), .invalidResponse(let message): throw .http("POST \(url): \(message)")
+        case .sinkFailed(let error): throw error
+        }
+    }
+
+    /// Sends `method` (with a JSON `body`, if any) and returns the status and a small answer
+    /// (up to `limit` bytes), on the calling thread, in at most `timeoutSeconds`: an admin
+    /// client's request (fledgectl).
+    public static func request(
+        _ method: String, _ url: String, body: [UInt8]? = nil, headers: [String] = [], limit: Int = 16 << 20,
+        timeoutSeconds: Double = 30, caFile: String? = nil
+    ) throws(TransferError) -> (status: Int, body: [UInt8]) {
+        var options = CurlRequestOptions()
+        options.caFile = caFile
+        if let body {
+            options.postBody = body
+            options.headers = ["Content-Type: application/json"]
+        } else if method == "POST" {
+            options.postBody = []  // a POST, with nothing to say
+        }
+        if method != "GET" && method != "POST" { options.method = method }
+        options.headers += headers
+        options.totalTimeoutMs = Int(timeoutSeconds * 1000)
+        options.acceptedStatuses = Set(100..<600)
+        let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
+        switch transfer.perform() {
+        case .completed(let status): return (status, transfer.body)
+        case .transportFailed(let message), .invalidResponse(let message): throw .http("\(method) \(url): \(message)")
         case .sinkFailed(let error): throw error
         }
     }

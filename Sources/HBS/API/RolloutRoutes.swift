@@ -26,7 +26,17 @@ struct RolloutRoutes {
             return JSONResponse.encode(RolloutSummary(rollout, planner: planner, now: UnixTime.now))
         }
         router.post("/v1/rollouts/:id/:action") { _, context in
-            await act(id: context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
+            await act(
+                id: context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "",
+                by: context.remoteAddress.flatMap(AgentRoutes.ip) ?? "an operator")
+        }
+        // The same path shape as the actions (the router's trie would let a constant `events`
+        // shadow `:action` for every other word).
+        router.get("/v1/rollouts/:id/:action") { request, context in
+            guard context.parameters.get("action") == "events" else {
+                return JSONResponse.error(.notFound, "no '\(context.parameters.get("action") ?? "")' here: GET /v1/rollouts/ID/events")
+            }
+            return await RolloutEventStream(controlPlane: controlPlane).respond(to: request, id: context.parameters.get("id") ?? "")
         }
         router.get("/v1/agents") { _, _ in
             JSONResponse.encode(await controlPlane.state.agents.values.sorted { $0.hostname < $1.hostname }.map(AgentView.init))
@@ -62,11 +72,11 @@ struct RolloutRoutes {
         return await respond(status: .created) { () throws(ControlPlaneError) in try await controlPlane.create(spec) }
     }
 
-    private func act(id: String, action: String) async -> Response {
+    private func act(id: String, action: String, by who: String) async -> Response {
         switch action {
-        case "pause": await respond { () throws(ControlPlaneError) in try await controlPlane.pause(id) }
-        case "resume": await respond { () throws(ControlPlaneError) in try await controlPlane.resume(id) }
-        case "abort": await respond { () throws(ControlPlaneError) in try await controlPlane.abort(id) }
+        case "pause": await respond { () throws(ControlPlaneError) in try await controlPlane.pause(id, by: who) }
+        case "resume": await respond { () throws(ControlPlaneError) in try await controlPlane.resume(id, by: who) }
+        case "abort": await respond { () throws(ControlPlaneError) in try await controlPlane.abort(id, by: who) }
         case "rollback": await respond { () throws(ControlPlaneError) in try await controlPlane.rollback(id) }
         default: JSONResponse.error(.notFound, "no action '\(action)': use pause, resume, abort or rollback")
         }

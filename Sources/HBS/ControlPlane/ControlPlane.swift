@@ -57,16 +57,23 @@ public actor ControlPlane {
         try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.create(spec, now: now) }
     }
 
-    public func pause(_ id: String) async throws(ControlPlaneError) -> Rollout {
-        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.pause(id, now: now) }
+    /// Pauses `id`; `who` (an operator's address) goes into the reason its events show.
+    public func pause(_ id: String, by who: String = "an operator") async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.pause(id, now: now, reason: "paused by \(who)") }
     }
 
-    public func resume(_ id: String) async throws(ControlPlaneError) -> Rollout {
-        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.resume(id, now: now) }
+    public func resume(_ id: String, by who: String = "an operator") async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.resume(id, now: now, reason: "resumed by \(who)") }
     }
 
-    public func abort(_ id: String) async throws(ControlPlaneError) -> Rollout {
-        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.abort(id, now: now) }
+    public func abort(_ id: String, by who: String = "an operator") async throws(ControlPlaneError) -> Rollout {
+        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.abort(id, now: now, reason: "aborted by \(who)") }
+    }
+
+    /// The events of rollout `id` after the first `after`, as stored (shared by every instance
+    /// on Redis). Blocking I/O for a store that reads a file or Redis: call it off the actor.
+    public nonisolated func events(of id: String, after: Int) throws(StoreError) -> [RolloutEvent] {
+        try store.events(of: id, after: after)
     }
 
     public func rollback(_ id: String) async throws(ControlPlaneError) -> Rollout {
@@ -175,7 +182,7 @@ public actor ControlPlane {
     /// fdatasync for all of them, so a fresh HBS registers a fleet at the disk's sync rate
     /// times the beats in flight, not at its sync rate. A shared store: `writeNow`.
     private func persist(undo: Undo) async -> Bool {
-        let events = engine.takeOutbox()
+        let events = stamped(engine.takeOutbox())
         if store.ledger != nil { return writeNow(events, undo: undo) }
         // Nothing new and nothing pending: what this answer rests on is durable already.
         if events.isEmpty && !writing { return true }
@@ -255,16 +262,31 @@ public actor ControlPlane {
         }
     }
 
-    /// What an operator wants to find in the log once it is durable: rollouts created and their
-    /// phase changes (with why: the operator, the failure budget), hosts forgotten, history
-    /// dropped. (Who asked, for admin requests: `AdminAuthority`.)
+    /// Rollout events get their time when they are stored.
+    private func stamped(_ events: [FleetEvent]) -> [FleetEvent] {
+        let now = clock()
+        return events.map { event in
+            guard case .noted(let id, var note) = event, note.at == 0 else { return event }
+            note.at = now
+            return .noted(rollout: id, note)
+        }
+    }
+
+    /// What an operator wants to find in the log once it is durable: every rollout event
+    /// (created, batches, hosts admitted, failed with why, done, pauses with why and by whom,
+    /// completion), hosts forgotten, history dropped. (Who asked, for admin requests:
+    /// `AdminAuthority`.)
     private func log(_ events: [FleetEvent]) {
         for event in events {
             switch event {
-            case .rolloutCreated(let rollout):
-                logger.notice("rollout \(rollout.id) created: \(rollout.spec.name) \(rollout.spec.version), \(rollout.hosts.count) hosts")
-            case .rolloutPhase(let id, let phase, let reason, _):
-                logger.notice("rollout \(id) \(phase.rawValue)\(reason.map { ": \($0)" } ?? "")")
+            case .noted(let id, let note):
+                switch note.kind {
+                case .admitted, .done: logger.info("rollout \(id): \(note.line)")
+                case .failed: logger.warning("rollout \(id): \(note.line)")
+                default: logger.notice("rollout \(id): \(note.line)")
+                }
+            case .rolloutCreated, .rolloutPhase:
+                break  // told by their events
             case .hostForgotten(let host):
                 logger.notice("host \(host) forgotten")
             case .rolloutDropped(let id):

@@ -13,6 +13,7 @@ import Wire
 ///     {prefix}agents           hash: host → agent JSON
 ///     {prefix}rollouts         hash: id → rollout JSON (without its hosts)
 ///     {prefix}hosts:{id}       hash: host → that host's progress JSON
+///     {prefix}events:{id}      list: the rollout's events (`RolloutEvent` JSON), oldest first
 ///     {prefix}credentials      hash: host → SHA-256 of its secret (set once, HSETNX)
 ///     {prefix}fleet-token      the enrolment token, when no instance was given one (SET NX)
 ///     {prefix}epoch            bumped whenever a rollout is created or changes phase, or a
@@ -131,7 +132,11 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             case .rolloutDropped(let id):
                 commands.append(["HDEL", "\(prefix)rollouts", id])
                 commands.append(["DEL", "\(prefix)hosts:\(id)"])
+                commands.append(["DEL", "\(prefix)events:\(id)"])
                 bumpEpoch = true
+            case .noted(let id, let note):
+                // In the same transaction as the change it tells of; every instance reads it.
+                commands.append(["RPUSH", "\(prefix)events:\(id)", Self.json(note)])
             }
         }
         if bumpEpoch { commands.append(["INCR", "\(prefix)epoch"]) }
@@ -221,6 +226,15 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     public func synchronize(_ state: inout FleetState) -> Bool { refresh(&state, host: nil, everything: true) }
 
     // MARK: Helpers
+
+    public func events(of rollout: String, after: Int) throws(StoreError) -> [RolloutEvent] {
+        let reply: RedisReply
+        do { reply = try client.command(["LRANGE", "\(prefix)events:\(rollout)", "\(max(0, after))", "-1"]) } catch {
+            throw .io("reading the events of \(rollout) from redis: \(error)")
+        }
+        guard case .array(let items) = reply else { return [] }
+        return items.compactMap { $0.text.flatMap { Self.decode(RolloutEvent.self, $0) } }
+    }
 
     private func hash(_ key: String) throws(RedisError) -> [String: String] {
         guard case .array(let items) = try client.command(["HGETALL", key]) else { return [:] }

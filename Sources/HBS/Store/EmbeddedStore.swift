@@ -21,6 +21,8 @@ public final class EmbeddedStore: FleetStore {
     /// Journal lines after which the next append compacts into a new snapshot.
     public let compactAfter: Int
     private let journal = Mutex<Journal?>(nil)
+    /// What happened to each rollout, for operators (`events/ID.jsonl`).
+    private let eventLog: RolloutEventLog
 
     private struct Journal {
         var descriptor: FileDescriptor
@@ -36,6 +38,7 @@ public final class EmbeddedStore: FleetStore {
     public init(directory: FilePath, compactAfter: Int = 50_000) {
         self.directory = directory
         self.compactAfter = compactAfter
+        eventLog = RolloutEventLog(directory: directory.appending("events"))
     }
 
     private var snapshotPath: FilePath { directory.appending("state.json") }
@@ -71,17 +74,35 @@ public final class EmbeddedStore: FleetStore {
     public func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite {
         let encoder = JSONEncoder()
         var bytes: [UInt8] = []
+        var notes: [(rollout: String, event: RolloutEvent)] = []
+        var dropped: [String] = []
+        var count = 0
         for event in events {
+            if case .noted(let rollout, let note) = event {
+                notes.append((rollout, note))
+                continue
+            }
+            if case .rolloutDropped(let id) = event { dropped.append(id) }
             guard let line = try? encoder.encode(event) else { throw .io("cannot encode \(event)") }
             bytes += line
             bytes.append(UInt8(ascii: "\n"))
+            count += 1
         }
         // The state is kept for a snapshot only when this write makes the journal long enough
         // to compact (holding it otherwise would make the next change copy the fleet).
         let lines = journal.withLock { $0?.lines ?? 0 }
-        let snapshot = lines + events.count >= compactAfter ? state : nil
-        let count = events.count
-        return { [self, bytes] () throws(StoreError) in try write(bytes, lines: count, thenCompactTo: snapshot) }
+        let snapshot = lines + count >= compactAfter ? state : nil
+        return { [self, bytes, notes, dropped, count] () throws(StoreError) in
+            // The change first, then what it meant: a crash between loses a note, never
+            // invents one.
+            if count > 0 { try write(bytes, lines: count, thenCompactTo: snapshot) }
+            try eventLog.append(notes)
+            for id in dropped { eventLog.drop(id) }
+        }
+    }
+
+    public func events(of rollout: String, after: Int) throws(StoreError) -> [RolloutEvent] {
+        eventLog.events(of: rollout, after: after)
     }
 
     /// Appends `bytes` (`lines` events) to the journal and fdatasyncs it; compacts after when

@@ -23,6 +23,9 @@ public protocol FleetStore: Sendable {
     /// `host`'s credential as the store holds it, where another instance may have bound it
     /// (nil: none, or a store only this instance writes, whose memory is the truth).
     func credential(of host: String) -> String?
+    /// The events of `rollout` after the first `after` (`RolloutEvent`; the `.noted` events
+    /// `prepare` was given), in the order they were stored.
+    func events(of rollout: String, after: Int) throws(StoreError) -> [RolloutEvent]
 }
 
 /// Blocking I/O that makes prepared events durable (`FleetStore.prepare`).

@@ -27,6 +27,7 @@ public struct RolloutEngine: Sendable {
 
     /// Applies `event` and keeps it for the store: the one way the engine changes its state.
     mutating func record(_ event: FleetEvent) {
+        for (rollout, note) in RolloutEvent.derive(event, before: state) { outbox.append(.noted(rollout: rollout, note)) }
         state.apply(event)
         outbox.append(event)
     }
@@ -68,18 +69,18 @@ public struct RolloutEngine: Sendable {
         return state.rollouts[id]!
     }
 
-    public mutating func resume(_ id: String, now: Int64) throws(EngineError) -> Rollout {
+    public mutating func resume(_ id: String, now: Int64, reason: String? = nil) throws(EngineError) -> Rollout {
         let rollout = try find(id)
         guard rollout.phase == .paused else { throw .conflict("rollout \(id) is \(rollout.phase.rawValue), not paused") }
-        record(.rolloutPhase(rollout: id, phase: .running, reason: nil, at: now))
+        record(.rolloutPhase(rollout: id, phase: .running, reason: reason, at: now))
         return state.rollouts[id]!
     }
 
     /// Stops admitting; hosts already upgrading finish or roll back on their own.
-    public mutating func abort(_ id: String, now: Int64) throws(EngineError) -> Rollout {
+    public mutating func abort(_ id: String, now: Int64, reason: String? = nil) throws(EngineError) -> Rollout {
         let rollout = try find(id)
         guard rollout.phase.isActive else { throw .conflict("rollout \(id) is already \(rollout.phase.rawValue)") }
-        record(.rolloutPhase(rollout: id, phase: .aborted, reason: nil, at: now))
+        record(.rolloutPhase(rollout: id, phase: .aborted, reason: reason, at: now))
         return state.rollouts[id]!
     }
 
@@ -97,14 +98,16 @@ public struct RolloutEngine: Sendable {
         guard let previous = counts.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })?.key else {
             throw .conflict("rollout \(id) has admitted no host yet: abort it instead")
         }
-        if rollout.phase.isActive { _ = try abort(id, now: now) }
+        if rollout.phase.isActive { _ = try abort(id, now: now, reason: "rolled back") }
         var spec = rollout.spec
         spec.version = previous
         // The pinned manifest was the new version's; the old one is found on the sources.
         if manifestURL != nil { spec.locator = .fledge(manifestURL: nil) }
         spec.canary = 0
         spec.selector = .hosts(touched.filter { $0.value.fromVersion == previous }.keys.sorted())
-        return try create(spec, now: now, allowsDowngrade: true)
+        let back = try create(spec, now: now, allowsDowngrade: true)
+        outbox.append(.noted(rollout: id, RolloutEvent(.rolledBack, reason: "rollout \(back.id) returns \(back.hosts.count) hosts to \(previous)")))
+        return back
     }
 
     private func find(_ id: String) throws(EngineError) -> Rollout {

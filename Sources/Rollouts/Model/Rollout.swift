@@ -38,6 +38,8 @@ public struct Rollout: Codable, Sendable, Equatable {
         var listings: [String: Int] = [:]
         /// Hosts that reported each source as misbehaving.
         var reports: [String: Int] = [:]
+        /// Hosts ever admitted, by batch: a batch has started once it has one.
+        var admittedByBatch: [Int: Int] = [:]
 
         mutating func add(_ progress: HostProgress, _ sign: Int) {
             if progress.isFetching {
@@ -50,6 +52,7 @@ public struct Rollout: Codable, Sendable, Equatable {
             if progress.phase == .failed && progress.retryAt != nil { retrying += sign }
             if progress.failures > 0 && progress.phase != .done { failedHosts += sign }
             if sign > 0 { lastBatch = max(lastBatch, progress.batch) }
+            if progress.attempts > 0 { admittedByBatch[progress.batch, default: 0] += sign }
         }
     }
 
@@ -130,6 +133,9 @@ public struct Rollout: Codable, Sendable, Equatable {
     /// The lowest batch with hosts still to start or still upgrading; failed and absent hosts
     /// never hold a batch open. Nil when every host is done, failed or absent.
     public var currentBatch: Int? { counts.openByBatch.filter { $0.value > 0 }.keys.min() }
+
+    /// Whether any host of `batch` has been admitted yet.
+    public func hasStarted(batch: Int) -> Bool { counts.admittedByBatch[batch, default: 0] > 0 }
 
     /// The batch hosts joining now are put in: the last one.
     var lastBatch: Int { counts.lastBatch }

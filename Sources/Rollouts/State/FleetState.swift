@@ -51,6 +51,8 @@ public struct FleetState: Codable, Sendable, Equatable {
             agents[host] = nil
         case .rolloutDropped(let id):
             rollouts[id] = nil
+        case .noted:
+            break  // what happened, for operators: the store keeps it apart from the state
         }
     }
 }
@@ -69,6 +71,9 @@ public enum FleetEvent: Codable, Sendable, Equatable {
     case hostForgotten(host: String)
     /// A finished rollout past the history kept.
     case rolloutDropped(id: String)
+    /// Something an operator follows happened to a rollout (`RolloutEvent`); it changes no
+    /// state, and stores keep it in the rollout's own event log, not in their journal.
+    case noted(rollout: String, RolloutEvent)
 }
 
 extension FleetState {

@@ -86,7 +86,7 @@ struct BeatElision {
                 signature[host] = mark
                 generation += 1
             }
-        case .hostEnrolled, .hostForgotten, .rolloutDropped:
+        case .hostEnrolled, .hostForgotten, .rolloutDropped, .noted:
             break
         }
     }

@@ -348,8 +348,8 @@ public struct FleetSimulator {
                 elision.note(event, host: topology.host(named: agent.hostname))
             case .rolloutCreated, .rolloutPhase:
                 elision.note(event, host: nil, index: topology.host(named:))
-            case .hostEnrolled, .hostForgotten, .rolloutDropped:
-                break  // simulated hosts do not enrol, and stay seen
+            case .hostEnrolled, .hostForgotten, .rolloutDropped, .noted:
+                break  // simulated hosts do not enrol, and stay seen; nobody watches the events
             }
         }
     }
