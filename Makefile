@@ -4,9 +4,10 @@ SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # C libraries the package links (libcurl with OpenSSL, OpenSSL, hiredis) and the tools the
 # tests and benches start for real (python3 runs the hostile peer, Tests/Fixtures, and
-# scripts/supervise; systemd brings systemd-analyze, which checks the units in deploy/).
+# scripts/supervise; systemd brings systemd-analyze, which checks the units in deploy/; the
+# dashboard is tested in a headless chromium driven by Selenium).
 BUILD_DEPS := pkg-config libcurl4-openssl-dev libssl-dev libhiredis-dev
-TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light python3 systemd
+TEST_DEPS  := $(BUILD_DEPS) curl openssl redis-server nginx-light python3 systemd chromium chromium-driver python3-selenium
 BENCH_DEPS := $(TEST_DEPS) wrk redis-server
 # The demo runs only this package's products (and python3 for scripts/supervise); curl and
 # openssl are there to poke at the fleet by hand.

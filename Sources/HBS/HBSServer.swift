@@ -69,6 +69,7 @@ public struct HBSServer {
                      body: .init(byteBuffer: ByteBuffer(string: metrics.render(await controlPlane.state))))
         }
         adminRouter.get("/healthz") { _, _ in JSONResponse.encode(["status": "ok"]) }
+        Dashboard().register(on: adminRouter)
 
         let server = try serverBuilder()
         let agentApp = Application(

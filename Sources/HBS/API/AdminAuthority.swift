@@ -3,7 +3,8 @@ import NIOCore
 
 /// Who may use the admin API: peers in the allowed networks (loopback by default), or anyone
 /// with the admin bearer token when one is configured. Reads need the same authority unless
-/// HBS runs with public reads (`/healthz` is always open). Falcon left DELETE open to all; this
+/// HBS runs with public reads (`/healthz` and the dashboard's page, which holds no data, are
+/// always open). Falcon left DELETE open to all; this
 /// does not. Every change is logged with who made it and how it ended.
 struct AdminAuthority: RouterMiddleware {
     typealias Context = HBSRequestContext
@@ -14,7 +15,9 @@ struct AdminAuthority: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let isRead = request.method == .get || request.method == .head
-        if isRead && (publicReads || request.uri.path == "/healthz") { return try await next(request, context) }
+        if isRead && (publicReads || request.uri.path == "/healthz" || Dashboard.serves(request.uri.path)) {
+            return try await next(request, context)
+        }
         guard let who = authority(of: request, context) else {
             let what = isRead ? "reads" : "changes"
             let reason = token == nil
