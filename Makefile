@@ -12,7 +12,7 @@ BENCH_DEPS := $(TEST_DEPS) wrk redis-server
 # The demo runs only this package's products (and python3 for scripts/supervise); curl and
 # openssl are there to poke at the fleet by hand.
 DEMO_DEPS  := $(BUILD_DEPS) curl openssl python3
-DEMO_PRODUCTS := fledge-agent fledge-hbs fledge-seeder fledge-demo
+DEMO_PRODUCTS := fledge-agent fledge-hbs fledge-seeder fledgectl fledge-demo
 # Release products carry the Swift runtime and Foundation inside: a host runs fledge-agent with
 # no Swift installed, and the idle agent maps less (bench/README.md, `agent`).
 RELEASE    := $(SWIFT) build -c release --static-swift-stdlib

@@ -64,9 +64,10 @@ public struct HBSServer {
             .register(on: adminRouter)
         RolloutRoutes(controlPlane: controlPlane, planner: planner, defaultMaxConcurrent: configuration.maxConcurrent)
             .register(on: adminRouter)
+        await controlPlane.observe { _, event in metrics.note(event) }
         adminRouter.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: metrics.render(await controlPlane.state))))
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(await controlPlane.state, planner: planner))))
         }
         adminRouter.get("/healthz") { _, _ in JSONResponse.encode(["status": "ok"]) }
         Dashboard().register(on: adminRouter)

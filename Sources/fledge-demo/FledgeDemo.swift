@@ -27,6 +27,8 @@ struct FledgeDemo: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Peers relay verified pieces as they arrive (a swarm), not only whole releases.")
     var pieceRelay = true
     @Option(help: "Directory to create the temporary directory in (default: /tmp).") var workdir: String?
+    @Flag(help: "Keep the fleet and the dashboard up after the rollout, until Ctrl-C: click around, pause, roll back.")
+    var stay = false
 
     func validate() throws {
         guard agents > 0 else { throw ValidationError("--agents must be positive") }
@@ -51,7 +53,7 @@ struct FledgeDemo: AsyncParsableCommand {
         rollout.maxConcurrent = agents
         do {
             try await Cleanup.shared.withTemporaryDirectory(in: workdir, label: "fledge-demo") { directory in
-                try await Self.demo(plan: plan, rollout: rollout, in: directory.string)
+                try await Self.demo(plan: plan, rollout: rollout, in: directory.string, stay: stay)
             }
         } catch let error as ExitCode {
             throw error
@@ -61,10 +63,12 @@ struct FledgeDemo: AsyncParsableCommand {
         }
     }
 
-    static func demo(plan: FleetPlan, rollout: RolloutPlan, in directory: String) async throws {
+    static func demo(plan: FleetPlan, rollout: RolloutPlan, in directory: String, stay: Bool) async throws {
         let started = ContinuousClock.now
         let fleet = try await LocalFleet.start(plan, in: directory) { say($0) }
         do {
+            let admin = "http://127.0.0.1:\(fleet.hbs.adminPort)"
+            say("dashboard: \(admin)/ui/   follow it in a terminal: \(Binaries.path("fledgectl")) --hbs \(admin) rollout watch")
             let release = try await fleet.publishTarget()
             say("published fledge-agent \(plan.toVersion): \(megabytes(release.totalSize)) MB in \(release.pieces) pieces of \(release.pieceSize >> 10) KiB (signed, fledge-seeder publish)")
             say("rollout: canary \(rollout.canary), then batches of \(rollout.batchSize ?? plan.agents), peers allowed (\(plan.pieceRelay ? "relaying pieces" : "whole releases")); caps: origin \(mib(plan.originBytesPerSecond)) MiB/s, each agent \(mib(plan.agentDownloadBytesPerSecond)) MiB/s down and up")
@@ -75,6 +79,10 @@ struct FledgeDemo: AsyncParsableCommand {
             let total = ContinuousClock.now - started
             try await summarize(fleet, id: id, release: release, timeline: timeline,
                                 total: Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18)
+            if stay {
+                say("the fleet stays up: dashboard \(admin)/ui/, fledgectl --hbs \(admin) rollouts; Ctrl-C stops everything")
+                while !Cleanup.shared.isStopping { try await Task.sleep(for: .milliseconds(500)) }
+            }
             await fleet.stop()
         } catch {
             await fleet.stop()

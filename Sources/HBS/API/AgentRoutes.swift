@@ -71,25 +71,28 @@ struct AgentRoutes {
             return JSONResponse.error(.badRequest, "hostname must be 1-255 bytes", field: "hostname")
         }
         if let speaker, speaker != beat.hostname {
-            metrics.rejectedBeats.add(1, ordering: .relaxed)
+            metrics.rejectedBeats.increment()
             return JSONResponse.error(.forbidden, "this beat's \(HostIdentity.hostHeader) is \(speaker): a beat speaks only for its own host, not \(beat.hostname)")
         }
         guard !beat.version.isEmpty else { return JSONResponse.error(.badRequest, "version is required", field: "version") }
         // Peers reach a host where HBS saw it come from, not where it says it is.
         if !trustAdvertisedAddresses, let address = context.remoteAddress.flatMap(Self.ip) { beat.ip = address }
         var reply: HeartbeatReply, stored: Bool
+        let started = ContinuousClock.now
         do {
             (reply, stored) = try await controlPlane.beat(beat, credential: credential)
+            let took = (ContinuousClock.now - started).components
+            metrics.beatLatency.recordNanoseconds(took.seconds * 1_000_000_000 + took.attoseconds / 1_000_000_000)
         } catch {
             switch error {
             case .notEnrolled:
                 return JSONResponse.error(.unauthorized, "\(beat.hostname) is not enrolled: POST /v1/enrol with the fleet token")
             case .wrongSecret:
-                metrics.rejectedBeats.add(1, ordering: .relaxed)
+                metrics.rejectedBeats.increment()
                 return JSONResponse.error(.unauthorized, "wrong credential for \(beat.hostname)")
             }
         }
-        metrics.heartbeats.add(1, ordering: .relaxed)
+        metrics.heartbeats.increment()
         // Long-poll: `?wait=S` holds a beat with nothing to do for up to S seconds, answering at
         // once when a rollout starts; so an idle fleet beats once a minute yet gets its orders
         // within moments. After a wait the next beat is due at once.
@@ -103,8 +106,8 @@ struct AgentRoutes {
                 reply.nextBeatSeconds = 0
             }
         }
-        if !stored { metrics.storeErrors.add(1, ordering: .relaxed) }
-        if reply.order != nil { metrics.orders.add(1, ordering: .relaxed) }
+        if !stored { metrics.storeErrors.increment() }
+        if reply.order != nil { metrics.orders.increment() }
         return JSONResponse.encode(reply)
     }
 

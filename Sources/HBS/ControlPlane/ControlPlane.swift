@@ -13,6 +13,13 @@ public actor ControlPlane {
     private let clock: @Sendable () -> Int64
     /// Fired when there is new work: a rollout started or resumed (here or, with Redis, elsewhere).
     public nonisolated let signal = RolloutSignal()
+    /// Told each rollout event this instance made durable (metrics follow them).
+    private var observers: [@Sendable (String, RolloutEvent) -> Void] = []
+
+    /// Calls `observer` with each rollout event this instance stores from now on.
+    public func observe(_ observer: @escaping @Sendable (String, RolloutEvent) -> Void) {
+        observers.append(observer)
+    }
 
     /// Loads the state from `store` and grants every admitted host a fresh lease (beats are
     /// not journaled, so the last ones before a restart are unknown).
@@ -280,6 +287,7 @@ public actor ControlPlane {
         for event in events {
             switch event {
             case .noted(let id, let note):
+                for observer in observers { observer(id, note) }
                 switch note.kind {
                 case .admitted, .done: logger.info("rollout \(id): \(note.line)")
                 case .failed: logger.warning("rollout \(id): \(note.line)")
