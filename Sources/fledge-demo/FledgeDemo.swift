@@ -68,7 +68,7 @@ struct FledgeDemo: AsyncParsableCommand {
         let fleet = try await LocalFleet.start(plan, in: directory) { say($0) }
         do {
             let admin = "http://127.0.0.1:\(fleet.hbs.adminPort)"
-            say("dashboard: \(admin)/ui/   follow it in a terminal: \(Binaries.path("fledgectl")) --hbs \(admin) rollout watch")
+            say("dashboard: \(admin)/ui/   follow it in a terminal: FLEDGE_HBS=\(admin) \(Binaries.path("fledgectl")) rollout watch")
             let release = try await fleet.publishTarget()
             say("published fledge-agent \(plan.toVersion): \(megabytes(release.totalSize)) MB in \(release.pieces) pieces of \(release.pieceSize >> 10) KiB (signed, fledge-seeder publish)")
             say("rollout: canary \(rollout.canary), then batches of \(rollout.batchSize ?? plan.agents), peers allowed (\(plan.pieceRelay ? "relaying pieces" : "whole releases")); caps: origin \(mib(plan.originBytesPerSecond)) MiB/s, each agent \(mib(plan.agentDownloadBytesPerSecond)) MiB/s down and up")
@@ -80,7 +80,7 @@ struct FledgeDemo: AsyncParsableCommand {
             try await summarize(fleet, id: id, release: release, timeline: timeline,
                                 total: Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18)
             if stay {
-                say("the fleet stays up: dashboard \(admin)/ui/, fledgectl --hbs \(admin) rollouts; Ctrl-C stops everything")
+                say("the fleet stays up: dashboard \(admin)/ui/, FLEDGE_HBS=\(admin) fledgectl rollouts; Ctrl-C stops everything")
                 while !Cleanup.shared.isStopping { try await Task.sleep(for: .milliseconds(500)) }
             }
             await fleet.stop()
