@@ -117,46 +117,56 @@ struct RolloutCommand: ParsableCommand {
         }
     }
 
-    /// pause, resume, abort, rollback: one POST each.
+    /// pause, resume, abort, rollback: one POST each (`RolloutAction`).
     enum Act {
-        static func run(_ action: String, _ hbs: HBSOptions, _ id: String, json: Bool) throws {
-            let answer = try hbs.client.call("POST", "/v1/rollouts/\(id)/\(action)")
-            if json { return Terminal.printJSON(answer) }
-            let summary = try JSONDecoder().decode(RolloutSummary.self, from: JSONSerialization.data(withJSONObject: answer))
-            print(action == "rollback" ? "rollout \(summary.id) started: back to \(summary.version) on \(summary.hosts) hosts" : RolloutWatcher.describe(summary))
-        }
-
-        struct Pause: ParsableCommand {
+        struct Pause: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Pause a running rollout (no new hosts start).")
+            static let action = "pause"
             @OptionGroup var hbs: HBSOptions
             @Argument var id: String
             @Flag var json = false
-            func run() throws { try Act.run("pause", hbs, id, json: json) }
         }
 
-        struct Resume: ParsableCommand {
+        struct Resume: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Resume a paused rollout.")
+            static let action = "resume"
             @OptionGroup var hbs: HBSOptions
             @Argument var id: String
             @Flag var json = false
-            func run() throws { try Act.run("resume", hbs, id, json: json) }
         }
 
-        struct Abort: ParsableCommand {
+        struct Abort: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Abort a rollout (hosts already upgraded stay).")
+            static let action = "abort"
             @OptionGroup var hbs: HBSOptions
             @Argument var id: String
             @Flag var json = false
-            func run() throws { try Act.run("abort", hbs, id, json: json) }
         }
 
-        struct Rollback: ParsableCommand {
+        struct Rollback: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Roll the hosts a rollout touched back to where they came from.")
+            static let action = "rollback"
             @OptionGroup var hbs: HBSOptions
             @Argument var id: String
             @Flag var json = false
-            func run() throws { try Act.run("rollback", hbs, id, json: json) }
         }
+    }
+}
+
+/// A command that POSTs one action to a rollout and says where it left it.
+protocol RolloutAction: ParsableCommand {
+    static var action: String { get }
+    var hbs: HBSOptions { get }
+    var id: String { get }
+    var json: Bool { get }
+}
+
+extension RolloutAction {
+    func run() throws {
+        let answer = try hbs.client.call("POST", "/v1/rollouts/\(id)/\(Self.action)")
+        if json { return Terminal.printJSON(answer) }
+        let summary = try JSONDecoder().decode(RolloutSummary.self, from: JSONSerialization.data(withJSONObject: answer))
+        print(Self.action == "rollback" ? "rollout \(summary.id) started: back to \(summary.version) on \(summary.hosts) hosts" : RolloutWatcher.describe(summary))
     }
 }
 

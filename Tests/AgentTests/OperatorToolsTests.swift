@@ -108,13 +108,8 @@ import Wire
     @Test func aPausedRolloutEndsTheWatchWithTwoAndAnAbortWithOne() async throws {
         let fleet = try await Fleet()
         defer { fleet.directory.remove() }
-        // Passes the self-test, then never starts: the guard rolls it back, the budget (0) pauses.
-        let broken = try fleet.directory.write("""
-            #!/bin/sh
-            case "$1" in --version) echo 1.1.0 ;; check-config) exit 0 ;; *) echo "crashing" >&2; exit 1 ;; esac
-            """, to: "broken-1.1.0")
-        chmod(broken.string, 0o755)
-        try await fleet.publish(version: "1.1.0", binary: broken.string)
+        // A crash loop: the guard rolls it back, the budget (0) pauses.
+        try await fleet.publishCrashing(version: "1.1.0")
         let stage = try await UpgradeTests.Stage(fleet)
         defer { stage.stop() }
         let hbs = stage.hbs

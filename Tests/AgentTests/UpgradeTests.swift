@@ -41,6 +41,17 @@ import Testing
                 key: key ?? keys + "/release.key", extra: extra)
         }
 
+        /// Publishes a `version` that passes the self-test (prints its version, accepts the
+        /// config) and then exits at once each time it is started: a crash loop.
+        func publishCrashing(version: String) async throws {
+            let broken = try directory.write("""
+                #!/bin/sh
+                case "$1" in --version) echo \(version) ;; check-config) exit 0 ;; *) echo "crashing" >&2; exit 1 ;; esac
+                """, to: "broken-\(version)")
+            chmod(broken.string, 0o755)
+            try await publish(version: version, binary: broken.string)
+        }
+
         /// A stamped copy of this build reporting `version`.
         func stamped(_ version: String) async throws -> String {
             let path = directory.string + "/fledge-agent-\(version)"
@@ -155,13 +166,7 @@ import Testing
     @Test func aReleaseThatDiesAtOnceIsRolledBackByTheGuard() async throws {
         let fleet = try await Fleet()
         defer { fleet.directory.remove() }
-        // Passes the self-test (prints its version, accepts the config), then exits at once.
-        let broken = try fleet.directory.write("""
-            #!/bin/sh
-            case "$1" in --version) echo 1.1.0 ;; check-config) exit 0 ;; *) echo "crashing" >&2; exit 1 ;; esac
-            """, to: "broken-1.1.0")
-        chmod(broken.string, 0o755)
-        try await fleet.publish(version: "1.1.0", binary: broken.string)
+        try await fleet.publishCrashing(version: "1.1.0")
         let stage = try await Stage(fleet)
         defer { stage.stop() }
         let (hbs, supervisor) = (stage.hbs, stage.supervisor)
