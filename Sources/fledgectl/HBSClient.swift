@@ -22,7 +22,7 @@ struct HBSOptions: ParsableArguments {
             var token: String?
             if let path = tokenFile ?? environment["FLEDGE_TOKEN_FILE"] {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                    throw ValidationError("cannot read the token file \(path)")
+                    throw HBSError(description: "cannot read the token file \(path)")
                 }
                 token = text.trimmingCharacters(in: .whitespacesAndNewlines)
             }

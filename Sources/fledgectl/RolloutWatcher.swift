@@ -49,6 +49,7 @@ struct RolloutWatcher {
         var lastFetch = Date()
         var lastPlain = Date.distantPast
         var outcome: Int32?
+        var lastID = 0
         let follow = { (now: Date) in
             if let fresh = try? fetch() { summary = fresh }
             lastFetch = now
@@ -57,42 +58,65 @@ struct RolloutWatcher {
                 progress.draw(summary, at: now)
             } else if now.timeIntervalSince(lastPlain) >= 5 {
                 lastPlain = now
-                print(progress.text(summary, at: now, width: 80))
+                progress.print(progress.text(summary, at: now, width: 80))
             }
         }
-        do {
-            try EventStreamReader.follow(
-                client.base + "/v1/rollouts/\(id)/events", headers: client.headers, caFile: client.caFile,
-                onIdle: {
-                    let now = Date()
-                    if now.timeIntervalSince(lastFetch) >= 1 { follow(now) }
-                    return outcome == nil
-                },
-                onEvent: { message in
-                    guard let event = try? JSONDecoder().decode(RolloutEvent.self, from: Data(message.data.utf8)) else { return true }
-                    if json {
-                        if let object = try? JSONSerialization.jsonObject(with: Data(message.data.utf8)),
-                           let line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
-                            print(String(decoding: line, as: UTF8.self))
+        // Followed to its end: a stream cut (an HBS restarting, a proxy) is joined again where
+        // it stopped, for as long as the rollout is active.
+        var lost = 0
+        while outcome == nil {
+            do {
+                try EventStreamReader.follow(
+                    client.base + "/v1/rollouts/\(id)/events", headers: client.headers + ["Last-Event-ID: \(lastID)"], caFile: client.caFile,
+                    onIdle: {
+                        let now = Date()
+                        if now.timeIntervalSince(lastFetch) >= 1 { follow(now) }
+                        return outcome == nil
+                    },
+                    onEvent: { message in
+                        if let number = Int(message.id ?? "") { lastID = number }
+                        guard let event = try? JSONDecoder().decode(RolloutEvent.self, from: Data(message.data.utf8)) else { return true }
+                        if json {
+                            if let object = try? JSONSerialization.jsonObject(with: Data(message.data.utf8)),
+                               let line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                                progress.print(String(decoding: line, as: UTF8.self))
+                            }
+                        } else if let line = Self.line(for: event) {
+                            progress.print(line)
                         }
-                    } else if let line = Self.line(for: event) {
-                        progress.print(line)
-                    }
-                    // Decided by where the rollout is now: a replayed pause may have been resumed since.
-                    if [.paused, .completed, .aborted].contains(event.kind) {
-                        follow(Date())
-                        outcome = Self.exitStatus(summary)
-                    }
-                    return outcome == nil
-                })
-        } catch {
-            progress.finish()
-            FileHandle.standardError.write(Data("fledgectl: the event stream ended: \(error)\n".utf8))
+                        // Decided by where the rollout is now: a replayed pause may have been resumed since.
+                        if [.paused, .completed, .aborted].contains(event.kind) {
+                            follow(Date())
+                            outcome = Self.exitStatus(summary)
+                        }
+                        return outcome == nil
+                    })
+                lost = 0
+            } catch {
+                lost += 1
+                if lost == 1 { FileHandle.standardError.write(Data("fledgectl: the event stream broke (\(error)); joining it again\n".utf8)) }
+            }
+            guard outcome == nil else { break }
+            if let fresh = try? fetch() {
+                summary = fresh
+                if let status = Self.exitStatus(fresh) {
+                    outcome = status
+                    break
+                }
+            }
+            if lost >= 30 {
+                FileHandle.standardError.write(Data("fledgectl: lost the event stream of \(id) for 30 tries; the rollout goes on\n".utf8))
+                break
+            }
+            Thread.sleep(forTimeInterval: 1)
         }
         if let fresh = try? fetch() { summary = fresh }
         progress.finish()
         if json {
-            if let object = try? client.call("GET", "/v1/rollouts/\(id)") { Terminal.printJSON(object) }
+            if let object = try? client.call("GET", "/v1/rollouts/\(id)"),
+               let line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                progress.print(String(decoding: line, as: UTF8.self))  // one line, as the events
+            }
         } else {
             print(Self.describe(summary))
             for failed in summary.failed { print("  " + Terminal.red("failed") + " \(failed.host): \(failed.reason)") }
@@ -149,10 +173,11 @@ struct ProgressLine {
         drawn = true
     }
 
-    /// A line above the progress line.
+    /// A line above the progress line, flushed at once (a pipe is block-buffered otherwise).
     mutating func print(_ line: String) {
         if drawn { Swift.print("\r\u{1B}[2K", terminator: "") }
         Swift.print(line)
+        fflush(nil)
         drawn = false
     }
 

@@ -125,7 +125,9 @@ import Wire
         let watched = try await Self.fledgectl(hbs, ["rollout", "watch", id])
         #expect(watched.exit == .exited(1), "\(watched.out)")
         let kinds = try await Self.events(hbs, id).map(\.kind)
-        #expect(kinds.suffix(3) == ["paused", "resumed", "aborted"] || kinds.contains("aborted"), "\(kinds)")
+        // The resume re-admits the host, which fails again: the budget pauses it again before the abort.
+        let tail = kinds.drop { $0 != "resumed" }
+        #expect(kinds.contains("paused") && tail.first == "resumed" && tail.last == "aborted", "\(kinds)")
         let pause = try await Self.events(hbs, id).first { $0.kind == "aborted" }
         #expect((pause?.json["reason"] as? String)?.hasPrefix("aborted by 127.0.0.1") == true, "who asked: \(String(describing: pause?.json))")
     }
@@ -147,6 +149,13 @@ import Wire
         #expect(unreachable.exit == .exited(1) && unreachable.err.contains("cannot reach HBS"), "\(unreachable.err)")
         let bad = try await Self.fledgectl(hbs, ["rollout", "start", "--version", "1.1.0", "--source", "ftp://x"])
         #expect(bad.exit == .exited(64), "\(bad.err)")
+        // A page on another site, in the operator's browser, changes nothing even with the token's
+        // authority at hand (a loopback peer): the browser names its origin.
+        let (page, _) = try await ChildProcess.run(try Binaries.tool("curl"), [
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "-H", "Authorization: Bearer s3cret-admin-token",
+            "-H", "Origin: http://evil.example", "http://127.0.0.1:\(hbs.adminPort)/agent/upgrade",
+        ])
+        #expect(page == "403", "cross-site change refused: \(page)")
         let falcon = try await Self.fledgectl(hbs, ["falcon", "status"], environment: ["FLEDGE_TOKEN_FILE": token.string])
         #expect(falcon.exit.succeeded && falcon.out.contains("\"data\""), "\(falcon.out)")
         let cancel = try await Self.fledgectl(hbs, ["falcon", "cancel"], environment: ["FLEDGE_TOKEN_FILE": token.string])

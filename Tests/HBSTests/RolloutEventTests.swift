@@ -74,6 +74,22 @@ import Wire
         }
     }
 
+    /// A line torn by a crash is dropped, and the next event starts on a line of its own;
+    /// a reader that loaded the file before an append sees that append too.
+    @Test func aTornLineLosesOnlyItself() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.string + "/r1.jsonl"
+        try Data("{\"at\":1,\"kind\":\"created\"}\n{\"at\":2,\"kind\":\"batchSta".utf8).write(to: URL(fileURLWithPath: path))
+        let log = RolloutEventLog(directory: directory.path)
+        #expect(try log.events(of: "r1", after: 0).map(\.kind) == [.created])
+        #expect(log.append([("r1", RolloutEvent(.admitted, at: 3, host: "h1", batch: 0))]))
+        #expect(try log.events(of: "r1", after: 0).map(\.kind) == [.created, .admitted])
+        let reread = RolloutEventLog(directory: directory.path)
+        #expect(try reread.events(of: "r1", after: 0).map(\.kind) == [.created, .admitted], "the file says the same after a restart")
+        #expect(try reread.events(of: "r1", after: 1).map(\.host) == ["h1"])
+    }
+
     /// Two instances on one redis-server: what one records, the other streams.
     @Test func instancesOnRedisShareEvents() async throws {
         let directory = try TemporaryDirectory()
@@ -89,5 +105,12 @@ import Wire
         let seen = try a.events(of: rollout.id, after: 0)
         #expect(seen.map(\.kind) == [.created, .batchStarted, .admitted], "\(seen)")
         #expect(try b.events(of: rollout.id, after: 1).map(\.kind) == [.batchStarted, .admitted])
+        // Both instances sweep; the rollout's end is told once.
+        _ = await a.beat(Engine.beat(Engine.host(0), version: "2.0.0", state: .idle))
+        await a.sweep()
+        await b.sweep()
+        await a.sweep()
+        let kinds = try b.events(of: rollout.id, after: 0).map(\.kind)
+        #expect(kinds.filter { $0 == .completed }.count == 1 && kinds.filter { $0 == .batchStarted }.count == 1, "\(kinds)")
     }
 }

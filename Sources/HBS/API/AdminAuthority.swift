@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -30,9 +31,29 @@ struct AdminAuthority: RouterMiddleware {
             return request.uri.path.hasPrefix("/v1/") ? JSONResponse.error(.forbidden, reason) : JSONResponse.falconError(.forbidden, reason)
         }
         if isRead { return try await next(request, context) }
+        if let site = Self.crossSite(request) {
+            context.logger.warning("admin \(request.method) \(request.uri.path) refused: a cross-site request from a browser (\(site))")
+            let reason = "forbidden: changes are not accepted from another site's page (\(site))"
+            return request.uri.path.hasPrefix("/v1/") ? JSONResponse.error(.forbidden, reason) : JSONResponse.falconError(.forbidden, reason)
+        }
         let response = try await next(request, context)
         context.logger.notice("admin \(request.method) \(request.uri) by \(who): \(response.status.code)")
         return response
+    }
+
+    /// Why a change comes from another site's page, if it does: a browser says so
+    /// (`Sec-Fetch-Site`), or names an `Origin` that is not this listener. Authority by source
+    /// address would otherwise let any page an operator opens (with the admin port forwarded
+    /// to loopback) pause or abort rollouts; curl and fledgectl send neither header.
+    static func crossSite(_ request: Request) -> String? {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site != "same-origin", site != "none" {
+            return "Sec-Fetch-Site: \(site)"
+        }
+        if let origin = request.headers[HTTPField.Name("Origin")!], let host = request.head.authority {
+            let named = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init)
+            if named != host { return "Origin: \(origin)" }
+        }
+        return nil
     }
 
     /// Who the request speaks for, if anyone may: "ADDRESS (allowed network)" or "admin token

@@ -114,7 +114,9 @@ public final class HBSMetrics: Sendable {
             for kind in ["cdn", "peer"] {
                 gauge("hbs_rollout_bytes", [("kind", kind)]).record(summary.bytesBySourceKind[kind, default: 0])
             }
-            let failed = Dictionary(summary.failed.map { (Self.failureClass(of: $0.reason), 1) }, uniquingKeysWith: +)
+            // Failed now (a host that failed and then got there is not).
+            let failed = Dictionary(rollout.hosts.values.filter { $0.phase == .failed }.map { (Self.failureClass(of: $0.reason ?? ""), 1) },
+                                    uniquingKeysWith: +)
             for kind in Self.failureClasses {
                 gauge("hbs_rollout_failed_hosts", [("reason", kind)]).record(failed[kind, default: 0])
             }

@@ -77,6 +77,9 @@ public actor ControlPlane {
         try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.abort(id, now: now, reason: "aborted by \(who)") }
     }
 
+    /// Rollout `id`'s phase (nil: no such rollout), without copying the state.
+    public func phase(of id: String) -> RolloutPhase? { engine.state.rollouts[id]?.phase }
+
     /// The events of rollout `id` after the first `after`, as stored (shared by every instance
     /// on Redis). Blocking I/O for a store that reads a file or Redis: call it off the actor.
     public nonisolated func events(of id: String, after: Int) throws(StoreError) -> [RolloutEvent] {

@@ -80,7 +80,7 @@ async function loadSummary() {
   for (const f of s.failed) { const li = el("li", `${f.host}: ${f.reason}`); li.dataset.host = f.host; failed.append(li); }
   const active = s.phase === "running" || s.phase === "paused";
   $("btn-pause").disabled = s.phase !== "running"; $("btn-resume").disabled = s.phase !== "paused";
-  $("btn-abort").disabled = !active; $("btn-rollback").disabled = s.id.startsWith("falcon");
+  $("btn-abort").disabled = !active; $("btn-rollback").disabled = false;
   ui.createdAt = s.createdAt;
   ui.series.push({ t: Date.now() / 1000, done: s.counts.done || 0, cdn, peer, hosts: s.hosts });
   if (ui.series.length > 2000) ui.series.shift();
@@ -110,6 +110,7 @@ function showEvent(id, event) {
   const time = new Date(event.at * 1000).toLocaleTimeString();
   const text = [event.host, event.kind === "batchStarted" ? `batch ${event.batch} started` : event.kind, event.reason].filter(Boolean).join(" · ");
   const li = el("li", `${time} ${text}`, event.kind); li.dataset.id = id; $("events").prepend(li);
+  while ($("events").childElementCount > 500) $("events").lastElementChild.remove();  // the latest 500
 }
 
 async function follow(id) {
@@ -200,7 +201,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("token-form").onsubmit = (e) => { e.preventDefault(); ui.token = $("token").value.trim(); sessionStorage.setItem("fledge-token", ui.token); $("token-form").hidden = true; refresh(); };
   for (const button of document.querySelectorAll(".actions button")) button.onclick = () => act(button.dataset.action, button);
   for (const id of ["filter-state", "filter-version", "filter-label"]) $(id).oninput = renderAgents;
-  refresh(); setInterval(refresh, 2000);
+  // The agents list is the fleet: every 10 s; the rollouts every 2 s.
+  refresh(); setInterval(() => { loadRollouts().catch(() => {}); if (ui.selected) loadSummary().catch(() => {}); }, 2000);
+  setInterval(() => loadAgents().catch(() => {}), 10000);
 });
 """#
 }

@@ -132,11 +132,15 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             case .rolloutDropped(let id):
                 commands.append(["HDEL", "\(prefix)rollouts", id])
                 commands.append(["DEL", "\(prefix)hosts:\(id)"])
-                commands.append(["DEL", "\(prefix)events:\(id)"])
+                commands.append(["DEL", "\(prefix)events:\(id)", "\(prefix)events-once:\(id)"])
                 bumpEpoch = true
             case .noted(let id, let note):
                 // In the same transaction as the change it tells of; every instance reads it.
-                commands.append(["RPUSH", "\(prefix)events:\(id)", Self.json(note)])
+                // Each instance derives events from its own view, so two may tell of one
+                // change (a batch starting, the sweep completing): pushed once per key.
+                commands.append([
+                    "EVAL", Self.pushOnce, "2", "\(prefix)events:\(id)", "\(prefix)events-once:\(id)", Self.onceKey(note), Self.json(note),
+                ])
             }
         }
         if bumpEpoch { commands.append(["INCR", "\(prefix)epoch"]) }
@@ -226,6 +230,20 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     public func synchronize(_ state: inout FleetState) -> Bool { refresh(&state, host: nil, everything: true) }
 
     // MARK: Helpers
+
+    /// RPUSH KEYS[1] ARGV[2] unless ARGV[1] is already in the set KEYS[2].
+    static let pushOnce = "if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then return redis.call('RPUSH', KEYS[1], ARGV[2]) end return 0"
+
+    /// What makes an event the same event, whichever instance tells it: the batch that
+    /// started, the rollout's end, a pause or resume at its second, a host's failure or
+    /// success at its second.
+    static func onceKey(_ note: RolloutEvent) -> String {
+        switch note.kind {
+        case .batchStarted: "batch:\(note.batch ?? -1)"
+        case .created, .completed, .aborted, .rolledBack: note.kind.rawValue
+        default: "\(note.kind.rawValue):\(note.host ?? ""):\(note.at)"
+        }
+    }
 
     public func events(of rollout: String, after: Int) throws(StoreError) -> [RolloutEvent] {
         let reply: RedisReply

@@ -68,6 +68,7 @@ public final class EmbeddedStore: FleetStore {
         }
         journal.withLock { $0 = Journal(descriptor: FileDescriptor(rawValue: -1), lines: 0, generation: snapshot.generation) }
         try compact(state)
+        eventLog.keepOnly(Set(state.rollouts.keys))
         return state
     }
 
@@ -94,15 +95,15 @@ public final class EmbeddedStore: FleetStore {
         let snapshot = lines + count >= compactAfter ? state : nil
         return { [self, bytes, notes, dropped, count] () throws(StoreError) in
             // The change first, then what it meant: a crash between loses a note, never
-            // invents one.
+            // invents one; and a note that cannot be written never undoes a durable change.
             if count > 0 { try write(bytes, lines: count, thenCompactTo: snapshot) }
-            try eventLog.append(notes)
+            eventLog.append(notes)
             for id in dropped { eventLog.drop(id) }
         }
     }
 
     public func events(of rollout: String, after: Int) throws(StoreError) -> [RolloutEvent] {
-        eventLog.events(of: rollout, after: after)
+        try eventLog.events(of: rollout, after: after)
     }
 
     /// Appends `bytes` (`lines` events) to the journal and fdatasyncs it; compacts after when

@@ -38,8 +38,10 @@ public struct Rollout: Codable, Sendable, Equatable {
         var listings: [String: Int] = [:]
         /// Hosts that reported each source as misbehaving.
         var reports: [String: Int] = [:]
-        /// Hosts ever admitted, by batch: a batch has started once it has one.
-        var admittedByBatch: [Int: Int] = [:]
+        /// Hosts admitted in their batch (upgrading, done, or failed there), by batch: a batch
+        /// has started once it has one. A host a retry moved on to a later batch is pending
+        /// there, so it does not count as that batch's start.
+        var startedByBatch: [Int: Int] = [:]
 
         mutating func add(_ progress: HostProgress, _ sign: Int) {
             if progress.isFetching {
@@ -52,7 +54,9 @@ public struct Rollout: Codable, Sendable, Equatable {
             if progress.phase == .failed && progress.retryAt != nil { retrying += sign }
             if progress.failures > 0 && progress.phase != .done { failedHosts += sign }
             if sign > 0 { lastBatch = max(lastBatch, progress.batch) }
-            if progress.attempts > 0 { admittedByBatch[progress.batch, default: 0] += sign }
+            if progress.phase.isActive || progress.phase == .done || progress.phase == .failed {
+                startedByBatch[progress.batch, default: 0] += sign
+            }
         }
     }
 
@@ -134,8 +138,8 @@ public struct Rollout: Codable, Sendable, Equatable {
     /// never hold a batch open. Nil when every host is done, failed or absent.
     public var currentBatch: Int? { counts.openByBatch.filter { $0.value > 0 }.keys.min() }
 
-    /// Whether any host of `batch` has been admitted yet.
-    public func hasStarted(batch: Int) -> Bool { counts.admittedByBatch[batch, default: 0] > 0 }
+    /// Whether any host has been admitted in `batch` yet.
+    public func hasStarted(batch: Int) -> Bool { counts.startedByBatch[batch, default: 0] > 0 }
 
     /// The batch hosts joining now are put in: the last one.
     var lastBatch: Int { counts.lastBatch }
