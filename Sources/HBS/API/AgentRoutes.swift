@@ -97,7 +97,7 @@ struct AgentRoutes {
         // once when a rollout starts; so an idle fleet beats once a minute yet gets its orders
         // within moments. After a wait the next beat is due at once.
         if let wait = Self.waitSeconds(request), reply.order == nil, reply.nextBeatSeconds > 1 {
-            if await controlPlane.signal.wait(upTo: .seconds(wait)) {
+            if await controlPlane.signal.wait(upTo: .seconds(wait), host: beat.hostname) {
                 guard let again = try? await controlPlane.beat(beat, credential: credential) else {
                     return JSONResponse.error(.unauthorized, "\(beat.hostname)'s credential was withdrawn while its beat waited; enrol again")
                 }

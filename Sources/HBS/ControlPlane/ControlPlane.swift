@@ -77,6 +77,12 @@ public actor ControlPlane {
         try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.abort(id, now: now, reason: "aborted by \(who)") }
     }
 
+    /// The hosts a rollout can admit now: those pending in its current batch.
+    static func admissibleNow(_ rollout: Rollout) -> Set<String> {
+        guard let batch = rollout.currentBatch else { return [] }
+        return Set(rollout.hosts.lazy.filter { $0.value.batch == batch && $0.value.phase == .pending }.map(\.key))
+    }
+
     /// Rollout `id`'s phase (nil: no such rollout), without copying the state.
     public func phase(of id: String) -> RolloutPhase? { engine.state.rollouts[id]?.phase }
 
@@ -95,7 +101,7 @@ public actor ControlPlane {
         let before = engine.state.activeRollout.map { "\($0.id) \($0.phase)" }
         engine.update { store.synchronize(&$0) }
         if let now = engine.state.activeRollout, now.phase == .running, "\(now.id) \(now.phase)" != before {
-            signal.fire()  // another instance started or resumed one
+            signal.fire(first: Self.admissibleNow(now))  // another instance started or resumed one
         }
         let saved = engine
         engine.sweep(now: clock(), ledger: store.ledger)
@@ -162,7 +168,7 @@ public actor ControlPlane {
             throw .engine(error)
         }
         guard await persist(undo: .engine(saved)) else { throw .store(.io("the change could not be stored")) }
-        if rollout.phase == .running { signal.fire() }
+        if rollout.phase == .running { signal.fire(first: Self.admissibleNow(rollout)) }
         return rollout
     }
 

@@ -1,0 +1,30 @@
+import Synchronization
+import Testing
+@testable import HBS
+
+/// A rollout's start wakes every waiting beat, those of its current batch first.
+@Suite struct RolloutSignalTests {
+    final class Woken: Sendable {
+        let names = Mutex<[String]>([])
+    }
+
+    @Test func theHostsAdmissibleNowAreWokenFirst() async throws {
+        let signal = RolloutSignal()
+        let woken = Woken()
+        let hosts = (0..<60).map { "h\($0)" }
+        let first: Set<String> = ["h7", "h19", "h33", "h52"]
+        await withTaskGroup(of: Void.self) { group in
+            for host in hosts {
+                group.addTask {
+                    if await signal.wait(upTo: .seconds(20), host: host) { woken.names.withLock { $0.append(host) } }
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(500))  // all waiting
+            signal.fire(first: first)
+        }
+        let order = woken.names.withLock { $0 }
+        #expect(order.count == hosts.count, "every waiter woke")
+        // Woken first; tasks then run on a shared pool, so allow a little reordering.
+        #expect(Set(order.prefix(first.count * 3)).isSuperset(of: first), "\(order.prefix(12))")
+    }
+}
