@@ -19,12 +19,13 @@ import Testing
                     if await signal.wait(upTo: .seconds(20), host: host) { woken.names.withLock { $0.append(host) } }
                 }
             }
-            try? await Task.sleep(for: .milliseconds(500))  // all waiting
+            // All waiting (the pool may be busy with other suites: wait for them, not a guess).
+            for _ in 0..<600 where signal.waiting < hosts.count { try? await Task.sleep(for: .milliseconds(50)) }
             signal.fire(first: first)
         }
         let order = woken.names.withLock { $0 }
         #expect(order.count == hosts.count, "every waiter woke")
         // Woken first; tasks then run on a shared pool, so allow a little reordering.
-        #expect(Set(order.prefix(first.count * 3)).isSuperset(of: first), "\(order.prefix(12))")
+        #expect(Set(order.prefix(first.count * 4)).isSuperset(of: first), "\(order.prefix(16))")
     }
 }

@@ -20,6 +20,9 @@ public final class RolloutSignal: Sendable {
 
     public init() {}
 
+    /// Beats waiting now.
+    public var waiting: Int { waiters.withLock { $0.waiting.count } }
+
     /// Wakes every waiter, those of `first` before the others.
     public func fire(first: Set<String> = []) {
         let woken = waiters.withLock { waiters in
