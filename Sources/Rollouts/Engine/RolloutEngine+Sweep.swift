@@ -6,9 +6,9 @@ extension RolloutEngine {
     public mutating func sweep(now: Int64, ledger: (any AdmissionLedger)? = nil) {
         forgetTheLongGone(now: now)
         dropOldRollouts()
-        guard let rollout = state.activeRollout else { return }
-        let id = rollout.id
-        for (host, progress) in rollout.hosts.sorted(by: { $0.key < $1.key }) {
+        guard let (id, spec, due) = hostsDue(now: now) else { return }
+        let absentBefore = now - configuration.absentAfterSeconds
+        for (host, progress) in due {
             if progress.phase.isActive, let lease = progress.leaseUntil, lease < now {
                 // Beats may have gone to another instance: the shared ledger has the last word.
                 switch ledger?.lease(of: host) {
@@ -22,10 +22,10 @@ extension RolloutEngine {
                 default:
                     break
                 }
-                fail(host, progress, in: id, reason: "silent for over \(rollout.spec.leaseSeconds) s: lease expired", now: now, ledger: ledger)
+                fail(host, progress, in: id, reason: "silent for over \(spec.leaseSeconds) s: lease expired", now: now, ledger: ledger)
             } else if progress.phase.isActive, let deadline = progress.deadline, deadline < now {
-                fail(host, progress, in: id, reason: "did not confirm \(rollout.spec.version) within \(rollout.spec.deadlineSeconds) s", now: now, ledger: ledger)
-            } else if progress.phase == .pending, (state.agents[host]?.lastSeen ?? 0) < now - configuration.absentAfterSeconds {
+                fail(host, progress, in: id, reason: "did not confirm \(spec.version) within \(spec.deadlineSeconds) s", now: now, ledger: ledger)
+            } else if progress.phase == .pending, (state.agents[host]?.lastSeen ?? 0) < absentBefore {
                 var absent = progress
                 absent.phase = .absent
                 record(.hostUpdated(rollout: id, host: host, absent))
@@ -41,6 +41,26 @@ extension RolloutEngine {
         if let current = state.rollouts[id], current.phase == .running, current.isFinished, !current.spec.isFalcon {
             record(.rolloutPhase(rollout: id, phase: .completed, reason: nil, at: now))
         }
+    }
+
+    /// The active rollout's hosts that time has changed something for (a lease or deadline run
+    /// out, unseen long enough to be absent, a retry due), in name order: a deterministic sweep
+    /// that sorts only these (at 100,000 hosts, sorting them all was most of a sweep's cost) and
+    /// holds no copy of the rollout while it changes the state (a held copy would make the first
+    /// change copy the whole host table).
+    private func hostsDue(now: Int64) -> (id: String, spec: RolloutSpec, due: [(key: String, value: HostProgress)])? {
+        guard let id = state.activeRolloutID, let rollout = state.rollouts[id] else { return nil }
+        let absentBefore = now - configuration.absentAfterSeconds
+        let due = rollout.hosts.filter { host, progress in
+            switch progress.phase {
+            case .admitted, .downloading, .installing, .restarting, .confirming:
+                (progress.leaseUntil.map { $0 < now } ?? false) || (progress.deadline.map { $0 < now } ?? false)
+            case .pending: (state.agents[host]?.lastSeen ?? 0) < absentBefore
+            case .failed: progress.retryAt.map { $0 <= now } ?? false
+            case .done, .absent: false
+            }
+        }
+        return (id, rollout.spec, due.sorted { $0.key < $1.key })
     }
 
     /// Hosts unseen for `pruneAfterSeconds` (and in no active rollout) are forgotten.
