@@ -2,6 +2,7 @@ import CCurl
 import CLinux
 import Glibc
 import Transfer
+import Wire
 
 /// libcurl's multi interface: many transfers on one thread, driven by `poll` and `perform`.
 /// Not thread-safe; one owner thread drives it (the downloader's).
@@ -78,9 +79,7 @@ final class CurlMulti {
     func poll(timeoutMs: Int32) {
         var timeout = timeoutMs
         if let timerDue {
-            let left = (timerDue - .now).components
-            let milliseconds = left.seconds * 1000 + left.attoseconds / 1_000_000_000_000_000
-            timeout = min(timeout, Int32(max(0, min(Int64(Int32.max), milliseconds))))
+            timeout = min(timeout, Int32(max(0, min(Int(Int32.max), (timerDue - .now).milliseconds))))
         }
         ready.removeAll(keepingCapacity: true)
         var backgroundReady = false

@@ -81,8 +81,7 @@ struct AgentRoutes {
         let started = ContinuousClock.now
         do {
             (reply, stored) = try await controlPlane.beat(beat, credential: credential)
-            let took = (ContinuousClock.now - started).components
-            metrics.beatLatency.recordNanoseconds(took.seconds * 1_000_000_000 + took.attoseconds / 1_000_000_000)
+            metrics.beatLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         } catch {
             switch error {
             case .notEnrolled:

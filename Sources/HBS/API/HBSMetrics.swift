@@ -2,7 +2,6 @@ import Metrics
 import Prometheus
 import Rollouts
 import Synchronization
-import Transfer
 
 /// What HBS exports on `/metrics`, through swift-metrics into a swift-prometheus registry of
 /// its own (not the process-wide bootstrap: tests run several HBS in one process). Counters and
@@ -98,7 +97,6 @@ public final class HBSMetrics: Sendable {
                 current?.gauges.values.forEach { $0.destroy() }
                 current = (rollout.id, [:])
             }
-            let summary = RolloutSummary(rollout, planner: planner, now: UnixTime.now)
             func gauge(_ name: String, _ dimensions: [(String, String)]) -> Metrics.Gauge {
                 let key = name + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
                 if let existing = current?.gauges[key] { return existing }
@@ -106,13 +104,16 @@ public final class HBSMetrics: Sendable {
                 current?.gauges[key] = made
                 return made
             }
+            // Counts the rollout keeps as hosts change; only bytes and reasons need a pass.
             for phase in HostPhase.allCases {
-                gauge("hbs_rollout_hosts", [("phase", phase.rawValue)]).record(summary.counts[phase.rawValue, default: 0])
+                gauge("hbs_rollout_hosts", [("phase", phase.rawValue)]).record(rollout.count(phase))
             }
-            gauge("hbs_rollout_progress_ratio", []).record(summary.hosts == 0 ? 0 : Double(summary.counts["done", default: 0]) / Double(summary.hosts))
+            let hosts = rollout.hosts.count
+            gauge("hbs_rollout_progress_ratio", []).record(hosts == 0 ? 0 : Double(rollout.count(.done)) / Double(hosts))
             gauge("hbs_rollout_running", []).record(rollout.phase == .running ? 1 : 0)
+            let bytes = RolloutSummary.bytesBySourceKind(of: rollout, planner: planner)
             for kind in ["cdn", "peer"] {
-                gauge("hbs_rollout_bytes", [("kind", kind)]).record(summary.bytesBySourceKind[kind, default: 0])
+                gauge("hbs_rollout_bytes", [("kind", kind)]).record(bytes[kind, default: 0])
             }
             // Failed now (a host that failed and then got there is not).
             let failed = Dictionary(rollout.hosts.values.filter { $0.phase == .failed }.map { (Self.failureClass(of: $0.reason ?? ""), 1) },

@@ -8,10 +8,16 @@ import Hummingbird
 /// JSON bodies the way each API shapes them: falcon's `{"msg":..,"data":..}` envelope for the
 /// falcon routes, plain objects and `{"error":..}` for the rest.
 enum JSONResponse {
-    static func encode(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    /// The encoder of every JSON answer (and of the event stream's data): sorted keys, slashes
+    /// left alone.
+    static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return encoder
+    }
+
+    static func encode(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? makeEncoder().encode(value)) ?? Data("{}".utf8)
         return Response(
             status: status, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -41,8 +41,7 @@ struct RolloutEventStream {
         let controlPlane = self.controlPlane
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer { Self.open.wrappingSubtract(1, ordering: .relaxed) }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let encoder = JSONResponse.makeEncoder()
             var sent = after
             var quietSince = ContinuousClock.now
             var idleReads = 0

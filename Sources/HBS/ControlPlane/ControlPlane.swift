@@ -200,8 +200,13 @@ public actor ControlPlane {
     private func persist(undo: Undo) async -> Bool {
         let events = stamped(engine.takeOutbox())
         if store.ledger != nil { return writeNow(events, undo: undo) }
-        // Nothing new and nothing pending: what this answer rests on is durable already.
-        if events.isEmpty && !writing { return true }
+        // Nothing new and nothing pending: what this answer rests on is durable already. A
+        // sweep that changed nothing answers nobody: it need not wait (and hold a copy of the
+        // engine that would make the next beat copy the fleet) behind the write in flight.
+        if events.isEmpty {
+            if !writing { return true }
+            if case .engine = undo { return true }
+        }
         return await withCheckedContinuation { answer in
             waiting.append(Waiting(events: events, undo: undo, answer: answer))
             if !writing {
@@ -216,19 +221,23 @@ public actor ControlPlane {
     /// this engine, and would overwrite a change of ours applied but not yet written (an
     /// admitted host back to pending, and the sweep's events then written after the newer ones).
     private func writeNow(_ events: [FleetEvent], undo: Undo) -> Bool {
-        guard !events.isEmpty else { return true }
         do {
-            try store.prepare(events, state: engine.state)()
+            try store.append(events, state: engine.state)
         } catch {
-            switch undo {
-            case .checkpoint(let checkpoint): engine.restore(checkpoint)
-            case .engine(let saved): engine = saved
-            }
+            take(back: undo)
             logger.error("cannot store \(events.count) events, undone: \(error)")
             return false
         }
         log(events)
         return true
+    }
+
+    /// Takes back a change whose write failed.
+    private func take(back undo: Undo) {
+        switch undo {
+        case .checkpoint(let checkpoint): engine.restore(checkpoint)
+        case .engine(let saved): engine = saved
+        }
     }
 
     /// Writes what is waiting, group after group, in the order it was applied.
@@ -250,12 +259,7 @@ public actor ControlPlane {
                 // Undo newest first: this group and whatever was applied on top of it meanwhile.
                 let undone = group + waiting
                 waiting = []
-                for change in undone.reversed() {
-                    switch change.undo {
-                    case .checkpoint(let checkpoint): engine.restore(checkpoint)
-                    case .engine(let saved): engine = saved
-                    }
-                }
+                for change in undone.reversed() { take(back: change.undo) }
                 logger.error("cannot store \(events.count) events of \(undone.count) changes, all undone: \(failure)")
                 for change in undone { change.answer.resume(returning: false) }
             } else {

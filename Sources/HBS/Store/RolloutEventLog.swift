@@ -11,26 +11,30 @@ import Transfer
 
 /// The embedded store's rollout events: one append-only file per rollout (`events/ID.jsonl`),
 /// apart from the journal (compaction keeps no history). Best effort, after the journal: the
-/// journal is the truth, so an event that cannot be written is counted and logged by the
-/// caller, never a reason to undo a change already durable; nor is each write synced (the
+/// journal is the truth, so an event that cannot be written is lost (a reader of the file
+/// misses it), never a reason to undo a change already durable; nor is each write synced (the
 /// directory is, when a file is made). One lock covers the files and the cache, so a reader
 /// loading a file and a writer appending to it cannot lose an event between them; a line torn
-/// by a crash is dropped when read, and the next append starts on a line of its own.
+/// by a crash is dropped when read, and the first append after a start begins a line of its own.
+/// Only rollouts someone reads are held in memory.
 final class RolloutEventLog: Sendable {
+    private struct State {
+        /// Events by rollout, of those read since start (then kept up to date by appends).
+        var cache: [String: [RolloutEvent]] = [:]
+        /// Files whose last line was checked since start (a crash may have torn it).
+        var checked: Set<String> = []
+    }
+
     let directory: FilePath
-    /// Events by rollout, once read (or written) since start.
-    private let cache = Mutex<[String: [RolloutEvent]]>([:])
-    /// Appends that failed since start.
-    let failures = Atomic<Int>(0)
+    private let state = Mutex(State())
 
     init(directory: FilePath) { self.directory = directory }
 
     private func path(_ rollout: String) -> FilePath { directory.appending("\(rollout).jsonl") }
 
-    /// Appends `notes` in order; false when some could not be written (they stay in memory).
-    @discardableResult
-    func append(_ notes: [(rollout: String, event: RolloutEvent)]) -> Bool {
-        guard !notes.isEmpty else { return true }
+    /// Appends `notes` in order.
+    func append(_ notes: [(rollout: String, event: RolloutEvent)]) {
+        guard !notes.isEmpty else { return }
         let encoder = JSONEncoder()
         var lines: [String: [UInt8]] = [:]
         var order: [String] = []
@@ -39,42 +43,36 @@ final class RolloutEventLog: Sendable {
             if lines[rollout] == nil { order.append(rollout) }
             lines[rollout, default: []] += Array(line) + [UInt8(ascii: "\n")]
         }
-        return cache.withLock { cache in
-            var written = true
+        state.withLock { state in
             for rollout in order {
-                // Loaded first: the cache then holds exactly the file plus what follows.
-                if cache[rollout] == nil, let loaded = load(rollout) { cache[rollout] = loaded }
-                if !write(lines[rollout]!, to: rollout) { written = false }
+                let first = state.checked.insert(rollout).inserted
+                write(lines[rollout]!, to: rollout, checkingTheLastLine: first)
             }
-            // A file that could not be read stays uncached: the next reader loads it whole.
-            for (rollout, event) in notes where cache[rollout] != nil { cache[rollout]!.append(event) }
-            if !written { failures.add(1, ordering: .relaxed) }
-            return written
+            // A rollout nobody has read stays on disk only: its first reader loads it whole.
+            for (rollout, event) in notes where state.cache[rollout] != nil { state.cache[rollout]!.append(event) }
         }
     }
 
-    /// Writes whole lines at the end of `rollout`'s file, after a newline if a crash left the
-    /// last line torn; syncs the directory when the file is new.
-    private func write(_ bytes: [UInt8], to rollout: String) -> Bool {
+    /// Writes whole lines at the end of `rollout`'s file (after a newline, the first time
+    /// since start, if a crash left the last line torn); syncs the directory when the file is new.
+    private func write(_ bytes: [UInt8], to rollout: String, checkingTheLastLine check: Bool) {
         let path = path(rollout)
-        let existed = Files.exists(path)
+        let existed = !check || Files.exists(path)
         do {
             if !existed { try Files.makeDirectory(directory) }
             let descriptor = try FileDescriptor.open(
                 path, .readWrite, options: [.create, .append], permissions: [.ownerReadWrite, .groupRead, .otherRead])
             defer { try? descriptor.close() }
             var prefix: [UInt8] = []
-            let size = lseek(descriptor.rawValue, 0, SEEK_END)
-            if size > 0 {
+            if check, case let size = lseek(descriptor.rawValue, 0, SEEK_END), size > 0 {
                 var last: UInt8 = 0
                 if pread(descriptor.rawValue, &last, 1, size - 1) == 1, last != UInt8(ascii: "\n") { prefix = [UInt8(ascii: "\n")] }
             }
             try descriptor.writeAll(prefix + bytes)
         } catch {
-            return false
+            return  // lost, as the type says: the journal holds the change
         }
         if !existed { Files.syncDirectory(directory) }
-        return true
     }
 
     /// The events in `rollout`'s file (none if it has none); nil when it cannot be read.
@@ -89,10 +87,10 @@ final class RolloutEventLog: Sendable {
 
     /// Events of `rollout` after the first `after`.
     func events(of rollout: String, after: Int) throws(StoreError) -> [RolloutEvent] {
-        let all: [RolloutEvent]? = cache.withLock { cache in
-            if let cached = cache[rollout] { return cached }
+        let all: [RolloutEvent]? = state.withLock { state in
+            if let cached = state.cache[rollout] { return cached }
             guard let loaded = load(rollout) else { return nil }  // not cached: try again next time
-            cache[rollout] = loaded
+            state.cache[rollout] = loaded
             return loaded
         }
         guard let all else { throw .io("cannot read \(path(rollout))") }
@@ -101,9 +99,10 @@ final class RolloutEventLog: Sendable {
 
     /// A rollout dropped from the history takes its events along.
     func drop(_ rollout: String) {
-        cache.withLock { cache in
+        state.withLock { state in
             Files.remove(path(rollout))
-            cache[rollout] = nil
+            state.cache[rollout] = nil
+            state.checked.remove(rollout)
         }
     }
 

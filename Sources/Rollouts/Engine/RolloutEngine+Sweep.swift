@@ -7,9 +7,9 @@ extension RolloutEngine {
         forgetTheLongGone(now: now)
         dropOldRollouts()
         guard let (id, spec, due) = hostsDue(now: now) else { return }
-        let absentBefore = now - configuration.absentAfterSeconds
-        for (host, progress) in due {
-            if progress.phase.isActive, let lease = progress.leaseUntil, lease < now {
+        for (host, progress, what) in due {
+            switch what {
+            case .leaseExpired:
                 // Beats may have gone to another instance: the shared ledger has the last word.
                 switch ledger?.lease(of: host) {
                 case .held(let until) where until >= now:
@@ -23,13 +23,14 @@ extension RolloutEngine {
                     break
                 }
                 fail(host, progress, in: id, reason: "silent for over \(spec.leaseSeconds) s: lease expired", now: now, ledger: ledger)
-            } else if progress.phase.isActive, let deadline = progress.deadline, deadline < now {
+            case .deadlinePassed:
                 fail(host, progress, in: id, reason: "did not confirm \(spec.version) within \(spec.deadlineSeconds) s", now: now, ledger: ledger)
-            } else if progress.phase == .pending, (state.agents[host]?.lastSeen ?? 0) < absentBefore {
+            case .absent:
                 var absent = progress
                 absent.phase = .absent
                 record(.hostUpdated(rollout: id, host: host, absent))
-            } else if progress.phase == .failed, let retry = progress.retryAt, retry <= now, state.rollouts[id]?.phase == .running {
+            case .retryDue:
+                guard state.rollouts[id]?.phase == .running else { continue }
                 var again = progress
                 again.phase = .pending
                 again.retryAt = nil
@@ -43,24 +44,33 @@ extension RolloutEngine {
         }
     }
 
-    /// The active rollout's hosts that time has changed something for (a lease or deadline run
-    /// out, unseen long enough to be absent, a retry due), in name order: a deterministic sweep
-    /// that sorts only these (at 100,000 hosts, sorting them all was most of a sweep's cost) and
-    /// holds no copy of the rollout while it changes the state (a held copy would make the first
-    /// change copy the whole host table).
-    private func hostsDue(now: Int64) -> (id: String, spec: RolloutSpec, due: [(key: String, value: HostProgress)])? {
-        guard let id = state.activeRolloutID, let rollout = state.rollouts[id] else { return nil }
-        let absentBefore = now - configuration.absentAfterSeconds
-        let due = rollout.hosts.filter { host, progress in
-            switch progress.phase {
-            case .admitted, .downloading, .installing, .restarting, .confirming:
-                (progress.leaseUntil.map { $0 < now } ?? false) || (progress.deadline.map { $0 < now } ?? false)
-            case .pending: (state.agents[host]?.lastSeen ?? 0) < absentBefore
-            case .failed: progress.retryAt.map { $0 <= now } ?? false
-            case .done, .absent: false
-            }
+    /// What time has changed for a host of the active rollout.
+    enum SweepAction {
+        case leaseExpired, deadlinePassed, absent, retryDue
+    }
+
+    /// What time has changed for `host` at `now`, if anything: the one statement of the rules
+    /// a sweep applies.
+    private func sweepAction(_ host: String, _ progress: HostProgress, now: Int64) -> SweepAction? {
+        if progress.phase.isActive {
+            if let lease = progress.leaseUntil, lease < now { return .leaseExpired }
+            if let deadline = progress.deadline, deadline < now { return .deadlinePassed }
+        } else if progress.phase == .pending, (state.agents[host]?.lastSeen ?? 0) < now - configuration.absentAfterSeconds {
+            return .absent
+        } else if progress.phase == .failed, let retry = progress.retryAt, retry <= now {
+            return .retryDue
         }
-        return (id, rollout.spec, due.sorted { $0.key < $1.key })
+        return nil
+    }
+
+    /// The active rollout's hosts that time has changed something for, with what, in name
+    /// order: a deterministic sweep that sorts only these (at 100,000 hosts, sorting them all
+    /// was most of a sweep's cost) and holds no copy of the rollout while it changes the state
+    /// (a held copy would make the first change copy the whole host table).
+    private func hostsDue(now: Int64) -> (id: String, spec: RolloutSpec, due: [(String, HostProgress, SweepAction)])? {
+        guard let id = state.activeRolloutID, let rollout = state.rollouts[id] else { return nil }
+        let due = rollout.hosts.compactMap { host, progress in sweepAction(host, progress, now: now).map { (host, progress, $0) } }
+        return (id, rollout.spec, due.sorted { $0.0 < $1.0 })
     }
 
     /// Hosts unseen for `pruneAfterSeconds` (and in no active rollout) are forgotten.

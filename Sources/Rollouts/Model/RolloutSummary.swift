@@ -29,6 +29,15 @@ public struct RolloutSummary: Codable, Sendable {
     /// Seconds until every host is done at the pace so far; nil before the first is done.
     public var etaSeconds: Double?
 
+    /// Bytes the hosts fetched, by kind of source (`cdn`, `peer`): what `/metrics` exports too.
+    public static func bytesBySourceKind(of rollout: Rollout, planner: SourcePlanner) -> [String: Int64] {
+        var bytes: [String: Int64] = ["cdn": 0, "peer": 0]
+        for host in rollout.hosts.values {
+            for (url, count) in host.bytesBySource { bytes[planner.kind(of: url, spec: rollout.spec).rawValue, default: 0] += count }
+        }
+        return bytes
+    }
+
     public init(_ rollout: Rollout, planner: SourcePlanner, now: Int64) {
         id = rollout.id
         name = rollout.spec.name
@@ -42,11 +51,7 @@ public struct RolloutSummary: Codable, Sendable {
         batches = Dictionary(grouping: rollout.hosts.values, by: \.batch).sorted { $0.key < $1.key }
             .map { Batch(batch: $0.key, counts: Self.counts($0.value)) }
         currentBatch = rollout.currentBatch
-        var bytes: [String: Int64] = ["cdn": 0, "peer": 0]
-        for host in rollout.hosts.values {
-            for (url, count) in host.bytesBySource { bytes[planner.kind(of: url, spec: rollout.spec).rawValue, default: 0] += count }
-        }
-        bytesBySourceKind = bytes
+        bytesBySourceKind = Self.bytesBySourceKind(of: rollout, planner: planner)
         failed = rollout.hosts.filter { $0.value.failures > 0 }.sorted { $0.key < $1.key }.map {
             FailedHost(host: $0.key, reason: $0.value.reason ?? "", failures: $0.value.failures, retryAt: $0.value.retryAt)
         }
