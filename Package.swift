@@ -179,7 +179,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "fledge-demo",
-            dependencies: ["LocalFleet", "ProcessHarness", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LocalFleet", "ProcessHarness", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/fledge-demo",
             swiftSettings: warningFree
         ),

@@ -35,7 +35,7 @@ public struct AgentApp: Sendable {
         status.update {
             $0.startedAt = Int64(time(nil))
             $0.starts = Self.countStart(of: version, in: layout)
-            $0.release = layout.target(of: layout.current).flatMap(\.lastComponent).map { ReleaseLayout.version(ofDirectory: $0.string) }
+            $0.release = layout.target(of: layout.current).flatMap(\.lastComponent).map { ReleaseName.version(ofDirectory: $0.string) }
             if $0.release == version { $0.release = nil }
         }
         // Started as the release on trial: it gets ready with the first answered beat and

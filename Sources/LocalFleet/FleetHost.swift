@@ -1,5 +1,6 @@
 import Foundation
 import ProcessHarness
+import Wire
 
 /// One host of the fleet: a data directory with the start version installed, a config file,
 /// and `fledge-agent` running under `scripts/supervise` (which restarts it into each new
@@ -73,7 +74,7 @@ public final class FleetHost: Sendable {
     /// what the supervisor starts.
     public var installedVersion: String? {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: data + "/current"))
-            .map { String(($0 as NSString).lastPathComponent.prefix { $0 != "~" }) }
+            .map { ReleaseName.version(ofDirectory: ($0 as NSString).lastPathComponent) }
     }
 
     /// What its supervisor and agents have written (stderr of every agent it started).

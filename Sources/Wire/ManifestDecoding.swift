@@ -124,6 +124,12 @@ public enum ReleaseName {
         }
     }
 
+    /// The version a host's release directory holds: its name, less the `~N` of a second copy
+    /// (staged beside a running or previous release of the same version).
+    public static func version(ofDirectory name: String) -> String {
+        String(name.prefix { $0 != "~" })
+    }
+
     static func check(_ name: String, field: String) throws(ManifestError) {
         guard isValid(name) else {
             throw .invalidField(field, reason: "'\(name)' must be 1-128 of [A-Za-z0-9._+-], not starting with '.'")

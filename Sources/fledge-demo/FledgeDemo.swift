@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LocalFleet
 import ProcessHarness
+import Wire
 
 /// `fledge-demo` (what `make demo` runs): a whole fleet upgrade on this machine. fledge-hbs,
 /// one origin and 16 agents on 1.0.0 as real processes on 127.0.0.1; 1.1.0 published and
@@ -78,7 +79,7 @@ struct FledgeDemo: AsyncParsableCommand {
             line.finish()
             let total = ContinuousClock.now - started
             try await summarize(fleet, id: id, release: release, timeline: timeline,
-                                total: Double(total.components.seconds) + Double(total.components.attoseconds) / 1e18)
+                                total: total.seconds)
             if stay {
                 say("the fleet stays up: dashboard \(admin)/ui/, FLEDGE_HBS=\(admin) fledgectl rollouts; Ctrl-C stops everything")
                 while !Cleanup.shared.isStopping { try await Task.sleep(for: .milliseconds(500)) }

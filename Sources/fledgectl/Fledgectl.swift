@@ -52,11 +52,7 @@ struct RolloutCommand: ParsableCommand {
                 return ["url": url, "capacityMbps": parts.count == 2 ? Int(parts[1])! : 1000]
             }
             if !labels.isEmpty {
-                body["selector"] = ["labels": Dictionary(try labels.map { label -> (String, String) in
-                    let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard parts.count == 2 else { throw ValidationError("--label \(label): give key=value") }
-                    return (parts[0], parts[1])
-                }, uniquingKeysWith: { $1 })]
+                body["selector"] = ["labels": Dictionary(try labels.map(parseLabel), uniquingKeysWith: { $1 })]
             } else if !hosts.isEmpty {
                 body["selector"] = ["hosts": hosts]
             }
@@ -170,6 +166,13 @@ extension RolloutAction {
     }
 }
 
+/// `--label k=v` as a pair.
+func parseLabel(_ label: String) throws -> (String, String) {
+    let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
+    guard parts.count == 2 else { throw ValidationError("--label \(label): give key=value") }
+    return (parts[0], parts[1])
+}
+
 // MARK: rollouts, agents
 
 struct RolloutsCommand: ParsableCommand {
@@ -211,11 +214,7 @@ struct AgentsCommand: ParsableCommand {
     @Flag(help: "Print the answer as JSON.") var json = false
 
     func run() throws {
-        let wanted = try labels.map { label -> (String, String) in
-            let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw ValidationError("--label \(label): give key=value") }
-            return (parts[0], parts[1])
-        }
+        let wanted = try labels.map(parseLabel)
         let agents = (try hbs.client.call("GET", "/v1/agents") as? [[String: Any]] ?? []).filter { agent in
             let agentLabels = agent["labels"] as? [String: String] ?? [:]
             return (state == nil || agent["state"] as? String == state) && (version == nil || agent["version"] as? String == version)

@@ -110,14 +110,14 @@ struct RolloutWatcher {
             }
             Thread.sleep(forTimeInterval: 1)
         }
-        if let fresh = try? fetch() { summary = fresh }
+        // One last read: the summary as JSON for scripts, decoded for people.
+        let last = try? client.call("GET", "/v1/rollouts/\(id)")
+        if let last, let data = try? JSONSerialization.data(withJSONObject: last, options: [.sortedKeys, .withoutEscapingSlashes]) {
+            if let fresh = try? JSONDecoder().decode(RolloutSummary.self, from: data) { summary = fresh }
+            if json { progress.print(String(decoding: data, as: UTF8.self)) }  // one line, as the events
+        }
         progress.finish()
-        if json {
-            if let object = try? client.call("GET", "/v1/rollouts/\(id)"),
-               let line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
-                progress.print(String(decoding: line, as: UTF8.self))  // one line, as the events
-            }
-        } else {
+        if !json {
             print(Self.describe(summary))
             for failed in summary.failed { print("  " + Terminal.red("failed") + " \(failed.host): \(failed.reason)") }
         }
@@ -154,7 +154,7 @@ struct ProgressLine {
         }
         if previous == nil || now.timeIntervalSince(previous!.time) > 0.2 { previous = (now, cdn + peers) }
         let done = summary.counts["done"] ?? 0
-        let upgrading = ["admitted", "downloading", "installing", "restarting", "confirming"].reduce(0) { $0 + (summary.counts[$1] ?? 0) }
+        let upgrading = HostPhase.allCases.filter(\.isActive).reduce(0) { $0 + (summary.counts[$1.rawValue] ?? 0) }
         let batch = summary.currentBatch.map { " b\($0)" } ?? ""
         let eta = summary.etaSeconds.map { " eta \(Int($0.rounded()))s" } ?? ""
         let rest = " up \(upgrading) wait \(summary.counts["pending"] ?? 0) failed \(summary.counts["failed"] ?? 0)\(batch)"

@@ -12,10 +12,6 @@ import Testing
         && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver")
         && FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/selenium")
 
-    static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/dashboard-check.py").path
-    }
 
     @Test(.enabled(if: browserReady, "make test installs chromium, chromium-driver and python3-selenium"))
     func theDashboardFollowsARolloutAndPausesIt() async throws {
@@ -49,8 +45,9 @@ import Testing
                 _ = try await fleet.hbs.beat(#"{"hostname":"\#(bad)","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"b","rack":"r9"},"state":"failed","rolloutId":"\#(id)","error":"\#(reason)","held":[]}"#)
 
                 let screenshot = ProcessInfo.processInfo.environment["FLEDGE_DASHBOARD_SCREENSHOT"] ?? directory.string + "/dashboard.png"
+                // Debian's python3, the one python3-selenium is installed for (a PATH python may not have it).
                 let child = try ChildProcess("/usr/bin/python3", [
-                    Self.script, "--admin", "http://127.0.0.1:\(fleet.hbs.adminPort)", "--failed-host", bad, "--reason", reason,
+                    Fixtures.path("dashboard-check.py"), "--admin", "http://127.0.0.1:\(fleet.hbs.adminPort)", "--failed-host", bad, "--reason", reason,
                     "--screenshot", screenshot,
                 ])
                 let exit = await child.wait(timeout: .seconds(150))

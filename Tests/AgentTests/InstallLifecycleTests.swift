@@ -131,8 +131,11 @@ import Testing
         #expect((try await stage.hbs.admin("GET", "/v1/rollouts/\(id)").body as? [String: Any]).flatMap { ($0["counts"] as? [String: Int])?["done"] } == nil,
                 "a release on trial is not done")
         let (_, back) = try await Self.expectRolledBack(stage, id, fleet, before: before, why: "stopped inside its commit window")
+        // HBS shows the old version started again after the crash, its count of starts anew.
         let agent = try await stage.hbs.agent("host-a")
-        #expect(agent?["startedAt"] as? Int != nil && agent?["starts"] as? Int != nil, "HBS shows when and how often it started: \(String(describing: agent))")
+        let crash = try #require(Self.unixTime(in: crashedAt))
+        #expect(agent?["starts"] as? Int == 1 && (agent?["startedAt"] as? Int ?? 0) >= Int(crash.timeIntervalSince1970),
+                "HBS shows when and how often it started: \(String(describing: agent))")
         if let fault = Self.unixTime(in: crashedAt), let back {
             print("rollback timing: crash 10 s after confirming: \(String(format: "%.1f", back.timeIntervalSince(fault))) s from the crash to 1.0.0 reporting")
         }
@@ -198,19 +201,21 @@ import Testing
         // Alive and pinging: well past WatchdogSec, nothing is stopped.
         try await Task.sleep(for: .seconds(9))
         #expect(!stage.supervisor.stderr.contains("WatchdogSec"), "\(stage.supervisor.stderr.suffix(2000))")
-        let first = try await stage.hbs.agent("host-a")?["startedAt"] as? Int
+        let before = try await stage.hbs.agent("host-a")
+        let (firstStart, starts) = (try #require(before?["startedAt"] as? Int), try #require(before?["starts"] as? Int))
         let pid = try #require(UpgradeFailureTests.agentPID(fleet))
         kill(pid, SIGSTOP)
         var restarted = false
         for _ in 0..<150 where !restarted {
             let agent = try await stage.hbs.agent("host-a")
-            restarted = (agent?["starts"] as? Int ?? 0) >= 2 && agent?["startedAt"] as? Int != nil
+            // A new process: counted once more, started after the frozen one (4 s at least).
+            restarted = agent?["starts"] as? Int == starts + 1 && (agent?["startedAt"] as? Int ?? 0) > firstStart
             if !restarted { try await Task.sleep(for: .milliseconds(100)) }
         }
         let log = stage.supervisor.stderr
         #expect(restarted, "\(log.suffix(2000))")
         #expect(log.contains("no WATCHDOG=1 within WatchdogSec=4s") && log.contains("SIGKILL"), "\(log.suffix(2000))")
-        #expect(first != nil && kill(pid, 0) != 0, "the frozen agent is gone")
+        #expect(kill(pid, 0) != 0, "the frozen agent is gone")
     }
 
     /// An install that fails midway (its unit cannot be written) takes back what it had put in

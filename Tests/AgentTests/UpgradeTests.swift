@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import FledgeTesting
 import Testing
+import Wire
 
 /// Whole upgrades with real processes: fledge-hbs, a seeder, and a fledge-agent under
 /// `scripts/supervise` (Restart=always plus the guard), on loopback.
@@ -83,7 +84,7 @@ import Testing
         /// The version `DATA/current` runs (its directory, less the `~N` of a second copy).
         func current(_ host: String = "host-a") -> String? {
             (try? FileManager.default.destinationOfSymbolicLink(atPath: dataDirectory(host) + "/current"))
-                .map { String(($0 as NSString).lastPathComponent.prefix { $0 != "~" }) }
+                .map { ReleaseName.version(ofDirectory: ($0 as NSString).lastPathComponent) }
         }
     }
 

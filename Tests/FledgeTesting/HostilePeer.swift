@@ -54,8 +54,7 @@ public final class HostilePeer: Sendable {
 
     /// The script, found from this file's place in the repository.
     public static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/hostile-peer.py").path
+        Fixtures.path("hostile-peer.py")
     }
 
     /// Starts it beating to the HBS agent listener on `hbsPort` as `hostname` (labels `labels`,

@@ -16,8 +16,7 @@ public final class SlowClients: Sendable {
     private init(child: ChildProcess) { self.child = child }
 
     public static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/slow-clients.py").path
+        Fixtures.path("slow-clients.py")
     }
 
     /// Opens `count` connections to `host:port`, each sent one byte every `interval` seconds

@@ -11,11 +11,6 @@ public struct HealthProbe: Codable, Sendable, Equatable {
     public var intervalSeconds: Double = 5
     public var timeoutSeconds: Double = 10
 
-    public init(command: [String]? = nil, url: String? = nil) {
-        self.command = command
-        self.url = url
-    }
-
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         command = try container.decodeIfPresent([String].self, forKey: .command)

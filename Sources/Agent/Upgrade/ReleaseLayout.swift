@@ -36,14 +36,12 @@ public struct ReleaseLayout: Sendable {
     public var undo: FilePath { data.appending("undo") }
     public var rollback: FilePath { data.appending("rollback") }
     public var starts: FilePath { data.appending("starts") }
+    /// What a trial leaves besides `pending` and `undo` (scripts/fledge-guard clears the same).
+    var trialMarkers: [FilePath] { [attempts, ready, failed] }
     public var store: FilePath { data.appending("store") }
 
     public func release(_ version: String) -> FilePath { releases.appending(version) }
 
-    /// The version a release directory holds: its name, less the `~N` of a second copy.
-    public static func version(ofDirectory name: String) -> String {
-        String(name.prefix { $0 != "~" })
-    }
 
     /// The release directory a link points at, if any.
     public func target(of link: FilePath) -> FilePath? {

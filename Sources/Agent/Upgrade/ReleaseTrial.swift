@@ -25,7 +25,7 @@ final class ReleaseTrial: Sendable {
 
     private struct State {
         var readyAt: ContinuousClock.Instant?
-        var probesPassed = 0
+        var probePassed = false
         var failure: String?
         var committed = false
         /// The agent is stopping: nothing it learns from now on may judge the release (a beat
@@ -78,7 +78,7 @@ final class ReleaseTrial: Sendable {
                 state.committed = true
                 return .commit
             }
-            guard now - readyAt >= window, probe == nil || state.probesPassed > 0 else { return .none }
+            guard now - readyAt >= window, probe == nil || state.probePassed else { return .none }
             state.committed = true
             return .commit
         }
@@ -127,7 +127,7 @@ final class ReleaseTrial: Sendable {
                 Files.syncDirectory(layout.data)
                 return failure
             }
-            state.withLock { $0.probesPassed += 1 }
+            state.withLock { $0.probePassed = true }
             try? await Task.sleep(for: .milliseconds(Int(probe.intervalSeconds * 1000)))
         }
         return nil

@@ -12,15 +12,15 @@ enum UnitFileCheck {
         var section = ""
         var service: [String: [String]] = [:]
         for raw in text.split(whereSeparator: \.isNewline) {
-            let line = raw.drop { $0 == " " || $0 == "\t" }
+            let line = raw.trimmingASCIIWhitespace()
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") {
                 section = String(line)
                 continue
             }
             guard section == "[Service]", let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals].trimmingCharacters(in: " \t")
-            service[key, default: []].append(line[line.index(after: equals)...].trimmingCharacters(in: " \t"))
+            let key = String(line[..<equals].trimmingASCIIWhitespace())
+            service[key, default: []].append(String(line[line.index(after: equals)...].trimmingASCIIWhitespace()))
         }
         var problems: [String] = []
         if service.isEmpty { problems.append("it has no [Service] section") }
@@ -45,11 +45,5 @@ enum UnitFileCheck {
         }
         guard outcome.status != 0 else { return [] }
         return ["systemd-analyze verify exited \(outcome.status): \(outcome.lastLines)"]
-    }
-}
-
-extension StringProtocol {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
     }
 }

@@ -149,7 +149,7 @@ public final class UpgradeExecutor: Sendable {
             throw Refusal.wrongRelease("'\(order.version)' is not a version")
         }
         guard ReleaseName.isValid(order.version) else { throw Refusal.wrongRelease("'\(order.version)' is not a release name") }
-        let previous = layout.target(of: layout.previous)?.lastComponent.map { ReleaseLayout.version(ofDirectory: $0.string) }
+        let previous = layout.target(of: layout.previous)?.lastComponent.map { ReleaseName.version(ofDirectory: $0.string) }
         if let refusal = layout.readFloor().refusal(
             target: target, running: running, rollback: order.allowsDowngrade == true, previous: previous) {
             throw Refusal.belowFloor(refusal)
@@ -340,7 +340,7 @@ public final class UpgradeExecutor: Sendable {
                 logger.info("unit file staged (\(unit.count) bytes); no unitPath is configured and no systemd runs here, so it is not installed")
             }
         }
-        for leftover in [layout.attempts, layout.ready, layout.failed] { Files.remove(leftover) }
+        for leftover in layout.trialMarkers { Files.remove(leftover) }
         try layout.recordUndo(files)
         let config = files.first { $0.name == "config" }.map { Hex.encode(Digest.sha256($0.content)) }
         let pending = PendingRelease(

@@ -122,7 +122,7 @@ extension ReleaseLayout {
         raiseFloor(confirming: version, name: name)
         Files.remove(pending)
         Files.syncDirectory(data)
-        for leftover in [ready, failed, attempts] { Files.remove(leftover) }
+        for leftover in trialMarkers { Files.remove(leftover) }
         Files.removeFlatDirectory(undo)
     }
 }

@@ -295,25 +295,14 @@ public enum Curl {
     static func initializeOnce() { _ = initialized }
 
     /// POSTs `body` (JSON) and returns the status and a small answer (up to `limit` bytes), on
-    /// the calling thread. `timeoutSeconds` bounds the whole exchange (a long-poll's wait);
-    /// an https server must chain to `caFile`'s CAs when given (else the system's).
+    /// the calling thread. `timeoutSeconds` bounds the whole exchange (a long-poll's wait, so
+    /// silence is no stall); an https server must chain to `caFile`'s CAs when given (else the
+    /// system's). `localIP`: the address this host reached the server from.
     public static func postJSON(
         _ url: String, body: [UInt8], headers: [String] = [], limit: Int = 1 << 20, timeoutSeconds: Double,
         caFile: String? = nil
     ) throws(TransferError) -> (status: Int, body: [UInt8], localIP: String?) {
-        var options = CurlRequestOptions()
-        options.caFile = caFile
-        options.postBody = body
-        options.headers = ["Content-Type: application/json"] + headers
-        options.totalTimeoutMs = Int(timeoutSeconds * 1000)
-        options.lowSpeedBytes = 0  // a long-poll is silent on purpose
-        options.acceptedStatuses = Set(100..<600)
-        let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
-        switch transfer.perform() {
-        case .completed(let status): return (status, transfer.body, transfer.localIP)
-        case .transportFailed(let message), .invalidResponse(let message): throw .http("POST \(url): \(message)")
-        case .sinkFailed(let error): throw error
-        }
+        try exchange("POST", url, body: body, headers: headers, limit: limit, timeoutSeconds: timeoutSeconds, caFile: caFile, silenceAllowed: true)
     }
 
     /// Sends `method` (with a JSON `body`, if any) and returns the status and a small answer
@@ -323,6 +312,15 @@ public enum Curl {
         _ method: String, _ url: String, body: [UInt8]? = nil, headers: [String] = [], limit: Int = 16 << 20,
         timeoutSeconds: Double = 30, caFile: String? = nil
     ) throws(TransferError) -> (status: Int, body: [UInt8]) {
+        let answer = try exchange(method, url, body: body, headers: headers, limit: limit, timeoutSeconds: timeoutSeconds, caFile: caFile)
+        return (answer.status, answer.body)
+    }
+
+    /// One request whatever its status, into memory: what `postJSON` and `request` share.
+    private static func exchange(
+        _ method: String, _ url: String, body: [UInt8]?, headers: [String], limit: Int, timeoutSeconds: Double, caFile: String?,
+        silenceAllowed: Bool = false
+    ) throws(TransferError) -> (status: Int, body: [UInt8], localIP: String?) {
         var options = CurlRequestOptions()
         options.caFile = caFile
         if let body {
@@ -334,10 +332,11 @@ public enum Curl {
         if method != "GET" && method != "POST" { options.method = method }
         options.headers += headers
         options.totalTimeoutMs = Int(timeoutSeconds * 1000)
+        if silenceAllowed { options.lowSpeedBytes = 0 }
         options.acceptedStatuses = Set(100..<600)
         let transfer = try CurlTransfer(url: url, sink: .memory(limit: limit), options: options)
         switch transfer.perform() {
-        case .completed(let status): return (status, transfer.body)
+        case .completed(let status): return (status, transfer.body, transfer.localIP)
         case .transportFailed(let message), .invalidResponse(let message): throw .http("\(method) \(url): \(message)")
         case .sinkFailed(let error): throw error
         }

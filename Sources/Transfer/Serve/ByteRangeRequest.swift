@@ -53,7 +53,8 @@ public enum ByteRangeRequest: Equatable, Sendable {
 }
 
 extension StringProtocol {
-    func trimmingASCIIWhitespace() -> Substring {
+    /// Without the spaces and tabs at either end (HTTP's and unit files' whitespace).
+    public func trimmingASCIIWhitespace() -> Substring {
         let string = Substring(self)
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
         let start = string.firstIndex { !isSpace($0) } ?? string.endIndex
