@@ -36,18 +36,19 @@ public final class RedisClient: Sendable {
         try withConnection { (connection) throws(RedisError) in try connection.command(arguments) }
     }
 
-    /// Runs commands as one MULTI/EXEC transaction, with no other caller's command in between.
+    /// Runs commands in one round trip, each reply (or `.error`) in its command's place.
+    public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisReply] {
+        try withConnection { (connection) throws(RedisError) in try connection.pipeline(commands) }
+    }
+
+    /// Runs commands as one MULTI/EXEC transaction, with no other caller's command in between,
+    /// in one round trip (pipelined). A command Redis refuses to queue aborts the whole
+    /// transaction (EXECABORT): nothing of it is applied.
     public func transaction(_ commands: [[String]]) throws(RedisError) {
-        try withConnection { (connection) throws(RedisError) -> Void in
-            try connection.command(["MULTI"])
-            do throws(RedisError) {
-                for command in commands { try connection.command(command) }
-            } catch {
-                _ = try? connection.command(["DISCARD"])
-                throw error
-            }
-            try connection.command(["EXEC"])
+        let replies = try withConnection { (connection) throws(RedisError) in
+            try connection.pipeline([["MULTI"]] + commands + [["EXEC"]])
         }
+        if case .error(let message)? = replies.last { throw .server(message) }
     }
 
     private func withConnection<T: Sendable>(_ body: (RedisConnection) throws(RedisError) -> T) throws(RedisError) -> T {

@@ -68,19 +68,37 @@ public final class RedisConnection {
     /// Runs one command; a Redis error reply is thrown as `.server`.
     @discardableResult
     public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+        let reply = try pipeline([arguments])[0]
+        if case .error(let message) = reply { throw .server(message) }
+        return reply
+    }
+
+    /// Sends every command, then reads every reply: one round trip for all of them. Error
+    /// replies come back as `.error`, in their place, for the caller to judge.
+    public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisReply] {
         guard !isBroken else { throw .unavailable("connection broken") }
-        let bytes = arguments.map { Array($0.utf8) }
-        let reply: UnsafeMutableRawPointer? = Self.withCStrings(bytes) { pointers, lengths in
-            redisCommandArgv(context, Int32(bytes.count), pointers, lengths)
+        for arguments in commands {
+            let bytes = arguments.map { Array($0.utf8) }
+            let appended = Self.withCStrings(bytes) { pointers, lengths in
+                redisAppendCommandArgv(context, Int32(bytes.count), pointers, lengths)
+            }
+            guard appended == REDIS_OK else {
+                isBroken = true
+                throw .unavailable(Self.errorText(context))
+            }
         }
-        guard let reply else {
-            isBroken = true
-            throw .unavailable(Self.errorText(context))
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let reply = raw else {
+                isBroken = true  // replies still owed would pair with the wrong commands
+                throw .unavailable(Self.errorText(context))
+            }
+            defer { freeReplyObject(reply) }
+            replies.append(Self.copy(reply.assumingMemoryBound(to: redisReply.self)))
         }
-        defer { freeReplyObject(reply) }
-        let copied = Self.copy(reply.assumingMemoryBound(to: redisReply.self))
-        if case .error(let message) = copied { throw .server(message) }
-        return copied
+        return replies
     }
 
     private static func withCStrings<T>(
