@@ -2,6 +2,7 @@ import Foundation
 import FledgeTesting
 import Logging
 import Testing
+import Transfer
 @testable import HBS
 @testable import Rollouts
 import Wire
@@ -123,5 +124,102 @@ import Wire
         try await Task.sleep(for: .milliseconds(100))
         #expect(store.admit(host: "b", limit: 10, leaseUntil: 1_000, now: 3), "reconnected by itself")
         #expect(store.lease(of: "a") == .held(until: 1_000), "the append-only file kept the slots")
+    }
+
+    /// A sync reads what other instances changed from the change stream: only the agents and
+    /// hosts named there, never this instance's own writes; one that fell behind the stream's
+    /// cap reads everything again.
+    @Test func syncsFollowTheChangeStream() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let one = try Self.store(redis), two = try Self.store(redis)
+        var engine = RolloutEngineTests.fleet(3)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        var state = try two.load()
+        #expect(state.agents.count == 3)
+        let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 3), now: 1)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        #expect(two.synchronize(&state) == .everything, "a new rollout: read whole")
+        #expect(two.synchronize(&state) == .nothing, "nothing new")
+
+        _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(0)), now: 2, ledger: one)
+        _ = engine.beat(RolloutEngineTests.beat("newcomer"), now: 2, ledger: one)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        #expect(two.synchronize(&state) == .hosts([RolloutEngineTests.host(0), "newcomer"]))
+        #expect(state.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(0)]?.phase == .admitted)
+        #expect(state.rollouts[rollout.id]?.hosts["newcomer"]?.phase == .admitted, "joined as a latecomer")
+        #expect(state.agents["newcomer"]?.version == "1.0.0")
+
+        // Its own writes are not read back.
+        var mine = engine
+        _ = mine.beat(RolloutEngineTests.beat("own", version: "0.9.0"), now: 3)
+        try two.append(mine.takeOutbox(), state: mine.state)
+        #expect(two.synchronize(&state) == .nothing)
+
+        // Trimmed past this instance's place: everything again, nothing lost.
+        #expect(try await redis.cli(["XTRIM", "fledge:changes", "MAXLEN", "0"]) != "0")
+        _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(1)), now: 4, ledger: one)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        #expect(two.synchronize(&state) == .everything)
+        #expect(state.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(1)]?.phase == .admitted)
+        #expect(state.agents["own"] != nil && state.agents.count == 5)
+        #expect(two.synchronize(&state) == .nothing, "following the stream again")
+    }
+
+    /// Hosts beating at one instance are seen alive by the other (the one that sweeps), so it
+    /// never sets them absent or forgets them.
+    @Test func livenessIsSharedBetweenInstances() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let one = try Self.store(redis), two = try Self.store(redis)
+        var engine = RolloutEngineTests.fleet(2)  // seen at time 0
+        try one.append(engine.takeOutbox(), state: engine.state)
+        var here = try one.load(), there = try two.load()
+        #expect(there.agents[RolloutEngineTests.host(0)]?.lastSeen == 0)
+        _ = one.refresh(&here, host: RolloutEngineTests.host(0))  // a beat at one, now
+        _ = one.synchronize(&here)
+        _ = two.synchronize(&there)
+        let seen = try #require(there.agents[RolloutEngineTests.host(0)]?.lastSeen)
+        #expect(seen >= UnixTime.now - 5, "seen at \(seen)")
+        #expect(there.agents[RolloutEngineTests.host(1)]?.lastSeen == 0, "host01 beat nowhere")
+        #expect(try await redis.cli(["ZCARD", "fledge:seen"]) == "1")
+    }
+
+    /// One instance sweeps at a time; when its lease lapses (it died) another takes over.
+    @Test func oneInstanceSweepsAndAnotherTakesOver() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let one = try Self.store(redis), two = try Self.store(redis)
+        #expect(one.claimSweep())
+        #expect(!two.claimSweep())
+        #expect(one.claimSweep(), "renewed")
+        _ = try await redis.cli(["PEXPIRE", "fledge:sweeper", "1"])  // as if one stopped renewing
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(two.claimSweep())
+        #expect(!one.claimSweep())
+    }
+
+    /// A transaction goes in one round trip and is all or nothing: a command Redis refuses
+    /// to queue aborts it whole, and the connection stays usable.
+    @Test func aTransactionIsAllOrNothing() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let client = try RedisClient(url: redis.url)
+        try client.transaction([["SET", "a", "1"], ["INCR", "n"], ["INCR", "n"]])
+        #expect(try await redis.cli(["GET", "n"]) == "2")
+        #expect(throws: RedisError.self) { try client.transaction([["SET", "c", "3"], ["NO-SUCH-COMMAND"], ["INCR", "n"]]) }
+        #expect(try await redis.cli(["EXISTS", "c"]) == "0")
+        #expect(try client.command(["GET", "n"]).text == "2", "nothing of it applied; the connection still works")
+        let replies = try client.pipeline([["GET", "a"], ["HGET", "a", "x"], ["GET", "missing"]])
+        #expect(replies.count == 3 && replies[0] == .string(Array("1".utf8)) && replies[2] == .null)
+        if case .error = replies[1] {} else { Issue.record("a wrong-type error stays in its place: \(replies[1])") }
     }
 }

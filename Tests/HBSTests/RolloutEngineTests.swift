@@ -286,6 +286,38 @@ import Wire
         #expect(engine.beat(beat(0, .downloading, rollout: rollout.id), now: 3).order == nil, "full: no news")
     }
 
+    /// Hosts changed by another instance join the peer index one by one; one that no longer
+    /// qualifies makes the index be built again, not serve a stale member.
+    @Test func thePeerIndexFollowsChangesMadeElsewhere() throws {
+        var configuration = EngineConfiguration()
+        configuration.planner.pieceRelay = true
+        var engine = RolloutEngine(configuration: configuration)
+        func beat(_ i: Int, _ state: AgentState = .idle, rollout: String? = nil) -> HeartbeatRequest {
+            HeartbeatRequest(hostname: Self.host(i), ip: "127.0.0.\(i + 1)", version: "1.0.0", labels: ["idc": "a"],
+                             state: state, rolloutId: rollout, peerPort: 7000)
+        }
+        for i in 0..<4 { _ = engine.beat(beat(i), now: 0) }
+        let rollout = try engine.create(Self.spec(maxConcurrent: 1), now: 1)
+        _ = try #require(engine.beat(beat(0), now: 1).order)
+        _ = engine.beat(beat(0, .downloading, rollout: rollout.id), now: 2)
+        #expect(engine.peerIndex?.members == [Self.host(0)], "the swarm's seed, fetching")
+        // Another instance admitted host01: a swarm member while it fetches.
+        engine.update { state in
+            var progress = state.rollouts[rollout.id]!.hosts[Self.host(1)]!
+            progress.phase = .downloading
+            state.rollouts[rollout.id]!.set(Self.host(1), progress)
+            return .hosts([Self.host(1)])
+        }
+        #expect(engine.peerIndex?.members == [Self.host(0), Self.host(1)], "joined without a rebuild")
+        engine.update { state in
+            var progress = state.rollouts[rollout.id]!.hosts[Self.host(0)]!
+            progress.phase = .failed
+            state.rollouts[rollout.id]!.set(Self.host(0), progress)
+            return .hosts([Self.host(0)])
+        }
+        #expect(engine.peerIndex == nil, "a member failed elsewhere: rebuilt at the next admission")
+    }
+
     /// A host that drops a peer for misbehaving says so in its beats: the peer leaves its order
     /// and is never listed for it again; once two hosts report it, for nobody.
     @Test func reportedPeersAreQuarantined() throws {

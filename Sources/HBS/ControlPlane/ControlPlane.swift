@@ -103,6 +103,7 @@ public actor ControlPlane {
         if let now = engine.state.activeRollout, now.phase == .running, "\(now.id) \(now.phase)" != before {
             signal.fire(first: Self.admissibleNow(now))  // another instance started or resumed one
         }
+        guard store.claimSweep() else { return }  // another instance sweeps
         let saved = engine
         engine.sweep(now: clock(), ledger: store.ledger)
         if await !persist(undo: .engine(saved)) {
@@ -126,14 +127,14 @@ public actor ControlPlane {
     /// bound already, here or (with Redis) by another instance first.
     public func enrol(host: String, digest: CredentialDigest) async throws(ControlPlaneError) {
         if engine.state.credentials[host] == nil, let stored = store.credential(of: host) {
-            engine.update { $0.credentials[host] = stored; return false }
+            engine.update { $0.credentials[host] = stored; return .nothing }
         }
         let checkpoint = engine.checkpoint(for: host)
         do { try engine.enrol(host: host, digest: digest.hex) } catch { throw .engine(error) }
         guard await persist(undo: .checkpoint(checkpoint)) else { throw .store(.io("the enrolment could not be stored")) }
         // Two instances may race for one name: the store's binding (set once) decides.
         if let stored = store.credential(of: host), stored != digest.hex {
-            engine.update { $0.credentials[host] = stored; return false }
+            engine.update { $0.credentials[host] = stored; return .nothing }
             throw .engine(.conflict("\(host) is enrolled already; to bind the name anew an admin must DELETE /v1/agents/\(host)"))
         }
         logger.info("host \(host) enrolled")
@@ -146,7 +147,7 @@ public actor ControlPlane {
         guard let stored = store.credential(of: host) else {
             throw engine.state.credentials[host] == nil ? .notEnrolled : .wrongSecret
         }
-        engine.update { $0.credentials[host] = stored; return false }
+        engine.update { $0.credentials[host] = stored; return .nothing }
         guard digest.matches(stored) else { throw .wrongSecret }
     }
 

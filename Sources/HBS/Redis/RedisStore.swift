@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import Rollouts
 import Synchronization
+import Transfer
 import Wire
 
 /// Fleet state shared by several HBS instances through one Redis:
@@ -18,7 +19,20 @@ import Wire
 ///     {prefix}fleet-token      the enrolment token, when no instance was given one (SET NX)
 ///     {prefix}epoch            bumped whenever a rollout is created or changes phase, or a
 ///                              host is forgotten
+///     {prefix}changes          stream: one entry per write that changed agents or hosts'
+///                              progress, naming them (`by` the instance that wrote it); capped
+///                              near `changeStreamLength` entries
+///     {prefix}seen             sorted set: host → when it last beat, at whichever instance
+///     {prefix}sweeper          the instance that runs the sweeps, for a few seconds (a lease)
 ///     agent_upgrade_set        sorted set: hosts holding a slot, scored by lease expiry
+///
+/// Instances learn what others changed incrementally: each sync reads the change stream
+/// from where it stopped and fetches only the agents and hosts named there, so a sync costs
+/// what changed, not the fleet's size. An instance that fell behind the stream's cap (its
+/// place was trimmed away) reads everything again. Liveness is shared the same way: each
+/// instance adds the hosts that beat at it to `seen` (a host at most every
+/// `seenGranularitySeconds`), and reads who beat elsewhere, so the one instance that sweeps
+/// never takes a host beating elsewhere for absent or long gone.
 ///
 /// Admission is one Lua script over the sorted set (expire, then admit below the limit), so
 /// the concurrency limit holds exactly across instances and a dead host's slot frees itself.
@@ -34,12 +48,33 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     private let lastEpoch = Mutex<(epoch: Int64?, checked: ContinuousClock.Instant?)>((nil, nil))
     /// How stale a beat's view of the rollouts may be (sweeps always ask).
     private let epochInterval = Duration.milliseconds(250)
+    /// This instance's name in the change stream (its own entries are skipped when read back)
+    /// and in the sweep lease.
+    public let instance: String
+    /// The change stream's entry this instance has read up to: one that exists until trimmed.
+    private let cursor = Mutex<String?>(nil)
+    /// Hosts that beat here, with when, not yet shared in `seen`; and when each host's
+    /// liveness was last shared.
+    private let seenHere = Mutex<(unshared: [String: Int64], shared: [String: Int64])>(([:], [:]))
+    /// Whether this instance held the sweep lease at its last claim.
+    private let sweeping = Atomic<Bool>(false)
+    /// The latest time read from `seen`.
+    private let seenRead = Mutex<Int64>(0)
+    /// Entries the change stream keeps (about): an instance further behind reads everything.
+    static let changeStreamLength = 100_000
+    /// A host's liveness is shared at most this often: absence (minutes) and forgetting
+    /// (days) are judged on far coarser times.
+    static let seenGranularitySeconds: Int64 = 30
+    /// How long the sweep lease lasts without being renewed (sweeps run every second).
+    static let sweepLeaseMilliseconds = 3_000
 
     public init(client: RedisClient, prefix: String = "fledge:", slotKey: String = "agent_upgrade_set", logger: Logger) {
         self.client = client
         self.prefix = prefix
         self.slotKey = slotKey
         self.logger = logger
+        var generator = SystemRandomNumberGenerator()
+        self.instance = String(generator.next() as UInt64, radix: 16)
     }
 
     /// Redis calls that failed since start (for /metrics).
@@ -96,19 +131,28 @@ public final class RedisStore: FleetStore, AdmissionLedger {
 
     public var ledger: (any AdmissionLedger)? { self }
 
+    /// Everything Redis holds; the change stream is followed from here on.
     public func load() throws(StoreError) -> FleetState {
         var state = FleetState()
-        _ = refresh(&state, host: nil, everything: true)
+        do {
+            try reload(&state)
+        } catch {
+            errors.add(1, ordering: .relaxed)
+            logger.warning("redis: loading the fleet state failed: \(error); starting from what arrives")
+        }
         return state
     }
 
     public func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite {
         var commands: [[String]] = []
         var bumpEpoch = false
+        var changedAgents: [String] = []
+        var changedHosts: [[String]] = []
         for event in events {
             switch event {
             case .agentSeen(let agent):
                 commands.append(["HSET", "\(prefix)agents", agent.hostname, Self.json(agent)])
+                changedAgents.append(agent.hostname)
             case .rolloutCreated(let rollout):
                 commands.append(["HSET", "\(prefix)rollouts", rollout.id, Self.json(Self.meta(rollout))])
                 for (host, progress) in rollout.hosts {
@@ -117,6 +161,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                 bumpEpoch = true
             case .hostUpdated(let id, let host, let progress):
                 commands.append(["HSET", "\(prefix)hosts:\(id)", host, Self.json(progress)])
+                changedHosts.append([id, host])
             case .rolloutPhase(let id, _, _, _):
                 guard let rollout = state.rollouts[id] else { continue }
                 commands.append(["HSET", "\(prefix)rollouts", id, Self.json(Self.meta(rollout))])
@@ -128,6 +173,8 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             case .hostForgotten(let host):
                 commands.append(["HDEL", "\(prefix)credentials", host])
                 commands.append(["HDEL", "\(prefix)agents", host])
+                commands.append(["ZREM", "\(prefix)seen", host])
+                changedAgents.append(host)
                 bumpEpoch = true  // every instance rereads the bindings
             case .rolloutDropped(let id):
                 commands.append(["HDEL", "\(prefix)rollouts", id])
@@ -143,6 +190,12 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                 ])
             }
         }
+        if !changedAgents.isEmpty || !changedHosts.isEmpty {
+            commands.append(
+                ["XADD", "\(prefix)changes", "MAXLEN", "~", "\(Self.changeStreamLength)", "*", "by", instance]
+                    + (changedAgents.isEmpty ? [] : ["agents", Self.json(changedAgents)])
+                    + (changedHosts.isEmpty ? [] : ["hosts", Self.json(changedHosts)]))
+        }
         if bumpEpoch { commands.append(["INCR", "\(prefix)epoch"]) }
         return { [self, commands] () throws(StoreError) in
             do {
@@ -154,62 +207,224 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         }
     }
 
-    /// Brings in what other instances changed: rollouts when the epoch moved, the progress of
-    /// `host` in the active rollout, and (for `everything`) every host's progress and agent.
-    /// True when more than `host`'s progress was read (rollouts, or everything).
-    func refresh(_ state: inout FleetState, host: String?, everything: Bool) -> Bool {
-        var wide = everything
-        _ = attempt("refreshing from redis") { () throws(RedisError) in
-            // Rollouts change rarely: a beat asks for the epoch at most every 250 ms, so an idle
-            // fleet's beats cost Redis nothing.
-            let now = ContinuousClock.now
-            let due = everything || lastEpoch.withLock { $0.checked.map { now - $0 >= epochInterval } ?? true }
-            let epoch = due ? try client.command(["GET", "\(prefix)epoch"]).integer ?? 0 : lastEpoch.withLock { $0.epoch } ?? 0
-            if due { lastEpoch.withLock { $0.checked = now } }
-            if lastEpoch.withLock({ $0.epoch }) != epoch {
-                for (id, json) in try hash("\(prefix)rollouts") {
-                    if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
-                    guard var rollout = Self.decode(Rollout.self, json), state.rollouts[id]?.phase != rollout.phase else { continue }
-                    // New here, or its phase moved elsewhere (paused, completed by another
-                    // instance): its whole host table as Redis holds it. Once a rollout is no
-                    // longer active no beat rereads its hosts, so a table kept from before the
-                    // change would stay stale for good. Lease times stay this instance's view.
-                    var hosts = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
-                    if let known = state.rollouts[id]?.hosts {
-                        for (name, progress) in known { if let lease = progress.leaseUntil { hosts[name]?.leaseUntil = lease } }
-                    }
-                    rollout.replaceHosts(hosts)
-                    state.rollouts[id] = rollout
-                }
-                // Bindings forgotten elsewhere bump the epoch too: read them all again.
-                state.credentials = try hash("\(prefix)credentials")
-                lastEpoch.withLock { $0.epoch = epoch }
-                wide = true
-            }
+    /// A beat from `host`: the rollouts again when the epoch moved (asked at most every
+    /// 250 ms, so an idle fleet's beats cost Redis nothing), and `host`'s progress in the
+    /// active rollout (its beats may have gone to another instance a moment ago).
+    public func refresh(_ state: inout FleetState, host: String) -> OutsideChange {
+        let now = UnixTime.now
+        seenHere.withLock { seen in
+            if now - (seen.shared[host] ?? 0) >= Self.seenGranularitySeconds { seen.unshared[host] = now }
+        }
+        var change = OutsideChange.nothing
+        _ = attempt("refreshing \(host) from redis") { () throws(RedisError) in
+            change = try followEpoch(&state, always: false)
             // By id: holding a copy of the rollout while changing it would copy its host table.
-            if let host, let id = state.activeRolloutID,
+            if let id = state.activeRolloutID,
                let json = try client.command(["HGET", "\(prefix)hosts:\(id)", host]).text,
                var progress = Self.decode(HostProgress.self, json) {
                 // Leases live in the sorted set; keep this instance's view of the lease time.
-                progress.leaseUntil = state.rollouts[id]?.hosts[host]?.leaseUntil ?? progress.leaseUntil
-                state.rollouts[id]?.set(host, progress)
-            }
-            if everything, let id = state.activeRolloutID {
-                for (name, json) in try hash("\(prefix)hosts:\(id)") {
-                    guard var progress = Self.decode(HostProgress.self, json) else { continue }
-                    progress.leaseUntil = state.rollouts[id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
-                    state.rollouts[id]?.set(name, progress)
-                }
-            }
-            if everything {
-                for (name, json) in try hash("\(prefix)agents") where state.agents[name] == nil {
-                    if let agent = Self.decode(AgentRecord.self, json) { state.agents[name] = agent }
+                let known = state.rollouts[id]?.hosts[host]
+                progress.leaseUntil = known?.leaseUntil ?? progress.leaseUntil
+                if progress != known {
+                    state.rollouts[id]?.set(host, progress)
+                    change = change.merged(with: .hosts([host]))
                 }
             }
             return .null
         }
-        return wide
+        return change
     }
+
+    /// Before a sweep: shares who beat here, then reads the rollouts (if the epoch moved),
+    /// the change stream since the last sync (everything again if this instance fell behind
+    /// its cap), and who beat elsewhere.
+    public func synchronize(_ state: inout FleetState) -> OutsideChange {
+        var change = OutsideChange.nothing
+        _ = attempt("synchronizing with redis") { () throws(RedisError) in
+            try shareLiveness()
+            change = try followEpoch(&state, always: true)
+            if let changed = try readChanges() {
+                change = change.merged(with: try fetch(changed, into: &state))
+            } else {
+                logger.notice("redis: this instance fell behind the change stream: reading the whole fleet state again")
+                try reload(&state)
+                change = .everything
+            }
+            change = change.merged(with: try readLiveness(into: &state))
+            return .null
+        }
+        return change
+    }
+
+    /// The rollouts, when the epoch moved (`always`: ask now; else at most every 250 ms). A
+    /// rollout new here, or whose phase moved elsewhere (paused, completed by another
+    /// instance), is read with its whole host table as Redis holds it: once a rollout is no
+    /// longer active no beat rereads its hosts, so a table kept from before would stay stale
+    /// for good. Lease times stay this instance's view.
+    private func followEpoch(_ state: inout FleetState, always: Bool) throws(RedisError) -> OutsideChange {
+        let now = ContinuousClock.now
+        let due = always || lastEpoch.withLock { $0.checked.map { now - $0 >= epochInterval } ?? true }
+        guard due else { return .nothing }
+        let epoch = try client.command(["GET", "\(prefix)epoch"]).integer ?? 0
+        lastEpoch.withLock { $0.checked = now }
+        guard lastEpoch.withLock({ $0.epoch }) != epoch else { return .nothing }
+        for (id, json) in try hash("\(prefix)rollouts") {
+            if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
+            guard var rollout = Self.decode(Rollout.self, json), state.rollouts[id]?.phase != rollout.phase else { continue }
+            var hosts = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
+            if let known = state.rollouts[id]?.hosts {
+                for (name, progress) in known { if let lease = progress.leaseUntil { hosts[name]?.leaseUntil = lease } }
+            }
+            rollout.replaceHosts(hosts)
+            state.rollouts[id] = rollout
+        }
+        // Bindings forgotten elsewhere bump the epoch too: read them all again.
+        state.credentials = try hash("\(prefix)credentials")
+        lastEpoch.withLock { $0.epoch = epoch }
+        return .everything
+    }
+
+    /// Everything: a mark in the change stream to follow it from, then the rollouts (with
+    /// their host tables), the bindings, every agent and who beat when.
+    private func reload(_ state: inout FleetState) throws(RedisError) {
+        let mark = try client.command(["XADD", "\(prefix)changes", "MAXLEN", "~", "\(Self.changeStreamLength)", "*", "by", instance])
+        cursor.withLock { $0 = mark.text }
+        lastEpoch.withLock { $0.epoch = nil }
+        _ = try followEpoch(&state, always: true)
+        if let id = state.activeRolloutID {
+            for (name, json) in try hash("\(prefix)hosts:\(id)") {
+                guard var progress = Self.decode(HostProgress.self, json) else { continue }
+                progress.leaseUntil = state.rollouts[id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
+                state.rollouts[id]?.set(name, progress)
+            }
+        }
+        for json in try hash("\(prefix)agents").values {
+            guard let agent = Self.decode(AgentRecord.self, json) else { continue }
+            Self.merge(agent, into: &state)
+        }
+        seenRead.withLock { $0 = 0 }
+        _ = try readLiveness(into: &state)
+    }
+
+    /// What other instances changed since the cursor: agents and hosts (by rollout) named in
+    /// the change stream. Nil when the cursor's entry is gone: trimmed away, this instance is
+    /// too far behind to follow (or Redis lost the stream).
+    private func readChanges() throws(RedisError) -> (agents: Set<String>, hosts: [String: Set<String>])? {
+        guard var from = cursor.withLock({ $0 }) else { return nil }
+        var agents = Set<String>()
+        var hosts: [String: Set<String>] = [:]
+        let page = 1000
+        while true {
+            // Inclusive of the cursor's own entry: its absence says the stream was trimmed past it.
+            guard case .array(let entries) = try client.command(["XRANGE", "\(prefix)changes", from, "+", "COUNT", "\(page)"]),
+                  let first = entries.first, Self.streamEntry(first)?.id == from else { return nil }
+            for entry in entries.dropFirst() {
+                guard let (id, fields) = Self.streamEntry(entry) else { continue }
+                from = id
+                guard fields["by"] != instance else { continue }
+                if let names = fields["agents"].flatMap({ Self.decode([String].self, $0) }) { agents.formUnion(names) }
+                for pair in fields["hosts"].flatMap({ Self.decode([[String]].self, $0) }) ?? [] where pair.count == 2 {
+                    hosts[pair[0], default: []].insert(pair[1])
+                }
+            }
+            if entries.count < page { break }
+        }
+        cursor.withLock { $0 = from }
+        return (agents, hosts)
+    }
+
+    /// Reads the agents and host progress `changed` names, in one round trip.
+    private func fetch(_ changed: (agents: Set<String>, hosts: [String: Set<String>]), into state: inout FleetState) throws(RedisError) -> OutsideChange {
+        let agentNames = Array(changed.agents)
+        let hostLists = changed.hosts.filter { state.rollouts[$0.key] != nil }.map { ($0.key, Array($0.value)) }
+        guard !agentNames.isEmpty || !hostLists.isEmpty else { return .nothing }
+        var commands: [[String]] = []
+        if !agentNames.isEmpty { commands.append(["HMGET", "\(prefix)agents"] + agentNames) }
+        for (id, names) in hostLists { commands.append(["HMGET", "\(prefix)hosts:\(id)"] + names) }
+        let replies = try client.pipeline(commands)
+        var touched = Set<String>()
+        var index = 0
+        if !agentNames.isEmpty {
+            for (name, value) in zip(agentNames, Self.items(replies[index])) {
+                if let agent = value.text.flatMap({ Self.decode(AgentRecord.self, $0) }) {
+                    Self.merge(agent, into: &state)
+                } else {
+                    state.agents[name] = nil  // forgotten elsewhere
+                }
+                touched.insert(name)
+            }
+            index += 1
+        }
+        for (id, names) in hostLists {
+            for (name, value) in zip(names, Self.items(replies[index])) {
+                guard var progress = value.text.flatMap({ Self.decode(HostProgress.self, $0) }) else { continue }
+                progress.leaseUntil = state.rollouts[id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
+                state.rollouts[id]?.set(name, progress)
+                touched.insert(name)
+            }
+            index += 1
+        }
+        return touched.isEmpty ? .nothing : .hosts(touched)
+    }
+
+    /// Adds the hosts that beat here since the last sync to `seen` (never moving a time back).
+    private func shareLiveness() throws(RedisError) {
+        let unshared = seenHere.withLock { seen in
+            defer { seen.unshared = [:] }
+            return seen.unshared
+        }
+        guard !unshared.isEmpty else { return }
+        let chunks = stride(from: 0, to: unshared.count, by: 1000).map { start in
+            unshared.dropFirst(start).prefix(1000).flatMap { ["\($0.value)", $0.key] }
+        }
+        do {
+            _ = try client.pipeline(chunks.map { ["ZADD", "\(prefix)seen", "GT"] + $0 })
+        } catch {
+            seenHere.withLock { seen in seen.unshared.merge(unshared) { max($0, $1) } }  // next time
+            throw error
+        }
+        seenHere.withLock { seen in seen.shared.merge(unshared) { max($0, $1) } }
+    }
+
+    /// Moves known agents' last-seen times up to when they last beat at any instance (read
+    /// from a few seconds before the latest time read, so a slow instance's share is not
+    /// missed).
+    private func readLiveness(into state: inout FleetState) throws(RedisError) -> OutsideChange {
+        let since = seenRead.withLock { $0 } - 5
+        let items = Self.items(try client.command(["ZRANGEBYSCORE", "\(prefix)seen", "(\(since)", "+inf", "WITHSCORES"]))
+        var latest = since
+        var index = 0
+        while index + 1 < items.count {
+            defer { index += 2 }
+            guard let name = items[index].text, let seen = items[index + 1].integer else { continue }
+            latest = max(latest, seen)
+            if let known = state.agents[name]?.lastSeen, known < seen { state.agents[name]?.lastSeen = seen }
+        }
+        seenRead.withLock { $0 = max($0, latest) }
+        return .nothing  // last-seen times make no host a peer or not
+    }
+
+    /// Whether this instance runs the sweep now: it holds the lease or takes it (renewed on
+    /// every sweep; another instance takes over once it lapses).
+    public func claimSweep() -> Bool {
+        let claimed = attempt("claiming the sweep") { () throws(RedisError) in
+            try client.command(["EVAL", Self.claimScript, "1", "\(prefix)sweeper", instance, "\(Self.sweepLeaseMilliseconds)"])
+        }?.integer == 1
+        if sweeping.exchange(claimed, ordering: .relaxed) != claimed {
+            logger.notice(claimed ? "this instance (\(instance)) runs the sweeps now" : "another instance runs the sweeps now")
+        }
+        return claimed
+    }
+
+    /// SET KEYS[1] to ARGV[1] for ARGV[2] ms if it is free or already ARGV[1]'s.
+    static let claimScript = """
+        local owner = redis.call('GET', KEYS[1])
+        if owner == false or owner == ARGV[1] then
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          return 1
+        end
+        return 0
+        """
 
     /// The fleet's enrolment token every instance shares: `proposed` when none is stored yet
     /// (`SET NX`), else the stored one.
@@ -225,9 +440,6 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             try client.command(["HGET", "\(prefix)credentials", host])
         }?.text
     }
-
-    public func refresh(_ state: inout FleetState, host: String) -> Bool { refresh(&state, host: host, everything: false) }
-    public func synchronize(_ state: inout FleetState) -> Bool { refresh(&state, host: nil, everything: true) }
 
     // MARK: Helpers
 
@@ -252,6 +464,32 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         }
         guard case .array(let items) = reply else { return [] }
         return items.compactMap { $0.text.flatMap { Self.decode(RolloutEvent.self, $0) } }
+    }
+
+    /// An agent record read from Redis: new here, or its identity changed elsewhere; the
+    /// later of the two last-seen times stays.
+    private static func merge(_ agent: AgentRecord, into state: inout FleetState) {
+        var agent = agent
+        if let known = state.agents[agent.hostname] { agent.lastSeen = max(agent.lastSeen, known.lastSeen) }
+        state.agents[agent.hostname] = agent
+    }
+
+    /// A stream entry's id and fields.
+    private static func streamEntry(_ reply: RedisReply) -> (id: String, fields: [String: String])? {
+        guard case .array(let parts) = reply, parts.count == 2, let id = parts[0].text else { return nil }
+        var fields: [String: String] = [:]
+        let items = items(parts[1])
+        var index = 0
+        while index + 1 < items.count {
+            if let field = items[index].text, let value = items[index + 1].text { fields[field] = value }
+            index += 2
+        }
+        return (id, fields)
+    }
+
+    private static func items(_ reply: RedisReply) -> [RedisReply] {
+        if case .array(let items) = reply { return items }
+        return []
     }
 
     private func hash(_ key: String) throws(RedisError) -> [String: String] {

@@ -14,12 +14,15 @@ public protocol FleetStore: Sendable {
 
     /// The slot ledger shared with other HBS instances, if the store is shared.
     var ledger: (any AdmissionLedger)? { get }
-    /// Brings in what other instances changed that a beat from `host` depends on. True when
-    /// more than `host`'s own progress may have changed (rollouts, other hosts): what is
-    /// derived from the whole state (the engine's peer index) must then be built again.
-    func refresh(_ state: inout FleetState, host: String) -> Bool
-    /// Brings in everything other instances changed (before a sweep); true as for `refresh`.
-    func synchronize(_ state: inout FleetState) -> Bool
+    /// Brings in what other instances changed that a beat from `host` depends on, and notes
+    /// that `host` beat here; says what it touched (the engine's peer index follows it).
+    func refresh(_ state: inout FleetState, host: String) -> OutsideChange
+    /// Brings in everything other instances changed (before a sweep); says what it touched.
+    func synchronize(_ state: inout FleetState) -> OutsideChange
+    /// Whether this instance runs the sweep now: where instances share a store, one of them
+    /// at a time (the others' sweeps would derive the same changes again), and another takes
+    /// over within moments when it dies.
+    func claimSweep() -> Bool
     /// `host`'s credential as the store holds it, where another instance may have bound it
     /// (nil: none, or a store only this instance writes, whose memory is the truth).
     func credential(of host: String) -> String?
@@ -40,8 +43,9 @@ extension FleetStore {
 
     /// A store of one instance shares nothing: nothing changes but through this instance.
     public var ledger: (any AdmissionLedger)? { nil }
-    public func refresh(_ state: inout FleetState, host: String) -> Bool { false }
-    public func synchronize(_ state: inout FleetState) -> Bool { false }
+    public func refresh(_ state: inout FleetState, host: String) -> OutsideChange { .nothing }
+    public func synchronize(_ state: inout FleetState) -> OutsideChange { .nothing }
+    public func claimSweep() -> Bool { true }
     public func credential(of host: String) -> String? { nil }
 }
 

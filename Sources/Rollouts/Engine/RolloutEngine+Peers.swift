@@ -48,4 +48,19 @@ extension RolloutEngine {
         }
         return index
     }
+
+    /// Keeps the peer index up to date with hosts whose records or progress changed elsewhere:
+    /// one that now qualifies joins; one that no longer does makes the index be rebuilt.
+    mutating func followPeers(_ names: Set<String>) {
+        guard let index = peerIndex, let rollout = state.rollouts[index.rollout], rollout.phase.isActive else { return }
+        for name in names {
+            let agent = state.agents[name]
+            if let agent, vouches(for: agent, in: rollout) {
+                peerIndex?.insert(agent)
+            } else if index.members.contains(name) {
+                peerIndex = nil
+                return
+            }
+        }
+    }
 }

@@ -135,10 +135,14 @@ public struct RolloutEngine: Sendable {
     // MARK: State from elsewhere
 
     /// Brings in changes made elsewhere (other HBS instances, through a shared store); `body`
-    /// says whether more than one host's progress changed (the peer index is then rebuilt at
-    /// the next admission, not on every beat).
-    public mutating func update(_ body: (inout FleetState) -> Bool) {
-        if body(&state) { peerIndex = nil }
+    /// says what it touched. The peer index follows hosts one by one, and is rebuilt at the
+    /// next admission only when more changed or a member no longer qualifies.
+    public mutating func update(_ body: (inout FleetState) -> OutsideChange) {
+        switch body(&state) {
+        case .nothing: break
+        case .everything: peerIndex = nil
+        case .hosts(let names): followPeers(names)
+        }
     }
 
     /// After a restart: every admitted host gets a fresh lease and every agent counts as just
