@@ -286,6 +286,28 @@ import Wire
         #expect(engine.beat(beat(0, .downloading, rollout: rollout.id), now: 3).order == nil, "full: no news")
     }
 
+    /// Hosts waiting for a slot beat at an interval that keeps their beats within the budget;
+    /// upgrading hosts beat fast; hosts with nothing to wait for beat slowly (and long-poll).
+    @Test func waitingHostsArePacedByTheirNumber() throws {
+        var configuration = EngineConfiguration()
+        configuration.waitingBeatsPerSecond = 10
+        var engine = RolloutEngine(configuration: configuration)
+        for i in 0..<41 { _ = engine.beat(Self.beat(Self.host(i), version: i == 40 ? "2.0.0" : "1.0.0"), now: 0) }
+        let rollout = try engine.create(Self.spec(maxConcurrent: 1), now: 1)
+        let admitted = engine.beat(Self.beat(Self.host(0)), now: 1)
+        #expect(admitted.order != nil && admitted.nextBeatSeconds == 1, "upgrading: fast")
+        #expect(engine.beat(Self.beat(Self.host(1)), now: 1).nextBeatSeconds == 3.9, "39 waiting at 10 beats/s")
+        #expect(engine.beat(Self.beat(Self.host(40), version: "2.0.0"), now: 1).nextBeatSeconds == 60, "not a target: idle")
+        RolloutEngineTests.upgrade(&engine, Self.host(0), rollout: rollout.id, now: 2)
+        #expect(engine.beat(Self.beat(Self.host(0), version: "2.0.0"), now: 2).nextBeatSeconds == 60, "done: idle")
+        _ = try engine.pause(rollout.id, now: 3)
+        #expect(engine.beat(Self.beat(Self.host(2)), now: 3).nextBeatSeconds == 60, "paused: waits for the resume")
+        _ = try engine.resume(rollout.id, now: 4)
+        configuration.waitingBeatsPerSecond = 1_000
+        #expect(configuration.pacedBeatSeconds(waitingHosts: 39) == 1, "never faster than the fast beat")
+        #expect(configuration.pacedBeatSeconds(waitingHosts: 10_000_000) == 60, "never slower than the idle beat")
+    }
+
     /// Hosts changed by another instance join the peer index one by one; one that no longer
     /// qualifies makes the index be built again, not serve a stale member.
     @Test func thePeerIndexFollowsChangesMadeElsewhere() throws {

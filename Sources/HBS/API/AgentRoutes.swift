@@ -92,10 +92,11 @@ struct AgentRoutes {
             }
         }
         metrics.heartbeats.increment()
-        // Long-poll: `?wait=S` holds a beat with nothing to do for up to S seconds, answering at
-        // once when a rollout starts; so an idle fleet beats once a minute yet gets its orders
-        // within moments. After a wait the next beat is due at once.
-        if let wait = Self.waitSeconds(request), reply.order == nil, reply.nextBeatSeconds > 1 {
+        // Long-poll: `?wait=S` holds a beat with nothing to do (the engine gave it the idle
+        // interval) for up to S seconds, answering at once when a rollout starts or resumes; so
+        // an idle fleet beats once a minute yet gets its orders within moments. After a wait the
+        // next beat is due at once. Hosts waiting for a slot beat at their paced interval instead.
+        if let wait = Self.waitSeconds(request), reply.order == nil, reply.nextBeatSeconds >= controlPlane.idleBeatSeconds {
             if await controlPlane.signal.wait(upTo: .seconds(wait), host: beat.hostname) {
                 guard let again = try? await controlPlane.beat(beat, credential: credential) else {
                     return JSONResponse.error(.unauthorized, "\(beat.hostname)'s credential was withdrawn while its beat waited; enrol again")

@@ -13,6 +13,8 @@ public actor ControlPlane {
     private let clock: @Sendable () -> Int64
     /// Fired when there is new work: a rollout started or resumed (here or, with Redis, elsewhere).
     public nonisolated let signal = RolloutSignal()
+    /// The beat interval of a host with nothing to do: such beats may long-poll.
+    public nonisolated let idleBeatSeconds: Double
     /// Told each rollout event this instance made durable (metrics follow them).
     private var observers: [@Sendable (String, RolloutEvent) -> Void] = []
 
@@ -30,6 +32,7 @@ public actor ControlPlane {
         self.store = store
         self.logger = logger
         self.clock = clock
+        self.idleBeatSeconds = configuration.slowBeatSeconds
         var engine = RolloutEngine(state: try store.load(), configuration: configuration)
         engine.renewLeases(now: clock())
         self.engine = engine

@@ -2,8 +2,16 @@
 public struct EngineConfiguration: Codable, Sendable, Equatable {
     /// Beat interval while a rollout has work or the host upgrades.
     public var fastBeatSeconds: Double = 1
-    /// Beat interval of an idle fleet.
+    /// Beat interval of an idle fleet, and of hosts with nothing to wait for in a rollout
+    /// (they long-poll: a rollout starting or resuming wakes them).
     public var slowBeatSeconds: Double = 60
+    /// Beats per second that hosts waiting for a slot may cost HBS, all instances together:
+    /// their interval stretches from `fastBeatSeconds` (up to `slowBeatSeconds`) so that their
+    /// beats stay within it. With 100,000 hosts waiting, beating every second would ask 100,000
+    /// beats a second of instances that answer some 20,000 each (bench/results/hbs-N100000-*);
+    /// at 5,000 a second they beat every 20 s, and a freed slot is still taken within moments,
+    /// since some waiting host beats every 1/5,000 s. Raise it with more instances.
+    public var waitingBeatsPerSecond: Double = 5_000
     /// Admissions per host per rollout before it stays failed.
     public var maxAttempts = 3
     /// First retry after this many seconds, doubling per failure.
@@ -25,11 +33,22 @@ public struct EngineConfiguration: Codable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         fastBeatSeconds = try container.decodeIfPresent(Double.self, forKey: .fastBeatSeconds) ?? fastBeatSeconds
         slowBeatSeconds = try container.decodeIfPresent(Double.self, forKey: .slowBeatSeconds) ?? slowBeatSeconds
+        waitingBeatsPerSecond = try container.decodeIfPresent(Double.self, forKey: .waitingBeatsPerSecond) ?? waitingBeatsPerSecond
         maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? maxAttempts
         retryBackoffSeconds = try container.decodeIfPresent(Int64.self, forKey: .retryBackoffSeconds) ?? retryBackoffSeconds
         absentAfterSeconds = try container.decodeIfPresent(Int64.self, forKey: .absentAfterSeconds) ?? absentAfterSeconds
         pruneAfterSeconds = try container.decodeIfPresent(Int64.self, forKey: .pruneAfterSeconds) ?? pruneAfterSeconds
         rolloutHistory = try container.decodeIfPresent(Int.self, forKey: .rolloutHistory) ?? rolloutHistory
         planner = try container.decodeIfPresent(PlannerConfiguration.self, forKey: .planner) ?? planner
+    }
+}
+
+extension EngineConfiguration {
+    /// The beat interval of each of `waitingHosts` hosts waiting for a slot, so that together
+    /// they beat `waitingBeatsPerSecond` times a second at most: never faster than
+    /// `fastBeatSeconds`, never slower than `slowBeatSeconds`.
+    public func pacedBeatSeconds(waitingHosts: Int) -> Double {
+        let paced = Double(waitingHosts) / max(1, waitingBeatsPerSecond)
+        return min(slowBeatSeconds, max(fastBeatSeconds, paced))
     }
 }

@@ -21,10 +21,17 @@ extension RolloutEngine {
             peerIndex?.insert(agent)
         }
         let order = step(agent, beat: beat, rollout: id, now: now, ledger: ledger)
-        let upgrading = state.rollouts[id]?.hosts[agent.hostname]?.phase.isActive ?? false
-        let busy = state.rollouts[id].map { $0.phase == .running && $0.hasWork } ?? false
-        return HeartbeatReply(
-            order: order, nextBeatSeconds: upgrading || busy ? configuration.fastBeatSeconds : configuration.slowBeatSeconds)
+        return HeartbeatReply(order: order, nextBeatSeconds: beatInterval(for: agent.hostname, rollout: id))
+    }
+
+    /// When `host` should beat next: fast while it upgrades; paced while it waits for a slot
+    /// (or a retry) in a running rollout; slow (long-polling) when it has nothing to wait for.
+    func beatInterval(for host: String, rollout id: String) -> Double {
+        guard let rollout = state.rollouts[id], let progress = rollout.hosts[host] else { return configuration.slowBeatSeconds }
+        if progress.phase.isActive { return configuration.fastBeatSeconds }
+        let waiting = progress.phase == .pending || (progress.phase == .failed && progress.retryAt != nil)
+        guard waiting, rollout.phase == .running else { return configuration.slowBeatSeconds }
+        return configuration.pacedBeatSeconds(waitingHosts: rollout.waitingHosts)
     }
 
     /// Moves a host that is part of the rollout one beat further; an order when it is admitted

@@ -144,7 +144,10 @@ public struct Rollout: Codable, Sendable, Equatable {
     /// The batch hosts joining now are put in: the last one.
     var lastBatch: Int { counts.lastBatch }
 
-    /// Hosts still to start, upgrading, or failed with a retry ahead: worth fast beats.
+    /// Hosts waiting to be admitted: pending, or failed with a retry ahead.
+    var waitingHosts: Int { count(.pending) + counts.retrying }
+
+    /// Hosts still to start, upgrading, or failed with a retry ahead.
     var hasWork: Bool { counts.openByBatch.values.contains { $0 > 0 } || counts.retrying > 0 }
 
     /// Nothing left to do and nobody missing: an absent host may still come back, so a rollout
