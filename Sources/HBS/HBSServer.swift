@@ -77,7 +77,7 @@ public struct HBSServer {
             router: agentRouter, server: server, configuration: .init(address: agentAddress, serverName: "fledge-hbs"), logger: logger)
         let adminApp = Application(
             router: adminRouter, server: server, configuration: .init(address: adminAddress, serverName: "fledge-hbs"), logger: logger)
-        let services: [any Service] = [agentApp, adminApp, Sweeper(controlPlane: controlPlane)]
+        let services: [any Service] = [agentApp, adminApp, Sweeper(controlPlane: controlPlane, metrics: metrics)]
         let scheme = configuration.tlsCertificate == nil ? "http" : "https"
         logger.info("fledge-hbs: \(scheme), agents on \(configuration.agentListen), admin on \(configuration.adminListen), state \(configuration.redis.map { "in redis \($0)" } ?? "in \(configuration.data)")")
         try await ServiceGroup(configuration: .init(
@@ -144,12 +144,15 @@ public struct HBSServer {
 /// Lets time act: leases, deadlines, retries, completion, once a second.
 struct Sweeper: Service {
     let controlPlane: ControlPlane
+    let metrics: HBSMetrics
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(1))
+                let started = ContinuousClock.now
                 await controlPlane.sweep()
+                metrics.sweepDuration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
             }
         }
     }

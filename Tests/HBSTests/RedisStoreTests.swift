@@ -169,7 +169,7 @@ import Wire
     }
 
     /// Hosts beating at one instance are seen alive by the other (the one that sweeps), so it
-    /// never sets them absent or forgets them.
+    /// never sets them absent or forgets them; a host that beat nowhere is set absent.
     @Test func livenessIsSharedBetweenInstances() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -177,15 +177,19 @@ import Wire
         defer { redis.kill() }
         let one = try Self.store(redis), two = try Self.store(redis)
         var engine = RolloutEngineTests.fleet(2)  // seen at time 0
+        let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 1), now: 1)
         try one.append(engine.takeOutbox(), state: engine.state)
-        var here = try one.load(), there = try two.load()
-        #expect(there.agents[RolloutEngineTests.host(0)]?.lastSeen == 0)
+        var here = try one.load()
         _ = one.refresh(&here, host: RolloutEngineTests.host(0))  // a beat at one, now
-        _ = one.synchronize(&here)
-        _ = two.synchronize(&there)
-        let seen = try #require(there.agents[RolloutEngineTests.host(0)]?.lastSeen)
-        #expect(seen >= UnixTime.now - 5, "seen at \(seen)")
-        #expect(there.agents[RolloutEngineTests.host(1)]?.lastSeen == 0, "host01 beat nowhere")
+        _ = one.synchronize(&here)  // shared
+
+        var sweeper = RolloutEngine(state: try two.load())
+        #expect(two.lastSeen(of: [RolloutEngineTests.host(0), RolloutEngineTests.host(1)]).keys.sorted() == [RolloutEngineTests.host(0)])
+        sweeper.sweep(now: UnixTime.now, ledger: two)
+        let hosts = try #require(sweeper.state.rollouts[rollout.id]?.hosts)
+        #expect(hosts[RolloutEngineTests.host(0)]?.phase == .pending, "beat at the other instance: present")
+        #expect(hosts[RolloutEngineTests.host(1)]?.phase == .absent, "beat nowhere for 180 s: absent")
+        #expect((sweeper.state.agents[RolloutEngineTests.host(0)]?.lastSeen ?? 0) >= UnixTime.now - 5)
         #expect(try await redis.cli(["ZCARD", "fledge:seen"]) == "1")
     }
 

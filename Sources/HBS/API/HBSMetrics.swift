@@ -19,6 +19,9 @@ public final class HBSMetrics: Sendable {
     let rejectedBeats: Metrics.Counter
     /// How long HBS took to answer a beat (not counting a long-poll's wait).
     let beatLatency: Metrics.Timer
+    /// How long a sweep took: reading other instances' changes, the sweep (if this instance
+    /// runs them) and its write.
+    let sweepDuration: Metrics.Timer
     /// Hosts admitted into a rollout, and hosts failed by kind of reason (`failureClass`).
     private let admissions: Metrics.Counter
     private let failures: [String: Metrics.Counter]
@@ -41,12 +44,17 @@ public final class HBSMetrics: Sendable {
             .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
             .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
         ]
+        factory.durationHistogramBuckets["hbs_sweep_duration_seconds"] = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+        ]
         self.factory = factory
         heartbeats = Metrics.Counter(label: "hbs_heartbeats_total", factory: factory)
         orders = Metrics.Counter(label: "hbs_orders_total", factory: factory)
         storeErrors = Metrics.Counter(label: "hbs_store_errors_total", factory: factory)
         rejectedBeats = Metrics.Counter(label: "hbs_rejected_beats_total", factory: factory)
         beatLatency = Metrics.Timer(label: "hbs_heartbeat_duration_seconds", factory: factory)
+        sweepDuration = Metrics.Timer(label: "hbs_sweep_duration_seconds", factory: factory)
         admissions = Metrics.Counter(label: "hbs_admissions_total", factory: factory)
         // Every class exists from the start at 0: a series that appears late breaks rate().
         failures = Dictionary(uniqueKeysWithValues: Self.failureClasses.map {

@@ -64,7 +64,9 @@ public actor ControlPlane {
     }
 
     public func create(_ spec: RolloutSpec) async throws(ControlPlaneError) -> Rollout {
-        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.create(spec, now: now) }
+        try await change { [ledger = store.ledger] (engine: inout RolloutEngine, now) throws(EngineError) in
+            try engine.create(spec, now: now, ledger: ledger)
+        }
     }
 
     /// Pauses `id`; `who` (an operator's address) goes into the reason its events show.
@@ -96,7 +98,9 @@ public actor ControlPlane {
     }
 
     public func rollback(_ id: String) async throws(ControlPlaneError) -> Rollout {
-        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.rollback(id, now: now) }
+        try await change { [ledger = store.ledger] (engine: inout RolloutEngine, now) throws(EngineError) in
+            try engine.rollback(id, now: now, ledger: ledger)
+        }
     }
 
     /// Leases, deadlines, retries, completion: run every second or so.
@@ -117,10 +121,10 @@ public actor ControlPlane {
     /// falcon's POST: a new falcon upgrade replaces a running falcon one, in one step, and only
     /// once the new one has been validated.
     public func replaceFalcon(_ spec: RolloutSpec) async throws(ControlPlaneError) -> Rollout {
-        try await change { (engine: inout RolloutEngine, now) throws(EngineError) in
+        try await change { [ledger = store.ledger] (engine: inout RolloutEngine, now) throws(EngineError) in
             do throws(ValidationError) { try spec.validate() } catch { throw .invalid(error) }
             if let active = engine.state.activeRollout, active.spec.isFalcon { _ = try engine.abort(active.id, now: now) }
-            return try engine.create(spec, now: now)
+            return try engine.create(spec, now: now, ledger: ledger)
         }
     }
 

@@ -26,13 +26,14 @@ import Wire
 ///     {prefix}sweeper          the instance that runs the sweeps, for a few seconds (a lease)
 ///     agent_upgrade_set        sorted set: hosts holding a slot, scored by lease expiry
 ///
-/// Instances learn what others changed incrementally: each sync reads the change stream
-/// from where it stopped and fetches only the agents and hosts named there, so a sync costs
-/// what changed, not the fleet's size. An instance that fell behind the stream's cap (its
-/// place was trimmed away) reads everything again. Liveness is shared the same way: each
-/// instance adds the hosts that beat at it to `seen` (a host at most every
-/// `seenGranularitySeconds`), and reads who beat elsewhere, so the one instance that sweeps
-/// never takes a host beating elsewhere for absent or long gone.
+/// Instances learn what others changed incrementally: each sync (before a sweep, and on the
+/// beat path at most every 100 ms) reads the change stream from where it stopped and fetches
+/// only the agents and hosts named there, so a sync costs what changed, not the fleet's size,
+/// and a beat costs Redis nothing unless it changes something. An instance that fell behind
+/// the stream's cap (its place was trimmed away) reads everything again. Each instance adds
+/// the hosts that beat at it to `seen` (a host at most every `seenGranularitySeconds`); before
+/// taking a host for absent or long gone, the engine asks there (`lastSeen(of:)`), so the one
+/// instance that sweeps never judges a host by the beats it happened to answer.
 ///
 /// Admission is one Lua script over the sorted set (expire, then admit below the limit), so
 /// the concurrency limit holds exactly across instances and a dead host's slot frees itself.
@@ -58,8 +59,10 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     private let seenHere = Mutex<(unshared: [String: Int64], shared: [String: Int64])>(([:], [:]))
     /// Whether this instance held the sweep lease at its last claim.
     private let sweeping = Atomic<Bool>(false)
-    /// The latest time read from `seen`.
-    private let seenRead = Mutex<Int64>(0)
+    /// When the beat path last read the change stream.
+    private let changesRead = Mutex<ContinuousClock.Instant?>(nil)
+    /// How stale a beat's view of other instances' changes may be (sweeps always read).
+    private let changesInterval = Duration.milliseconds(100)
     /// Entries the change stream keeps (about): an instance further behind reads everything.
     static let changeStreamLength = 100_000
     /// A host's liveness is shared at most this often: absence (minutes) and forgetting
@@ -208,52 +211,50 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     }
 
     /// A beat from `host`: the rollouts again when the epoch moved (asked at most every
-    /// 250 ms, so an idle fleet's beats cost Redis nothing), and `host`'s progress in the
-    /// active rollout (its beats may have gone to another instance a moment ago).
+    /// 250 ms) and other instances' changes (read at most every 100 ms), so an instance that
+    /// takes over a host from another (failover) knows its progress, while an idle fleet's
+    /// beats cost Redis nothing.
     public func refresh(_ state: inout FleetState, host: String) -> OutsideChange {
         let now = UnixTime.now
         seenHere.withLock { seen in
             if now - (seen.shared[host] ?? 0) >= Self.seenGranularitySeconds { seen.unshared[host] = now }
         }
         var change = OutsideChange.nothing
-        _ = attempt("refreshing \(host) from redis") { () throws(RedisError) in
+        _ = attempt("refreshing from redis") { () throws(RedisError) in
             change = try followEpoch(&state, always: false)
-            // By id: holding a copy of the rollout while changing it would copy its host table.
-            if let id = state.activeRolloutID,
-               let json = try client.command(["HGET", "\(prefix)hosts:\(id)", host]).text,
-               var progress = Self.decode(HostProgress.self, json) {
-                // Leases live in the sorted set; keep this instance's view of the lease time.
-                let known = state.rollouts[id]?.hosts[host]
-                progress.leaseUntil = known?.leaseUntil ?? progress.leaseUntil
-                if progress != known {
-                    state.rollouts[id]?.set(host, progress)
-                    change = change.merged(with: .hosts([host]))
-                }
+            let instant = ContinuousClock.now
+            let due = changesRead.withLock { last in
+                guard last.map({ instant - $0 >= changesInterval }) ?? true else { return false }
+                last = instant
+                return true
             }
+            if due { change = change.merged(with: try followChanges(&state)) }
             return .null
         }
         return change
     }
 
-    /// Before a sweep: shares who beat here, then reads the rollouts (if the epoch moved),
-    /// the change stream since the last sync (everything again if this instance fell behind
-    /// its cap), and who beat elsewhere.
+    /// Before a sweep: shares who beat here, then reads the rollouts (if the epoch moved) and
+    /// the change stream since the last read.
     public func synchronize(_ state: inout FleetState) -> OutsideChange {
         var change = OutsideChange.nothing
         _ = attempt("synchronizing with redis") { () throws(RedisError) in
             try shareLiveness()
             change = try followEpoch(&state, always: true)
-            if let changed = try readChanges() {
-                change = change.merged(with: try fetch(changed, into: &state))
-            } else {
-                logger.notice("redis: this instance fell behind the change stream: reading the whole fleet state again")
-                try reload(&state)
-                change = .everything
-            }
-            change = change.merged(with: try readLiveness(into: &state))
+            changesRead.withLock { $0 = ContinuousClock.now }
+            change = change.merged(with: try followChanges(&state))
             return .null
         }
         return change
+    }
+
+    /// Other instances' changes since the cursor, fetched; everything again if this instance
+    /// fell behind the stream's cap.
+    private func followChanges(_ state: inout FleetState) throws(RedisError) -> OutsideChange {
+        if let changed = try readChanges() { return try fetch(changed, into: &state) }
+        logger.notice("redis: this instance fell behind the change stream: reading the whole fleet state again")
+        try reload(&state)
+        return .everything
     }
 
     /// The rollouts, when the epoch moved (`always`: ask now; else at most every 250 ms). A
@@ -302,8 +303,6 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             guard let agent = Self.decode(AgentRecord.self, json) else { continue }
             Self.merge(agent, into: &state)
         }
-        seenRead.withLock { $0 = 0 }
-        _ = try readLiveness(into: &state)
     }
 
     /// What other instances changed since the cursor: agents and hosts (by rollout) named in
@@ -386,22 +385,24 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         seenHere.withLock { seen in seen.shared.merge(unshared) { max($0, $1) } }
     }
 
-    /// Moves known agents' last-seen times up to when they last beat at any instance (read
-    /// from a few seconds before the latest time read, so a slow instance's share is not
-    /// missed).
-    private func readLiveness(into state: inout FleetState) throws(RedisError) -> OutsideChange {
-        let since = seenRead.withLock { $0 } - 5
-        let items = Self.items(try client.command(["ZRANGEBYSCORE", "\(prefix)seen", "(\(since)", "+inf", "WITHSCORES"]))
-        var latest = since
-        var index = 0
-        while index + 1 < items.count {
-            defer { index += 2 }
-            guard let name = items[index].text, let seen = items[index + 1].integer else { continue }
-            latest = max(latest, seen)
-            if let known = state.agents[name]?.lastSeen, known < seen { state.agents[name]?.lastSeen = seen }
+    /// When each of `hosts` last beat at any instance, as `seen` holds it (ZMSCORE, in one
+    /// round trip); empty when Redis cannot be asked (nothing is then judged on it).
+    public func lastSeen(of hosts: [String]) -> [String: Int64] {
+        guard !hosts.isEmpty else { return [:] }
+        try? shareLiveness()  // this instance's own beats count too
+        let chunks = stride(from: 0, to: hosts.count, by: 1000).map { Array(hosts[$0..<min(hosts.count, $0 + 1000)]) }
+        var seen: [String: Int64] = [:]
+        _ = attempt("reading when \(hosts.count) hosts last beat") { () throws(RedisError) in
+            let replies = try client.pipeline(chunks.map { ["ZMSCORE", "\(prefix)seen"] + $0 })
+            for (chunk, reply) in zip(chunks, replies) {
+                if case .error(let message) = reply { throw RedisError.server(message) }
+                for (host, score) in zip(chunk, Self.items(reply)) {
+                    if let text = score.text, let value = Double(text) { seen[host] = Int64(value) }
+                }
+            }
+            return .null
         }
-        seenRead.withLock { $0 = max($0, latest) }
-        return .nothing  // last-seen times make no host a peer or not
+        return seen
     }
 
     /// Whether this instance runs the sweep now: it holds the lease or takes it (renewed on

@@ -18,7 +18,7 @@ extension RolloutEngine {
         // Never a host that is busy with an upgrade (of an aborted rollout, or one whose
         // lease ran out while it was installing): it finishes first.
         guard beat.state == .idle || beat.state == .failed else { return nil }
-        guard mayAdmit(progress, rollout: id, now: now, counting: ledger == nil) else { return nil }
+        guard mayAdmit(progress, rollout: id, now: now) else { return nil }
         guard let plan = planner.plan(
             for: agent, spec: spec, batch: progress.batch, peers: peerCandidates(near: agent, rollout: id),
             load: state.rollouts[id]?.primaryLoad ?? [:], listings: state.rollouts[id]?.listings ?? [:],
@@ -45,13 +45,13 @@ extension RolloutEngine {
     }
 
     /// Whether a pending host's turn has come: the rollout runs, its batch is open, its backoff
-    /// is over, and (`counting`, without a shared ledger) a slot is free. With a shared ledger
-    /// (Redis) the ledger counts the slots of every HBS instance; alone, this engine's own
-    /// count is the truth.
-    func mayAdmit(_ progress: HostProgress, rollout id: String, now: Int64, counting: Bool) -> Bool {
+    /// is over, and a slot is free as this engine counts them. Alone, its count is the truth.
+    /// With a shared ledger (Redis) the ledger, which counts every instance's slots, has the
+    /// last word; this count, kept within a sync of the others' changes, only spares it the
+    /// question while every slot is taken (at 100,000 hosts waiting, most beats).
+    func mayAdmit(_ progress: HostProgress, rollout id: String, now: Int64) -> Bool {
         guard let rollout = state.rollouts[id], rollout.phase == .running, let current = rollout.currentBatch else { return false }
-        return progress.batch <= current && (progress.retryAt ?? 0) <= now
-            && (!counting || rollout.activeCount < rollout.spec.maxConcurrent)
+        return progress.batch <= current && (progress.retryAt ?? 0) <= now && rollout.activeCount < rollout.spec.maxConcurrent
     }
 
     /// The order a host admitted (or re-sent its order) gets.

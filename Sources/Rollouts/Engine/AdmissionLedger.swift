@@ -9,6 +9,9 @@ public protocol AdmissionLedger: Sendable {
     func release(host: String)
     /// Until when `host` holds a slot, as every instance sees it.
     func lease(of host: String) -> LeaseLookup
+    /// When each of `hosts` last beat at any instance, where known: an instance sees only the
+    /// beats it answered, and must not take a host beating elsewhere for absent or gone.
+    func lastSeen(of hosts: [String]) -> [String: Int64]
 }
 
 public enum LeaseLookup: Equatable, Sendable {

@@ -4,9 +4,10 @@ extension RolloutEngine {
     /// unseen for `pruneAfterSeconds` are forgotten, finished rollouts past `rolloutHistory`
     /// dropped.
     public mutating func sweep(now: Int64, ledger: (any AdmissionLedger)? = nil) {
-        forgetTheLongGone(now: now)
+        forgetTheLongGone(now: now, ledger: ledger)
         dropOldRollouts()
         guard let (id, spec, due) = hostsDue(now: now) else { return }
+        confirmSilence(of: due.filter { $0.2 == .absent }.map(\.0), ledger: ledger)
         for (host, progress, what) in due {
             switch what {
             case .leaseExpired:
@@ -26,6 +27,7 @@ extension RolloutEngine {
             case .deadlinePassed:
                 fail(host, progress, in: id, reason: "did not confirm \(spec.version) within \(spec.deadlineSeconds) s", now: now, ledger: ledger)
             case .absent:
+                guard (state.agents[host]?.lastSeen ?? 0) < now - configuration.absentAfterSeconds else { continue }  // beat elsewhere
                 var absent = progress
                 absent.phase = .absent
                 record(.hostUpdated(rollout: id, host: host, absent))
@@ -74,11 +76,26 @@ extension RolloutEngine {
     }
 
     /// Hosts unseen for `pruneAfterSeconds` (and in no active rollout) are forgotten.
-    private mutating func forgetTheLongGone(now: Int64) {
+    private mutating func forgetTheLongGone(now: Int64, ledger: (any AdmissionLedger)?) {
         guard let limit = configuration.pruneAfterSeconds else { return }
-        let active = state.activeRollout
-        for (host, agent) in state.agents where agent.lastSeen < now - limit && active?.hosts[host] == nil {
-            record(.hostForgotten(host: host))
+        let active = state.activeRolloutID
+        func gone() -> [String] {
+            state.agents.compactMap { host, agent in
+                agent.lastSeen < now - limit && active.flatMap { state.rollouts[$0]?.hosts[host] } == nil ? host : nil
+            }
+        }
+        let silent = gone()
+        guard !silent.isEmpty else { return }
+        confirmSilence(of: silent, ledger: ledger)
+        for host in gone().sorted() { record(.hostForgotten(host: host)) }
+    }
+
+    /// Before acting on hosts this engine has not seen beat for long, asks the shared ledger
+    /// when they last beat at any instance (the others' beats are not this engine's to see).
+    mutating func confirmSilence(of hosts: [String], ledger: (any AdmissionLedger)?) {
+        guard let ledger, !hosts.isEmpty else { return }
+        for (host, seen) in ledger.lastSeen(of: hosts) where (state.agents[host]?.lastSeen ?? .max) < seen {
+            state.agents[host]?.lastSeen = seen
         }
     }
 

@@ -36,12 +36,17 @@ public struct RolloutEngine: Sendable {
 
     /// Starts a rollout to every known host the selector picks that runs an older version
     /// (or any other version, for a rollback), canary first, then batches.
+    /// `ledger`: where several instances share the fleet, whose shared last-seen times count
+    /// hosts that beat elsewhere as present.
     @discardableResult
-    public mutating func create(_ spec: RolloutSpec, now: Int64, allowsDowngrade: Bool = false) throws(EngineError) -> Rollout {
+    public mutating func create(
+        _ spec: RolloutSpec, now: Int64, allowsDowngrade: Bool = false, ledger: (any AdmissionLedger)? = nil
+    ) throws(EngineError) -> Rollout {
         do { try spec.validate() } catch { throw .invalid(error) }
         if let active = state.activeRollout {
             throw .conflict("rollout \(active.id) (\(active.spec.name) \(active.spec.version)) is \(active.phase.rawValue); abort it first")
         }
+        confirmSilence(of: state.agents.values.filter { $0.lastSeen < now - configuration.absentAfterSeconds }.map(\.hostname), ledger: ledger)
         var rollout = Rollout(
             id: "r\(state.nextRolloutNumber)", spec: spec, phase: .running, createdAt: now, allowsDowngrade: allowsDowngrade)
         // Hosts gone silent are left out; they join as latecomers if they come back.
@@ -86,7 +91,7 @@ public struct RolloutEngine: Sendable {
 
     /// Aborts `id` if active and starts a rollout of its hosts back to the version most of
     /// them ran before it: the one explicit way to go down a version.
-    public mutating func rollback(_ id: String, now: Int64) throws(EngineError) -> Rollout {
+    public mutating func rollback(_ id: String, now: Int64, ledger: (any AdmissionLedger)? = nil) throws(EngineError) -> Rollout {
         let rollout = try find(id)
         guard case .fledge(let manifestURL) = rollout.spec.locator else {
             throw .conflict("rollout \(id) is a falcon rollout: falcon releases name no previous version; POST /agent/upgrade with the previous version and its md5")
@@ -105,7 +110,7 @@ public struct RolloutEngine: Sendable {
         if manifestURL != nil { spec.locator = .fledge(manifestURL: nil) }
         spec.canary = 0
         spec.selector = .hosts(touched.filter { $0.value.fromVersion == previous }.keys.sorted())
-        let back = try create(spec, now: now, allowsDowngrade: true)
+        let back = try create(spec, now: now, allowsDowngrade: true, ledger: ledger)
         outbox.append(.noted(rollout: id, RolloutEvent(.rolledBack, reason: "rollout \(back.id) returns \(back.hosts.count) hosts to \(previous)")))
         return back
     }

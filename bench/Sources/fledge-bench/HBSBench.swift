@@ -20,7 +20,8 @@ struct HBSBench: AsyncParsableCommand {
             Authorization headers (the hello servers and the anonymous fledge-hbs get the same \
             bytes). Each fledge-hbs is warmed up until every host is registered (first beats are \
             journaled); the measured passes then see known idle hosts. Finally a rollout is \
-            created on the embedded one and measured again. Ratios are of the best runs; goals \
+            created on the embedded one and on the Redis one, each measured again with the cost \
+            of its sweeps. Ratios are of the best runs; goals \
             (reported, not asserted): embedded >= 0.5 and Redis >= 0.3 x hello POST, \
             authenticated >= 0.85 x anonymous, TLS >= 0.5 x hello over TLS.
             """)
@@ -70,6 +71,9 @@ struct HBSBench: AsyncParsableCommand {
         var cpuMicrosPerRequest: Double
         /// Upgrade orders fledge-hbs sent per second (0 for the hello server).
         var ordersPerSecond: Double
+        /// Commands redis-server processed per answered request (fledge-hbs on Redis only):
+        /// the beats' and the sweeps' over the pass.
+        var redisCommandsPerRequest: Double?
     }
 
     /// Everything measured, for the report.
@@ -79,10 +83,12 @@ struct HBSBench: AsyncParsableCommand {
         var registration: [HBSTarget: Int] = [:]
         /// Seconds to enrol every host, per fledge-hbs with credentials.
         var enrolment: [HBSTarget: Double] = [:]
-        /// `hbs_rollout_hosts` by phase after the rollout's warm-up.
-        var rolloutPhases: [String: Int] = [:]
-        /// Upgrade orders sent during the rollout's warm-up.
-        var rolloutWarmupOrders = 0
+        /// `hbs_rollout_hosts` by phase after the rollout's warm-up, per rollout row.
+        var rolloutPhases: [HBSTarget: [String: Int]] = [:]
+        /// Upgrade orders sent during the rollout's warm-up, per rollout row.
+        var rolloutWarmupOrders: [HBSTarget: Int] = [:]
+        /// Mean milliseconds of a sweep over the measured passes, per rollout row.
+        var sweepMilliseconds: [HBSTarget: Double] = [:]
 
         func best(_ target: HBSTarget) -> Pass? { passes[target]?.max { $0.report.requestsPerSecond < $1.report.requestsPerSecond } }
 
@@ -130,6 +136,7 @@ struct HBSBench: AsyncParsableCommand {
                 for target in [HBSTarget.helloPost, .helloGet, .helloTLS, .embeddedAnonymous, .embeddedRollout] {
                     scripts[target] = scripts[.embedded]
                 }
+                scripts[.redisRollout] = scripts[.redis]
                 results = try await measure(servers, wrk: wrk, scripts: scripts, results: results)
                 await servers.stop()
                 return results
@@ -164,29 +171,44 @@ struct HBSBench: AsyncParsableCommand {
         }
         for target in beaten { try await checkAgents(target, servers) }
 
-        Bench.progress("creating a rollout on fledge-hbs (embedded): \(Self.rolloutJSON)")
-        let (status, body) = try await servers.embedded.admin("POST", "/v1/rollouts", json: Self.rolloutJSON)
+        for target in [HBSTarget.embeddedRollout, .redisRollout] {
+            try await measureRollout(target, servers, wrk: wrk, script: scripts[target]!, results: &results, cursor: &cursor)
+        }
+        return results
+    }
+
+    /// A rollout created on `target`'s fledge-hbs, warmed up, then measured; with the cost of
+    /// its sweeps over the measured passes (`hbs_sweep_duration_seconds`).
+    private func measureRollout(
+        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: FilePath, results: inout Results, cursor: inout Int
+    ) async throws {
+        let hbs = servers.hbs(target)!
+        Bench.progress("creating a rollout on \(target.server): \(Self.rolloutJSON)")
+        let (status, body) = try await hbs.admin("POST", "/v1/rollouts", json: Self.rolloutJSON)
         guard (200..<300).contains(status) else {
             throw BenchError.check("POST /v1/rollouts answered \(status): \(body.map { "\($0)" } ?? "no JSON")")
         }
         Bench.progress("warming up the rollout (\(warmupSeconds) s)")
-        let script = scripts[.embeddedRollout]!
-        let warm = try await pass(.embeddedRollout, servers, wrk: wrk, script: script, seconds: warmupSeconds, cursor: &cursor)
-        results.rolloutWarmupOrders = Int((warm.ordersPerSecond * Double(warmupSeconds)).rounded())
-        for (name, value) in try await servers.metrics(of: servers.embedded) where name.hasPrefix("hbs_rollout_hosts{") {
+        let warm = try await pass(target, servers, wrk: wrk, script: script, seconds: warmupSeconds, cursor: &cursor)
+        results.rolloutWarmupOrders[target] = Int((warm.ordersPerSecond * Double(warmupSeconds)).rounded())
+        let metrics = try await servers.metrics(of: hbs)
+        for (name, value) in metrics where name.hasPrefix("hbs_rollout_hosts{") {
             guard let phase = name.split(separator: "phase=\"").last?.split(separator: "\"").first else { continue }
-            results.rolloutPhases[String(phase)] = Int(value)
+            results.rolloutPhases[target, default: [:]][String(phase)] = Int(value)
         }
-        guard (results.rolloutPhases["admitted"] ?? 0) > 0 else {
-            throw BenchError.check("the rollout admitted no host during its warm-up: \(results.rolloutPhases)")
+        guard (results.rolloutPhases[target]?["admitted"] ?? 0) > 0 else {
+            throw BenchError.check("the rollout admitted no host during its warm-up: \(results.rolloutPhases[target] ?? [:])")
         }
+        let before = (metrics["hbs_sweep_duration_seconds_sum"] ?? 0, metrics["hbs_sweep_duration_seconds_count"] ?? 0)
         for run in 0..<repeats {
-            let measured = try await pass(.embeddedRollout, servers, wrk: wrk, script: script, seconds: seconds, cursor: &cursor)
-            results.passes[.embeddedRollout, default: []].append(measured)
-            progress(run: run, .embeddedRollout, measured)
+            let measured = try await pass(target, servers, wrk: wrk, script: script, seconds: seconds, cursor: &cursor)
+            results.passes[target, default: []].append(measured)
+            progress(run: run, target, measured)
         }
-        try await checkAgents(.embeddedRollout, servers)
-        return results
+        let after = try await servers.metrics(of: hbs)
+        let sweeps = (after["hbs_sweep_duration_seconds_count"] ?? 0) - before.1
+        if sweeps > 0 { results.sweepMilliseconds[target] = ((after["hbs_sweep_duration_seconds_sum"] ?? 0) - before.0) / sweeps * 1000 }
+        try await checkAgents(target, servers)
     }
 
     /// One wrk pass at `target`, with the server's CPU time and orders over it. Any answer
@@ -198,18 +220,21 @@ struct HBSBench: AsyncParsableCommand {
     ) async throws -> Pass {
         let hbs = servers.hbs(target)
         let ordersBefore = try await orders(of: hbs, servers)
+        let commandsBefore = target.onRedis ? try await servers.redisCommands() : 0
         let cpuBefore = servers.cpuSeconds(target)
         let report = try await wrk.run(
             url: servers.url(target), seconds: seconds, script: target.sendsHeartbeats ? script : nil, scriptArguments: ["\(cursor)"])
         if target.sendsHeartbeats { cursor = (cursor + report.requests / threads) % hosts }
         let cpu = servers.cpuSeconds(target) - cpuBefore
+        let commands = target.onRedis ? try await servers.redisCommands() - commandsBefore - 1 : nil  // less INFO itself
         let ordersAfter = try await orders(of: hbs, servers)
         guard report.non2xx == 0 else {
             throw BenchError.check("\(target.server): \(report.non2xx) of \(report.requests) answers were not 2xx")
         }
         guard report.requests > 0 else { throw BenchError.check("\(target.server): wrk got no answer at all") }
         return Pass(report: report, cpuMicrosPerRequest: cpu / Double(report.requests) * 1e6,
-                    ordersPerSecond: (ordersAfter - ordersBefore) / Double(seconds))
+                    ordersPerSecond: (ordersAfter - ordersBefore) / Double(seconds),
+                    redisCommandsPerRequest: commands.map { $0 / Double(report.requests) })
     }
 
     /// Upgrade orders `hbs` has sent so far (none from the hello server).
@@ -263,7 +288,7 @@ struct HBSBench: AsyncParsableCommand {
             "hbs: heartbeats over 127.0.0.1, wrk -t\(threads) -c\(connections), \(seconds) s passes, \(hosts) distinct hosts, best and median of \(repeats) run(s)",
             columns: [("server", .left), ("request", .left), ("best req/s", .right), ("median req/s", .right),
                       ("p99 ms", .right), ("B/answer", .right), ("CPU us/req", .right), ("vs hello POST", .right), ("goal", .right)])
-        let rows: [HBSTarget] = [.helloPost, .helloGet, .embedded, .embeddedAnonymous, .redis, .embeddedRollout, .helloTLS, .embeddedTLS]
+        let rows: [HBSTarget] = [.helloPost, .helloGet, .embedded, .embeddedAnonymous, .redis, .embeddedRollout, .redisRollout, .helloTLS, .embeddedTLS]
         for target in rows {
             let best = results.best(target)
             table.add([
@@ -278,9 +303,14 @@ struct HBSBench: AsyncParsableCommand {
         table.note("p99 ms, B/answer (headers included) and CPU us/req are those of each server's best run; CPU is the server process's user + system time (plus redis-server's for Redis) over the pass, divided by the answers.")
         let enrolment = Self.enrolled.map { "\($0.server) \(Format.fixed(results.enrolment[$0] ?? 0, 1)) s" }.joined(separator: ", ")
         table.note("Before measuring, every host was enrolled (POST /v1/enrol with the fleet token, 8 at a time; each binding durable): \(enrolment); and registered by warm-up passes (first beats are made durable: journal + fdatasync, or a Redis MULTI/EXEC with appendfsync always): \(results.registration.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.server) \($0.value) s" }.joined(separator: ", ")).")
-        let phases = results.rolloutPhases.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         let orders = results.best(.embeddedRollout)?.ordersPerSecond ?? 0
-        table.note("Rollout: POST /v1/rollouts to 2.0.0, maxConcurrent 100, one CDN source, every host targeted; after its \(warmupSeconds) s warm-up (\(results.rolloutWarmupOrders) orders sent) hosts by phase: \(phases). Pending hosts get no order but a 1 s beat interval; an admitted host beating idle gets its order again (\(Format.fixed(orders)) orders/s in the best run).")
+        for target in [HBSTarget.embeddedRollout, .redisRollout] {
+            let phases = (results.rolloutPhases[target] ?? [:]).filter { $0.value > 0 }.sorted { $0.key < $1.key }
+                .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            table.note("Rollout on \(target.server): POST /v1/rollouts to 2.0.0, maxConcurrent 100, one CDN source, every host targeted; after its \(warmupSeconds) s warm-up (\(results.rolloutWarmupOrders[target] ?? 0) orders sent) hosts by phase: \(phases). Pending hosts get no order but a beat interval paced by their number; an admitted host beating idle gets its order again (\(Format.fixed(results.best(target)?.ordersPerSecond ?? 0)) orders/s in the best run). A sweep (every second: other instances' changes read, then leases, deadlines, retries) took \(Format.fixed(results.sweepMilliseconds[target] ?? .nan, 2)) ms on average over the measured passes.")
+        }
+        let commands = [HBSTarget.redis, .redisRollout].map { "\($0.server) \(Format.fixed(results.best($0)?.redisCommandsPerRequest ?? .nan, 2))" }
+        table.note("Redis commands per answered beat (redis-server's total_commands_processed over the best pass, sweeps included): \(commands.joined(separator: ", ")).")
         for (target, goal) in Self.goals.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             table.note("Goal \(target.server): >= \(goal) x \(Self.reference(of: target).server) POST: \(ratio(target) >= goal ? "met" : "NOT met") (\(Format.ratio(ratio(target)))).")
         }
@@ -296,7 +326,7 @@ struct HBSBench: AsyncParsableCommand {
         json.add("repeat", repeats)
         json.add("statistic", "best")
         for target in rows { json.add("\(target.rawValue)_rps", rate(target), digits: 1) }
-        for target in [HBSTarget.embedded, .embeddedAnonymous, .redis, .embeddedRollout, .embeddedTLS] {
+        for target in [HBSTarget.embedded, .embeddedAnonymous, .redis, .embeddedRollout, .redisRollout, .embeddedTLS] {
             json.add("ratio_\(target.rawValue)", ratio(target))
         }
         for target in [HBSTarget.embedded, .redis] {
@@ -314,10 +344,17 @@ struct HBSBench: AsyncParsableCommand {
         json.add("goal_authentication_met", authentication >= Self.authenticationGoal)
         for target in Self.enrolled { json.add("enrol_seconds_\(target.rawValue)", results.enrolment[target] ?? 0, digits: 1) }
         json.add("embedded_rollout_orders_per_s", orders, digits: 1)
+        json.add("redis_rollout_orders_per_s", results.best(.redisRollout)?.ordersPerSecond ?? 0, digits: 1)
+        for target in [HBSTarget.embeddedRollout, .redisRollout] {
+            json.add("sweep_ms_\(target.rawValue)", results.sweepMilliseconds[target] ?? .nan, digits: 2)
+        }
+        for target in [HBSTarget.redis, .redisRollout] {
+            json.add("redis_commands_per_beat_\(target.rawValue)", results.best(target)?.redisCommandsPerRequest ?? .nan, digits: 2)
+        }
         json.add("socket_errors", results.socketErrors)
         json.add("cpu", Bench.cpuModel)
         json.add("nproc", ProcessInfo.processInfo.activeProcessorCount)
-        json.add("measured", "wrk -t\(threads) -c\(connections) -d\(seconds)s --latency, POST /v1/heartbeat with \(bodyBytes)-byte JSON heartbeats of \(hosts) distinct idle hosts (enrolled, all registered in warm-up), each with its Fledge-Host and bearer secret, to fledge-hbs (embedded store; anonymous beats; Redis store; embedded with a rollout active; embedded over TLS) and to hello-world Hummingbird 2 routes (plain, TLS) reading the request and answering constant JSON; best of \(repeats) pass(es)")
+        json.add("measured", "wrk -t\(threads) -c\(connections) -d\(seconds)s --latency, POST /v1/heartbeat with \(bodyBytes)-byte JSON heartbeats of \(hosts) distinct idle hosts (enrolled, all registered in warm-up), each with its Fledge-Host and bearer secret, to fledge-hbs (embedded store; anonymous beats; Redis store; embedded and Redis with a rollout active; embedded over TLS) and to hello-world Hummingbird 2 routes (plain, TLS) reading the request and answering constant JSON; best of \(repeats) pass(es)")
         print(json.text)
     }
 }

@@ -90,9 +90,19 @@ final class HBSServers: Sendable {
         switch target {
         case .helloGet, .helloPost: ProcFS.seconds(of: hello.pid)
         case .helloTLS: ProcFS.seconds(of: helloTLS.pid)
-        case .redis: ProcFS.seconds(of: onRedis.child.pid) + redisPids.map(ProcFS.seconds(of:)).reduce(0, +)
+        case .redis, .redisRollout: ProcFS.seconds(of: onRedis.child.pid) + redisPids.map(ProcFS.seconds(of:)).reduce(0, +)
         default: hbs(target).map { ProcFS.seconds(of: $0.child.pid) } ?? 0
         }
+    }
+
+    /// Commands redis-server has processed so far (`INFO stats`).
+    func redisCommands() async throws -> Double {
+        let info = try await redis.cli(["INFO", "stats"])
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("total_commands_processed:") }),
+              let count = Double(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) else {
+            throw BenchError.check("redis-server's INFO stats has no total_commands_processed")
+        }
+        return count
     }
 
     /// The redis-server children (one).
@@ -116,7 +126,7 @@ final class HBSServers: Sendable {
         case .helloGet, .helloPost, .helloTLS: nil
         case .embedded, .embeddedRollout: embedded
         case .embeddedAnonymous: anonymous
-        case .redis: onRedis
+        case .redis, .redisRollout: onRedis
         case .embeddedTLS: overTLS
         }
     }

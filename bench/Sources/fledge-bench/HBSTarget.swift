@@ -11,6 +11,8 @@ enum HBSTarget: String, CaseIterable {
     case redis
     /// fledge-hbs embedded with a rollout active: pending hosts, admitted hosts getting orders.
     case embeddedRollout = "embedded_rollout"
+    /// fledge-hbs on Redis with a rollout active.
+    case redisRollout = "redis_rollout"
     /// The reference over TLS: the hello-world route behind the same TLS (swift-nio-ssl).
     case helloTLS = "hello_tls"
     /// fledge-hbs embedded, authenticated beats, over TLS.
@@ -21,6 +23,8 @@ enum HBSTarget: String, CaseIterable {
 
     var isTLS: Bool { self == .helloTLS || self == .embeddedTLS }
 
+    var onRedis: Bool { self == .redis || self == .redisRollout }
+
     var server: String {
         switch self {
         case .helloPost, .helloGet: "hello-world (Hummingbird 2)"
@@ -28,6 +32,7 @@ enum HBSTarget: String, CaseIterable {
         case .embeddedAnonymous: "fledge-hbs, embedded, anonymous beats"
         case .redis: "fledge-hbs, Redis store"
         case .embeddedRollout: "fledge-hbs, embedded, rollout active"
+        case .redisRollout: "fledge-hbs, Redis, rollout active"
         case .helloTLS: "hello-world over TLS"
         case .embeddedTLS: "fledge-hbs, embedded, over TLS"
         }
@@ -38,7 +43,7 @@ enum HBSTarget: String, CaseIterable {
         case .helloPost, .helloTLS: "POST /v1/heartbeat -> constant JSON"
         case .helloGet: "GET / -> \"hello\""
         case .embeddedAnonymous: "POST /v1/heartbeat, no credential"
-        case .embedded, .redis, .embeddedRollout, .embeddedTLS: "POST /v1/heartbeat, authenticated"
+        case .embedded, .redis, .embeddedRollout, .redisRollout, .embeddedTLS: "POST /v1/heartbeat, authenticated"
         }
     }
 }
