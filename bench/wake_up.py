@@ -9,7 +9,8 @@ HBS:
   canary:     a first batch of FIRST hosts; time from the POST to its last order (woken first),
               and to the last answer of all (the rest woken with nothing to do yet).
 The reference is HOSTS / steady beats per second: how long answering every host once takes at
-the rate HBS sustains. Prints a table and one JSON line.
+the rate HBS sustains. HBS's resident memory (VmRSS) is read before the long-polls and once they
+all wait: what a waiting host costs, for sizing an instance. Prints a table and one JSON line.
 
 Usage: wake_up.py --hbs .build-bench/release/fledge-hbs [--hosts 19000] [--first 1000]
 The client is this one Python process (asyncio); its own CPU is part of what is measured.
@@ -72,8 +73,15 @@ async def register(port, hosts, seconds=None):
     return count / (time.monotonic() - started)
 
 
-async def wake(agent_port, admin_port, hosts, canary):
-    """Holds a long-poll per host, POSTs the rollout; (seconds to each answer, whether it had an order)."""
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+async def wake(agent_port, admin_port, hosts, canary, pid):
+    """Holds a long-poll per host, POSTs the rollout; (seconds to each answer, whether it had an order), and HBS's
+    RSS (KiB) before the long-polls and while they all wait."""
+    rss_before = rss_kib(pid)
     connected = 0
     all_connected = asyncio.Event()
     answers = {}
@@ -97,6 +105,7 @@ async def wake(agent_port, admin_port, hosts, canary):
     tasks = [asyncio.create_task(waiter(h)) for h in hosts]
     await all_connected.wait()
     await asyncio.sleep(2)  # every beat read and waiting in HBS
+    rss_waiting = rss_kib(pid)
     spec = {"release": {"name": "fledge-agent", "version": "1.1.0"}, "sources": [{"url": "http://127.0.0.1:1", "capacityMbps": 100000000}],
             "maxConcurrent": len(hosts), "canary": canary, "peers": False}
     request = urllib.request.Request("http://127.0.0.1:%d/v1/rollouts" % admin_port, data=json.dumps(spec).encode(),
@@ -104,7 +113,7 @@ async def wake(agent_port, admin_port, hosts, canary):
     posted = time.monotonic()
     await asyncio.get_running_loop().run_in_executor(None, lambda: urllib.request.urlopen(request, timeout=60).read())
     await asyncio.gather(*tasks)
-    return [(t - posted, ordered) for t, ordered in answers.values()]
+    return [(t - posted, ordered) for t, ordered in answers.values()], rss_before, rss_waiting
 
 
 def start_hbs(binary, directory):
@@ -129,7 +138,7 @@ async def run(binary, count, first):
             try:
                 await register(agent, hosts)
                 rate = await register(agent, hosts, seconds=3)
-                times = await wake(agent, admin, hosts, canary)
+                times, rss_before, rss_waiting = await wake(agent, admin, hosts, canary, child.pid)
             finally:
                 child.kill()
                 child.wait()
@@ -137,7 +146,9 @@ async def run(binary, count, first):
         everyone = sorted(t for t, _ in times)
         results[name] = {"beats_per_s": rate, "answered": len(times), "ordered": len(ordered),
                          "first_order_s": ordered[0] if ordered else None, "last_order_s": ordered[-1] if ordered else None,
-                         "last_answer_s": everyone[-1], "reference_s": count / rate}
+                         "last_answer_s": everyone[-1], "reference_s": count / rate,
+                         "rss_before_mib": rss_before / 1024, "rss_waiting_mib": rss_waiting / 1024,
+                         "kib_per_waiting_host": (rss_waiting - rss_before) / count}
     return results
 
 
@@ -159,6 +170,9 @@ def main():
         print("%-10s  %10.0f  %8d  %8d  %14.3f  %13.3f  %14.3f  %12.3f  %8.2f" % (
             name, r["beats_per_s"], r["answered"], r["ordered"], r["first_order_s"], r["last_order_s"], r["last_answer_s"],
             r["reference_s"], r["last_order_s"] / r["reference_s"]))
+    for name, r in results.items():
+        print("  * %s: HBS resident %.1f MiB before the long-polls, %.1f MiB with all %d waiting: %.1f KiB per waiting host" % (
+            name, r["rss_before_mib"], r["rss_waiting_mib"], args.hosts, r["kib_per_waiting_host"]))
     print("  * reference: hosts / steady idle beats per second on 64 keep-alive connections, measured on the same HBS just before;")
     print("    ratio: last order / reference (one batch: every host's order; canary: the first batch's, woken first).")
     print(json.dumps({"bench": "wake-up", "hosts": args.hosts, "first": args.first, "results": results}))

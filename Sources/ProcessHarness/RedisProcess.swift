@@ -30,6 +30,13 @@ public final class RedisProcess: Sendable {
     /// SIGKILL, as a crash would.
     public func kill() { _ = current.child.kill() }
 
+    /// SIGSTOP: the server hangs with its sockets open (connections and commands are taken
+    /// by the kernel and never answered), as a stuck or swapping Redis would.
+    public func freeze() { current.child.signal(SIGSTOP) }
+
+    /// SIGCONT after `freeze()`.
+    public func thaw() { current.child.signal(SIGCONT) }
+
     /// Starts it again on the same port with the same data.
     public func restart() async throws {
         let child = try ChildProcess(try Binaries.tool("redis-server"), Self.arguments(port: port, directory: directory))

@@ -73,12 +73,12 @@ import Wire
         _ = try engine.pause(rollout.id, now: 3)
         try one.append(engine.takeOutbox(), state: engine.state)
         var state = loaded
-        _ = two.synchronize(&state)
+        _ = two.synchronize(&state, keeping: [])
         #expect(state.rollouts[rollout.id]?.phase == .paused)
         _ = try engine.resume(rollout.id, now: 4)
         try one.append(engine.takeOutbox(), state: engine.state)
         try await Task.sleep(for: .milliseconds(300))
-        _ = two.refresh(&state, host: RolloutEngineTests.host(1))
+        _ = two.refresh(&state, host: RolloutEngineTests.host(1), keeping: [])
         #expect(state.rollouts[rollout.id]?.phase == .running)
     }
 
@@ -102,7 +102,7 @@ import Wire
         try one.append(engine.takeOutbox(), state: engine.state)
         #expect(engine.state.rollouts[rollout.id]?.phase == .completed)
 
-        _ = two.synchronize(&state)
+        _ = two.synchronize(&state, keeping: [])
         #expect(state.rollouts[rollout.id]?.phase == .completed)
         #expect(state.rollouts[rollout.id]?.hosts.values.map(\.phase) == [.done, .done, .done], "every host done, as Redis has it")
         #expect(state.activeRolloutID == nil)
@@ -141,31 +141,40 @@ import Wire
         #expect(state.agents.count == 3)
         let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 3), now: 1)
         try one.append(engine.takeOutbox(), state: engine.state)
-        #expect(two.synchronize(&state) == .everything, "a new rollout: read whole")
-        #expect(two.synchronize(&state) == .nothing, "nothing new")
+        #expect(two.synchronize(&state, keeping: []) == .everything, "a new rollout: read whole")
+        #expect(two.synchronize(&state, keeping: []) == .nothing, "nothing new")
 
         _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(0)), now: 2, ledger: one)
         _ = engine.beat(RolloutEngineTests.beat("newcomer"), now: 2, ledger: one)
         try one.append(engine.takeOutbox(), state: engine.state)
-        #expect(two.synchronize(&state) == .hosts([RolloutEngineTests.host(0), "newcomer"]))
+        #expect(two.synchronize(&state, keeping: []) == .hosts([RolloutEngineTests.host(0), "newcomer"]))
         #expect(state.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(0)]?.phase == .admitted)
         #expect(state.rollouts[rollout.id]?.hosts["newcomer"]?.phase == .admitted, "joined as a latecomer")
         #expect(state.agents["newcomer"]?.version == "1.0.0")
+
+        // A host with a change of this instance on its way to Redis is left as it is here:
+        // the other instance's write is older than ours, which lands after it.
+        _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(2)), now: 2, ledger: one)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        #expect(two.synchronize(&state, keeping: [RolloutEngineTests.host(2)]) == .nothing)
+        #expect(state.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(2)]?.phase == .pending)
 
         // Its own writes are not read back.
         var mine = engine
         _ = mine.beat(RolloutEngineTests.beat("own", version: "0.9.0"), now: 3)
         try two.append(mine.takeOutbox(), state: mine.state)
-        #expect(two.synchronize(&state) == .nothing)
+        #expect(two.synchronize(&state, keeping: []) == .nothing)
 
         // Trimmed past this instance's place: everything again, nothing lost.
         #expect(try await redis.cli(["XTRIM", "fledge:changes", "MAXLEN", "0"]) != "0")
-        _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(1)), now: 4, ledger: one)
-        try one.append(engine.takeOutbox(), state: engine.state)
-        #expect(two.synchronize(&state) == .everything)
-        #expect(state.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(1)]?.phase == .admitted)
+        var finished = engine
+        RolloutEngineTests.upgrade(&finished, RolloutEngineTests.host(0), rollout: rollout.id, now: 4)
+        try one.append(finished.takeOutbox(), state: finished.state)
+        #expect(two.synchronize(&state, keeping: []) == .everything)
+        #expect(state.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(0)]?.phase == .done)
+        #expect(state.rollouts[rollout.id]?.hosts[RolloutEngineTests.host(2)]?.phase == .admitted)
         #expect(state.agents["own"] != nil && state.agents.count == 5)
-        #expect(two.synchronize(&state) == .nothing, "following the stream again")
+        #expect(two.synchronize(&state, keeping: []) == .nothing, "following the stream again")
     }
 
     /// Hosts beating at one instance are seen alive by the other (the one that sweeps), so it
@@ -180,8 +189,8 @@ import Wire
         let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 1), now: 1)
         try one.append(engine.takeOutbox(), state: engine.state)
         var here = try one.load()
-        _ = one.refresh(&here, host: RolloutEngineTests.host(0))  // a beat at one, now
-        _ = one.synchronize(&here)  // shared
+        _ = one.refresh(&here, host: RolloutEngineTests.host(0), keeping: [])  // a beat at one, now
+        _ = one.synchronize(&here, keeping: [])  // shared
 
         var sweeper = RolloutEngine(state: try two.load())
         #expect(two.lastSeen(of: [RolloutEngineTests.host(0), RolloutEngineTests.host(1)]).keys.sorted() == [RolloutEngineTests.host(0)])
@@ -225,5 +234,23 @@ import Wire
         let replies = try client.pipeline([["GET", "a"], ["HGET", "a", "x"], ["GET", "missing"]])
         #expect(replies.count == 3 && replies[0] == .string(Array("1".utf8)) && replies[2] == .null)
         if case .error = replies[1] {} else { Issue.record("a wrong-type error stays in its place: \(replies[1])") }
+    }
+
+    /// Group commit on Redis: first beats arriving together share MULTI/EXEC transactions
+    /// (one fsync each with appendfsync always), and every one is in Redis before its answer.
+    @Test func concurrentBeatsShareTransactions() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let redis = try await RedisProcess.start(directory: directory.string)
+        defer { redis.kill() }
+        let plane = try ControlPlane(store: try Self.store(redis), logger: Logger(label: "test"), clock: { 10 })
+        _ = try await redis.cli(["CONFIG", "RESETSTAT"])
+        let stored = await GroupCommitTests.beatAll(plane, count: 200)
+        #expect(stored.count == 200 && stored.allSatisfy { $0 }, "every beat answered as stored")
+        #expect(try await redis.cli(["HLEN", "fledge:agents"]) == "200", "every new host durable before its answer")
+        let stats = try await redis.cli(["INFO", "commandstats"])
+        let exec = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_exec:") }
+        let calls = exec.flatMap { $0.split(separator: ",").first?.split(separator: "=").last }.flatMap { Int($0) } ?? 0
+        #expect(calls > 0 && calls < 100, "200 first beats shared \(calls) transactions")
     }
 }

@@ -115,4 +115,59 @@ import Testing
         }
         #expect(views.allSatisfy { $0 == "completed [\"done\": \(agents.count)]" }, "instances disagree: \(views)")
     }
+
+    /// A Redis that hangs (SIGSTOP: its sockets stay open, nothing is answered) costs beats one
+    /// bounded timeout now and then, not one per call: every beat is answered, nobody is
+    /// admitted meanwhile, and admissions resume once it answers again.
+    @Test func aHungRedisDoesNotStallBeats() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.string + "/redis", withIntermediateDirectories: true)
+        let redis = try await RedisProcess.start(directory: directory.string + "/redis")
+        defer { redis.thaw(); redis.kill() }
+        let hbs = try await HBSProcess.start(data: directory.string + "/hbs", extra: ["--redis", redis.url, "--fast-beat", "0.2"])
+        defer { hbs.kill() }
+        var agents = (0..<6).map { FakeAgent(host: "hung\($0)") }
+        for agent in agents { #expect(try await hbs.beat(agent.beat()).status == 200) }
+        let (created, _) = try await hbs.admin("POST", "/v1/rollouts", json: """
+            {"release":{"name":"fledge-agent","version":"2.0.0"},"sources":[{"url":"http://cdn.test","capacityMbps":100000}],
+             "maxConcurrent":1,"failureBudget":50,"leaseSeconds":60}
+            """)
+        #expect(created == 201)
+
+        redis.freeze()
+        var latencies: [Double] = []
+        var orders = 0
+        let until = ContinuousClock.now + .seconds(8)
+        while ContinuousClock.now < until {
+            for index in agents.indices {
+                let started = ContinuousClock.now
+                let (status, json) = try await hbs.beat(agents[index].beat())
+                latencies.append((ContinuousClock.now - started).seconds * 1000)
+                #expect(status == 200, "answered while Redis hangs")
+                if ((json as? [String: Any])?["order"]) != nil { orders += 1 }
+            }
+        }
+        redis.thaw()
+        let sorted = latencies.sorted()
+        let slow = sorted.filter { $0 > 400 }.count
+        print("hung redis: \(sorted.count) beats in 8 s, median \(Int(sorted[sorted.count / 2])) ms, max \(Int(sorted.last ?? 0)) ms, \(slow) over 400 ms")
+        #expect(orders == 0, "nobody admitted while the ledger cannot be asked")
+        #expect(slow < sorted.count / 4, "timeouts are paid now and then, not on every beat: \(slow) of \(sorted.count) over 400 ms")
+
+        // Redis answers again: within the longest back-off (4 s) plus a sweep, a host is admitted.
+        var admitted = false
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !admitted && ContinuousClock.now < deadline {
+            for index in agents.indices where !admitted {
+                let (_, json) = try await hbs.beat(agents[index].beat())
+                if let order = ((json as? [String: Any])?["order"] as? [String: Any])?["rolloutId"] as? String {
+                    agents[index].advance(order: order)
+                    admitted = true
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(admitted, "admissions resume once Redis answers")
+    }
 }

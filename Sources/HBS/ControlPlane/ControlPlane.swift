@@ -54,7 +54,7 @@ public actor ControlPlane {
     /// that cannot be stored it is undone and the beat is still answered (the fleet keeps its
     /// rhythm), but without an order: nothing is ordered that is not durable.
     public func beat(_ beat: HeartbeatRequest) async -> (reply: HeartbeatReply, stored: Bool) {
-        engine.update { store.refresh(&$0, host: beat.hostname) }
+        engine.update { [unwrittenHosts] in store.refresh(&$0, host: beat.hostname, keeping: unwrittenHosts) }
         let checkpoint = engine.checkpoint(for: beat.hostname)
         var reply = engine.beat(beat, now: clock(), ledger: store.ledger)
         if await persist(undo: .checkpoint(checkpoint)) { return (reply, true) }
@@ -106,7 +106,7 @@ public actor ControlPlane {
     /// Leases, deadlines, retries, completion: run every second or so.
     public func sweep() async {
         let before = engine.state.activeRollout.map { "\($0.id) \($0.phase)" }
-        engine.update { store.synchronize(&$0) }
+        engine.update { [unwrittenHosts] in store.synchronize(&$0, keeping: unwrittenHosts) }
         if let now = engine.state.activeRollout, now.phase == .running, "\(now.id) \(now.phase)" != before {
             signal.fire(first: Self.admissibleNow(now))  // another instance started or resumed one
         }
@@ -200,20 +200,29 @@ public actor ControlPlane {
     private var waiting: [Waiting] = []
     private var writing = false
 
+    /// Hosts with changes applied here and not yet durable (how many changes each): a sync
+    /// leaves them as they are here. Another instance's write to one of them is older than
+    /// ours, which lands after it: what Redis ends up holding is ours.
+    private var unwritten: [String: Int] = [:]
+    private var unwrittenHosts: Set<String> = []
+
     /// Waits until the engine's new events, and everything applied before them, are durable;
-    /// false when the write failed (the change, and every later one, is then undone). On the
-    /// embedded store, changes that arrive while a write is in flight share the next one: one
-    /// fdatasync for all of them, so a fresh HBS registers a fleet at the disk's sync rate
-    /// times the beats in flight, not at its sync rate. A shared store: `writeNow`.
+    /// false when the write failed (the change, and every later one, is then undone). Changes
+    /// that arrive while a write is in flight share the next one: one fdatasync (embedded) or
+    /// one pipelined MULTI/EXEC (Redis) for all of them, so a fresh HBS registers a fleet at
+    /// the store's sync rate times the beats in flight, not at its sync rate.
     private func persist(undo: Undo) async -> Bool {
         let events = stamped(engine.takeOutbox())
-        if store.ledger != nil { return writeNow(events, undo: undo) }
         // Nothing new and nothing pending: what this answer rests on is durable already. A
         // sweep that changed nothing answers nobody: it need not wait (and hold a copy of the
         // engine that would make the next beat copy the fleet) behind the write in flight.
         if events.isEmpty {
             if !writing { return true }
             if case .engine = undo { return true }
+        }
+        for host in Self.hosts(of: events) {
+            unwritten[host, default: 0] += 1
+            unwrittenHosts.insert(host)
         }
         return await withCheckedContinuation { answer in
             waiting.append(Waiting(events: events, undo: undo, answer: answer))
@@ -224,20 +233,24 @@ public actor ControlPlane {
         }
     }
 
-    /// A store other instances share (Redis) is written in the same turn of the actor, no
-    /// group commit: each beat's refresh and each sweep read other instances' changes into
-    /// this engine, and would overwrite a change of ours applied but not yet written (an
-    /// admitted host back to pending, and the sweep's events then written after the newer ones).
-    private func writeNow(_ events: [FleetEvent], undo: Undo) -> Bool {
-        do {
-            try store.append(events, state: engine.state)
-        } catch {
-            take(back: undo)
-            logger.error("cannot store \(events.count) events, undone: \(error)")
-            return false
+    /// The hosts whose records or progress `events` change.
+    private static func hosts(of events: [FleetEvent]) -> [String] {
+        events.compactMap { event in
+            switch event {
+            case .agentSeen(let agent): agent.hostname
+            case .hostUpdated(_, let host, _), .hostEnrolled(let host, _), .hostForgotten(let host): host
+            case .rolloutCreated, .rolloutPhase, .rolloutDropped, .noted: nil
+            }
         }
-        log(events)
-        return true
+    }
+
+    /// The changes to these hosts are durable now, or undone.
+    private func settled(_ events: [FleetEvent]) {
+        for host in Self.hosts(of: events) {
+            let left = (unwritten[host] ?? 1) - 1
+            unwritten[host] = left > 0 ? left : nil
+            if left <= 0 { unwrittenHosts.remove(host) }
+        }
     }
 
     /// Takes back a change whose write failed.
@@ -269,8 +282,12 @@ public actor ControlPlane {
                 waiting = []
                 for change in undone.reversed() { take(back: change.undo) }
                 logger.error("cannot store \(events.count) events of \(undone.count) changes, all undone: \(failure)")
-                for change in undone { change.answer.resume(returning: false) }
+                for change in undone {
+                    settled(change.events)
+                    change.answer.resume(returning: false)
+                }
             } else {
+                settled(events)
                 log(events)
                 for change in group { change.answer.resume(returning: true) }
             }

@@ -1,22 +1,30 @@
 import Synchronization
 
 /// A Redis server by URL (`redis://host:port`), with one connection made on first use and
-/// made again after it breaks, at most every `retryMilliseconds`, so a dead Redis costs a
-/// quick refusal per call, not a connect timeout. Thread-safe: calls take turns.
+/// made again after it breaks. Every call is bounded by `timeoutMilliseconds`; after a failure
+/// calls are refused at once until the next attempt is due: `retryMilliseconds`, doubling with
+/// each failure in a row up to `maxRetryMilliseconds`. So a dead Redis costs a quick refusal
+/// per call, and one that hangs (its sockets open, nothing answered) holds its callers for one
+/// timeout every few seconds, not every call. Thread-safe: calls take turns.
 public final class RedisClient: Sendable {
     public let host: String
     public let port: Int
     private let timeoutMilliseconds: Int
     private let retryMilliseconds: Int64
+    private let maxRetryMilliseconds: Int64
     private let state = Mutex<State>(State())
 
     private struct State {
         var connection: RedisConnection?
-        var lastAttempt: ContinuousClock.Instant?
+        /// When the connection may be tried again after a failure.
+        var nextAttempt: ContinuousClock.Instant?
+        var failuresInARow = 0
     }
 
     /// `redis://host:port`, `redis://host` (port 6379) or `host:port`.
-    public init(url: String, timeoutMilliseconds: Int = 500, retryMilliseconds: Int64 = 500) throws(RedisError) {
+    public init(
+        url: String, timeoutMilliseconds: Int = 500, retryMilliseconds: Int64 = 500, maxRetryMilliseconds: Int64 = 4_000
+    ) throws(RedisError) {
         var rest = Substring(url)
         if rest.hasPrefix("redis://") { rest = rest.dropFirst(8) }
         rest = rest.prefix { $0 != "/" }
@@ -28,6 +36,7 @@ public final class RedisClient: Sendable {
         self.port = port
         self.timeoutMilliseconds = timeoutMilliseconds
         self.retryMilliseconds = retryMilliseconds
+        self.maxRetryMilliseconds = max(retryMilliseconds, maxRetryMilliseconds)
     }
 
     /// Runs a command on the shared connection, connecting first if needed.
@@ -53,16 +62,27 @@ public final class RedisClient: Sendable {
 
     private func withConnection<T: Sendable>(_ body: (RedisConnection) throws(RedisError) -> T) throws(RedisError) -> T {
         try state.withLock { (state: inout State) throws(RedisError) -> T in
-            if state.connection?.isBroken == true { state.connection = nil }
-            if state.connection == nil {
-                let now = ContinuousClock.now
-                if let last = state.lastAttempt, now - last < .milliseconds(retryMilliseconds) {
-                    throw .unavailable("\(host):\(port) was unreachable moments ago")
-                }
-                state.lastAttempt = now
-                state.connection = try RedisConnection(host: host, port: port, timeoutMilliseconds: timeoutMilliseconds)
+            if let next = state.nextAttempt, ContinuousClock.now < next {
+                throw .unavailable("\(host):\(port) failed moments ago (\(state.failuresInARow) times in a row); tried again shortly")
             }
-            return try body(state.connection!)
+            do throws(RedisError) {
+                if state.connection == nil {
+                    state.connection = try RedisConnection(host: host, port: port, timeoutMilliseconds: timeoutMilliseconds)
+                }
+                let result = try body(state.connection!)
+                state.failuresInARow = 0
+                state.nextAttempt = nil
+                return result
+            } catch {
+                if state.connection?.isBroken != false {
+                    // The connection is gone (or never came): back off before the next one.
+                    state.connection = nil
+                    state.failuresInARow += 1
+                    let backoff = min(maxRetryMilliseconds, retryMilliseconds << min(state.failuresInARow - 1, 16))
+                    state.nextAttempt = ContinuousClock.now + .milliseconds(backoff)
+                }
+                throw error
+            }
         }
     }
 }

@@ -138,7 +138,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     public func load() throws(StoreError) -> FleetState {
         var state = FleetState()
         do {
-            try reload(&state)
+            try reload(&state, keeping: [])
         } catch {
             errors.add(1, ordering: .relaxed)
             logger.warning("redis: loading the fleet state failed: \(error); starting from what arrives")
@@ -214,21 +214,21 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     /// 250 ms) and other instances' changes (read at most every 100 ms), so an instance that
     /// takes over a host from another (failover) knows its progress, while an idle fleet's
     /// beats cost Redis nothing.
-    public func refresh(_ state: inout FleetState, host: String) -> OutsideChange {
+    public func refresh(_ state: inout FleetState, host: String, keeping: Set<String>) -> OutsideChange {
         let now = UnixTime.now
         seenHere.withLock { seen in
             if now - (seen.shared[host] ?? 0) >= Self.seenGranularitySeconds { seen.unshared[host] = now }
         }
         var change = OutsideChange.nothing
         _ = attempt("refreshing from redis") { () throws(RedisError) in
-            change = try followEpoch(&state, always: false)
+            change = try followEpoch(&state, always: false, keeping: keeping)
             let instant = ContinuousClock.now
             let due = changesRead.withLock { last in
                 guard last.map({ instant - $0 >= changesInterval }) ?? true else { return false }
                 last = instant
                 return true
             }
-            if due { change = change.merged(with: try followChanges(&state)) }
+            if due { change = change.merged(with: try followChanges(&state, keeping: keeping)) }
             return .null
         }
         return change
@@ -236,13 +236,13 @@ public final class RedisStore: FleetStore, AdmissionLedger {
 
     /// Before a sweep: shares who beat here, then reads the rollouts (if the epoch moved) and
     /// the change stream since the last read.
-    public func synchronize(_ state: inout FleetState) -> OutsideChange {
+    public func synchronize(_ state: inout FleetState, keeping: Set<String>) -> OutsideChange {
         var change = OutsideChange.nothing
         _ = attempt("synchronizing with redis") { () throws(RedisError) in
             try shareLiveness()
-            change = try followEpoch(&state, always: true)
+            change = try followEpoch(&state, always: true, keeping: keeping)
             changesRead.withLock { $0 = ContinuousClock.now }
-            change = change.merged(with: try followChanges(&state))
+            change = change.merged(with: try followChanges(&state, keeping: keeping))
             return .null
         }
         return change
@@ -250,10 +250,10 @@ public final class RedisStore: FleetStore, AdmissionLedger {
 
     /// Other instances' changes since the cursor, fetched; everything again if this instance
     /// fell behind the stream's cap.
-    private func followChanges(_ state: inout FleetState) throws(RedisError) -> OutsideChange {
-        if let changed = try readChanges() { return try fetch(changed, into: &state) }
+    private func followChanges(_ state: inout FleetState, keeping: Set<String>) throws(RedisError) -> OutsideChange {
+        if let changed = try readChanges() { return try fetch(changed, into: &state, keeping: keeping) }
         logger.notice("redis: this instance fell behind the change stream: reading the whole fleet state again")
-        try reload(&state)
+        try reload(&state, keeping: keeping)
         return .everything
     }
 
@@ -261,8 +261,8 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     /// rollout new here, or whose phase moved elsewhere (paused, completed by another
     /// instance), is read with its whole host table as Redis holds it: once a rollout is no
     /// longer active no beat rereads its hosts, so a table kept from before would stay stale
-    /// for good. Lease times stay this instance's view.
-    private func followEpoch(_ state: inout FleetState, always: Bool) throws(RedisError) -> OutsideChange {
+    /// for good. Lease times stay this instance's view, and so do the hosts in `keeping`.
+    private func followEpoch(_ state: inout FleetState, always: Bool, keeping: Set<String>) throws(RedisError) -> OutsideChange {
         let now = ContinuousClock.now
         let due = always || lastEpoch.withLock { $0.checked.map { now - $0 >= epochInterval } ?? true }
         guard due else { return .nothing }
@@ -275,6 +275,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             var hosts = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
             if let known = state.rollouts[id]?.hosts {
                 for (name, progress) in known { if let lease = progress.leaseUntil { hosts[name]?.leaseUntil = lease } }
+                for name in keeping { if let mine = known[name] { hosts[name] = mine } }
             }
             rollout.replaceHosts(hosts)
             state.rollouts[id] = rollout
@@ -286,20 +287,20 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     }
 
     /// Everything: a mark in the change stream to follow it from, then the rollouts (with
-    /// their host tables), the bindings, every agent and who beat when.
-    private func reload(_ state: inout FleetState) throws(RedisError) {
+    /// their host tables), the bindings and every agent; hosts in `keeping` stay as they are.
+    private func reload(_ state: inout FleetState, keeping: Set<String>) throws(RedisError) {
         let mark = try client.command(["XADD", "\(prefix)changes", "MAXLEN", "~", "\(Self.changeStreamLength)", "*", "by", instance])
         cursor.withLock { $0 = mark.text }
         lastEpoch.withLock { $0.epoch = nil }
-        _ = try followEpoch(&state, always: true)
+        _ = try followEpoch(&state, always: true, keeping: keeping)
         if let id = state.activeRolloutID {
-            for (name, json) in try hash("\(prefix)hosts:\(id)") {
+            for (name, json) in try hash("\(prefix)hosts:\(id)") where !keeping.contains(name) {
                 guard var progress = Self.decode(HostProgress.self, json) else { continue }
                 progress.leaseUntil = state.rollouts[id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
                 state.rollouts[id]?.set(name, progress)
             }
         }
-        for json in try hash("\(prefix)agents").values {
+        for (name, json) in try hash("\(prefix)agents") where !keeping.contains(name) {
             guard let agent = Self.decode(AgentRecord.self, json) else { continue }
             Self.merge(agent, into: &state)
         }
@@ -332,10 +333,14 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         return (agents, hosts)
     }
 
-    /// Reads the agents and host progress `changed` names, in one round trip.
-    private func fetch(_ changed: (agents: Set<String>, hosts: [String: Set<String>]), into state: inout FleetState) throws(RedisError) -> OutsideChange {
-        let agentNames = Array(changed.agents)
-        let hostLists = changed.hosts.filter { state.rollouts[$0.key] != nil }.map { ($0.key, Array($0.value)) }
+    /// Reads the agents and host progress `changed` names, in one round trip, but for those
+    /// in `keeping`.
+    private func fetch(
+        _ changed: (agents: Set<String>, hosts: [String: Set<String>]), into state: inout FleetState, keeping: Set<String>
+    ) throws(RedisError) -> OutsideChange {
+        let agentNames = Array(changed.agents.subtracting(keeping))
+        let hostLists = changed.hosts.filter { state.rollouts[$0.key] != nil }
+            .map { ($0.key, Array($0.value.subtracting(keeping))) }.filter { !$0.1.isEmpty }
         guard !agentNames.isEmpty || !hostLists.isEmpty else { return .nothing }
         var commands: [[String]] = []
         if !agentNames.isEmpty { commands.append(["HMGET", "\(prefix)agents"] + agentNames) }

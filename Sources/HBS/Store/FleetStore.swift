@@ -8,17 +8,20 @@ public protocol FleetStore: Sendable {
     func load() throws(StoreError) -> FleetState
     /// Turns `events` into the write that makes them durable, reading `state` (the state after
     /// them) only here, where it is current. The write itself is blocking I/O: the control
-    /// plane runs an embedded store's off its actor, one at a time and in order, so the beats
-    /// arriving meanwhile share the next one (group commit: one fdatasync for many beats).
+    /// plane runs it off its actor, one at a time and in order, so the beats arriving
+    /// meanwhile share the next one (group commit: one fdatasync, or one MULTI/EXEC, for many).
     func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite
 
     /// The slot ledger shared with other HBS instances, if the store is shared.
     var ledger: (any AdmissionLedger)? { get }
     /// Brings in what other instances changed that a beat from `host` depends on, and notes
     /// that `host` beat here; says what it touched (the engine's peer index follows it).
-    func refresh(_ state: inout FleetState, host: String) -> OutsideChange
-    /// Brings in everything other instances changed (before a sweep); says what it touched.
-    func synchronize(_ state: inout FleetState) -> OutsideChange
+    /// Hosts in `keeping` have changes of this instance on their way to the store: left as
+    /// they are (ours is written after whatever another instance wrote before it).
+    func refresh(_ state: inout FleetState, host: String, keeping: Set<String>) -> OutsideChange
+    /// Brings in everything other instances changed (before a sweep), `keeping` as for
+    /// `refresh`; says what it touched.
+    func synchronize(_ state: inout FleetState, keeping: Set<String>) -> OutsideChange
     /// Whether this instance runs the sweep now: where instances share a store, one of them
     /// at a time (the others' sweeps would derive the same changes again), and another takes
     /// over within moments when it dies.
@@ -43,8 +46,8 @@ extension FleetStore {
 
     /// A store of one instance shares nothing: nothing changes but through this instance.
     public var ledger: (any AdmissionLedger)? { nil }
-    public func refresh(_ state: inout FleetState, host: String) -> OutsideChange { .nothing }
-    public func synchronize(_ state: inout FleetState) -> OutsideChange { .nothing }
+    public func refresh(_ state: inout FleetState, host: String, keeping: Set<String>) -> OutsideChange { .nothing }
+    public func synchronize(_ state: inout FleetState, keeping: Set<String>) -> OutsideChange { .nothing }
     public func claimSweep() -> Bool { true }
     public func credential(of host: String) -> String? { nil }
 }
