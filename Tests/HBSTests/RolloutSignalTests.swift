@@ -28,4 +28,22 @@ import Testing
         // Woken first; tasks then run on a shared pool, so allow a little reordering.
         #expect(Set(order.prefix(first.count * 4)).isSuperset(of: first), "\(order.prefix(16))")
     }
+
+    /// A wait ends by itself when its time runs out, and at once when its task is cancelled;
+    /// nothing is left waiting afterwards.
+    @Test func waitsEndOnTimeAndOnCancellation() async throws {
+        let signal = RolloutSignal()
+        let started = ContinuousClock.now
+        let fired = await signal.wait(upTo: .milliseconds(200), host: "a")
+        let waited = ContinuousClock.now - started
+        #expect(!fired && waited >= .milliseconds(200), "timed out after \(waited)")
+        let task = Task { await signal.wait(upTo: .seconds(60), host: "b") }
+        for _ in 0..<200 where signal.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        task.cancel()
+        #expect(await task.value == false)
+        #expect(signal.waiting == 0)
+        // A wait after the ticking stopped starts it again.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await signal.wait(upTo: .milliseconds(100)) == false)
+    }
 }

@@ -5,6 +5,11 @@ import Synchronization
 /// hosts that can be admitted now (the current batch) are woken first: with a fleet waiting,
 /// their beats reach the control plane ahead of the rest, so the first batch has its orders
 /// first instead of somewhere among 100,000 answers.
+///
+/// A waiting beat is one continuation with a deadline, nothing more: no task or timer of its
+/// own (a task group with a sleeping child per waiter cost tens of KiB each, and an idle fleet
+/// is nothing but waiting beats). One ticking task ends the waits whose time ran out, every
+/// `tick`, while any wait.
 public final class RolloutSignal: Sendable {
     private struct Waiter {
         let host: String?
@@ -14,9 +19,14 @@ public final class RolloutSignal: Sendable {
     private struct Waiters {
         var next = 0
         var waiting: [Int: Waiter] = [:]
+        /// Waiter ids by the tick their deadline falls in.
+        var deadlines: [Int64: [Int]] = [:]
+        var ticking = false
     }
 
     private let waiters = Mutex(Waiters())
+    /// How often waits whose time ran out are ended: a wait lasts its timeout plus up to this.
+    static let tick = Duration.milliseconds(100)
 
     public init() {}
 
@@ -26,7 +36,10 @@ public final class RolloutSignal: Sendable {
     /// Wakes every waiter, those of `first` before the others.
     public func fire(first: Set<String> = []) {
         let woken = waiters.withLock { waiters in
-            defer { waiters.waiting = [:] }
+            defer {
+                waiters.waiting = [:]
+                waiters.deadlines = [:]
+            }
             return Array(waiters.waiting.values)
         }
         let early = woken.filter { $0.host.map(first.contains) ?? false }
@@ -37,33 +50,60 @@ public final class RolloutSignal: Sendable {
     /// Returns true when fired within `timeout`, false when the time ran out (or the task was
     /// cancelled). `host`: who waits, so a rollout's first batch can be woken first.
     public func wait(upTo timeout: Duration, host: String? = nil) async -> Bool {
+        let due = Self.tickNumber(ContinuousClock.now + timeout) + 1  // never before its time
         let id = waiters.withLock { waiters in
             defer { waiters.next += 1 }
             return waiters.next
         }
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { continuation in
-                        let registered = self.waiters.withLock { waiters -> Bool in
-                            guard !Task.isCancelled else { return false }
-                            waiters.waiting[id] = Waiter(host: host, continuation: continuation)
-                            return true
-                        }
-                        if !registered { continuation.resume(returning: false) }
-                    }
-                } onCancel: {
-                    let waiter = self.waiters.withLock { $0.waiting.removeValue(forKey: id) }
-                    waiter?.continuation.resume(returning: false)
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let (registered, startTicking) = waiters.withLock { waiters -> (Bool, Bool) in
+                    guard !Task.isCancelled else { return (false, false) }
+                    waiters.waiting[id] = Waiter(host: host, continuation: continuation)
+                    waiters.deadlines[due, default: []].append(id)
+                    defer { waiters.ticking = true }
+                    return (true, !waiters.ticking)
                 }
+                if !registered { continuation.resume(returning: false) }
+                if startTicking { Task { await self.endWaitsOnTime() } }
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        } onCancel: {
+            let waiter = waiters.withLock { $0.waiting.removeValue(forKey: id) }
+            waiter?.continuation.resume(returning: false)
         }
     }
+
+    /// Ends each wait whose time ran out, tick after tick, until nobody waits.
+    private func endWaitsOnTime() async {
+        while true {
+            try? await Task.sleep(for: Self.tick)
+            let now = Self.tickNumber(ContinuousClock.now)
+            let (expired, idle) = waiters.withLock { waiters -> ([Waiter], Bool) in
+                var expired: [Waiter] = []
+                for tick in waiters.deadlines.keys where tick <= now {
+                    for id in waiters.deadlines.removeValue(forKey: tick) ?? [] {
+                        if let waiter = waiters.waiting.removeValue(forKey: id) { expired.append(waiter) }
+                    }
+                }
+                if waiters.waiting.isEmpty {
+                    waiters.deadlines = [:]
+                    waiters.ticking = false
+                }
+                return (expired, !waiters.ticking)
+            }
+            for waiter in expired { waiter.continuation.resume(returning: false) }
+            if idle { return }
+        }
+    }
+
+    /// The tick an instant falls in.
+    private static func tickNumber(_ instant: ContinuousClock.Instant) -> Int64 {
+        let elapsed = instant - ContinuousClock.Instant.zeroTick
+        return elapsed.nanoseconds / tick.nanoseconds
+    }
+}
+
+extension ContinuousClock.Instant {
+    /// A fixed origin for counting ticks: this process's first use of it.
+    fileprivate static let zeroTick = ContinuousClock.now
 }
