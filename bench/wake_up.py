@@ -3,7 +3,10 @@
 
 Starts fledge-hbs (embedded store, anonymous beats), registers HOSTS hosts, measures the steady
 rate of idle beats on 64 keep-alive connections (the reference), then holds one long-poll beat
-(`?wait=60`) per host on a connection of its own and POSTs a rollout. Two runs, each on a fresh
+(`?wait=60`) per host on a connection of its own and POSTs a rollout. Connections stay open
+after their answers, as agents keep theirs for the next beat, until every host is answered
+(closing 19,000 at once costs HBS more than answering them: a Swift task group removes a
+finished connection's task in time linear in the connections open). Two runs, each on a fresh
 HBS:
   one batch:  every host is admissible; time from the POST to the last order answered;
   canary:     a first batch of FIRST hosts; time from the POST to its last order (woken first),
@@ -100,7 +103,7 @@ async def wake(agent_port, admin_port, hosts, canary, pid):
         length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
         answer = await reader.readexactly(length)
         answers[host] = (time.monotonic(), b'"order"' in answer)
-        writer.close()
+        return writer  # kept open, as an agent keeps its connection to HBS for the next beat
 
     tasks = [asyncio.create_task(waiter(h)) for h in hosts]
     await all_connected.wait()
@@ -112,7 +115,9 @@ async def wake(agent_port, admin_port, hosts, canary, pid):
                                      headers={"Content-Type": "application/json"}, method="POST")
     posted = time.monotonic()
     await asyncio.get_running_loop().run_in_executor(None, lambda: urllib.request.urlopen(request, timeout=60).read())
-    await asyncio.gather(*tasks)
+    writers = await asyncio.gather(*tasks)
+    for writer in writers:
+        writer.close()
     return [(t - posted, ordered) for t, ordered in answers.values()], rss_before, rss_waiting
 
 

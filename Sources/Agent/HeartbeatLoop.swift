@@ -55,6 +55,8 @@ public struct HeartbeatLoop: Sendable {
     public func run() async {
         let thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
+        // One kept-alive connection to HBS for every beat, used from that one thread only.
+        let connections = CurlConnectionCache()
         defer { thread.shutdownGracefully { _ in } }
         let token = configuration.fleetTokenFile.flatMap { try? Files.read(FilePath($0)) }
             .map { String(decoding: $0, as: UTF8.self).split(whereSeparator: \.isWhitespace).joined() }
@@ -95,7 +97,8 @@ public struct HeartbeatLoop: Sendable {
                 }
                 let headers = credential?.headers ?? []
                 let (status, answer, localIP) = try await thread.runIfActive { [caFile = configuration.hbsCA] in
-                    let result = try Curl.postJSON(url, body: body, headers: headers, timeoutSeconds: Double(wait) + 10, caFile: caFile)
+                    let result = try Curl.postJSON(
+                        url, body: body, headers: headers, timeoutSeconds: Double(wait) + 10, caFile: caFile, connections: connections)
                     return (result.status, result.body, result.localIP)
                 }
                 if status == 401, let rejected = credential {

@@ -1,4 +1,4 @@
-// libcurl for Swift: curl_easy_setopt/getinfo and curl_multi_setopt are C variadics,
+// libcurl for Swift: curl_easy_setopt/getinfo, curl_multi_setopt and curl_share_setopt are C variadics,
 // which Swift cannot call; these typed wrappers fix the argument type per option kind.
 #ifndef FLEDGE_CCURL_SHIM_H
 #define FLEDGE_CCURL_SHIM_H
@@ -43,5 +43,8 @@ static inline CURLMcode fledge_curl_multi_setopt_socket_cb(CURLM *m, curl_socket
 }
 static inline CURLMcode fledge_curl_multi_setopt_timer_cb(CURLM *m, curl_multi_timer_callback v) {
     return curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, v);
+}
+static inline CURLSHcode fledge_curl_share_setopt_long(CURLSH *s, CURLSHoption o, long v) {
+    return curl_share_setopt(s, o, v);
 }
 #endif

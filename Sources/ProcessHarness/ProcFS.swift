@@ -71,4 +71,19 @@ public enum ProcFS {
         guard let close = text.lastIndex(of: ")") else { return nil }
         return text[text.index(after: close)...].split(separator: " ")
     }
+
+    /// The states (`/proc/net/tcp`'s `st`: 1 established, 6 TIME_WAIT, ...) of this machine's
+    /// IPv4 TCP sockets with `port` at either end.
+    public static func tcpStates(involving port: Int) -> [Int] {
+        // Read to the end: procfs files say they are empty, and a one-size read gets a page.
+        guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return [] }
+        defer { try? file.close() }
+        guard let data = try? file.readToEnd() else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst().compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3 else { return nil }
+            let ports = [fields[1], fields[2]].compactMap { $0.split(separator: ":").last.flatMap { Int($0, radix: 16) } }
+            return ports.contains(port) ? Int(fields[3], radix: 16) : nil
+        }
+    }
 }

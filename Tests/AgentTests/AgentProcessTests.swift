@@ -79,6 +79,8 @@ import Wire
         let peerPort = try Loopback.freePort(), metricsPort = try Loopback.freePort()
         let config = try Self.config(in: directory, hbs: hbs.agentURL, fleetTokenFile: hbs.fleetTokenFile, peerPort: peerPort,
                                      metricsPort: metricsPort, keyPath: release.publicKeyPath.string)
+        // Sockets already closed on HBS's agent port (the harness's check that it listens).
+        let closedBefore = ProcFS.tcpStates(involving: hbs.agentPort).filter { $0 == 6 }.count
         let agent = try ChildProcess(Binaries.path("fledge-agent"), ["--config", config])
         defer { _ = agent.kill() }
 
@@ -114,6 +116,18 @@ import Wire
         #expect(metrics.contains("fledge_agent_version_info{version=\"1.0.0\"} 1"))
         #expect(metrics.contains("fledge_agent_upgrade_state{state=\"idle\"} 1"))
         #expect(metrics.contains("fledge_agent_peer_served_bytes_total 100"), "the 100 bytes the peer fetched")
+
+        // Its beats share one kept-alive connection: no connection torn down per beat (each
+        // would leave a socket in TIME_WAIT, 6 in /proc/net/tcp, behind).
+        var beats = 0.0
+        for _ in 0..<150 where beats < 4 {
+            let text = String(decoding: try await LoopbackHTTP.request(port: hbs.adminPort, target: "/metrics").body, as: UTF8.self)
+            beats = text.split(separator: "\n").first { $0.hasPrefix("hbs_heartbeats_total ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            if beats < 4 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(beats >= 4, "the agent beat \(beats) times")
+        let states = ProcFS.tcpStates(involving: hbs.agentPort)
+        #expect(states.filter { $0 == 6 }.count <= closedBefore + 1, "only the enrolment's connection closed: \(states)")
 
         // SIGTERM: a clean stop, not a death by signal.
         agent.signal(SIGTERM)

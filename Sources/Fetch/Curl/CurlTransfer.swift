@@ -41,11 +41,15 @@ struct CurlRequestOptions {
     /// PEM file of the CAs an https server's certificate must chain to (instead of the
     /// system's bundle).
     var caFile: String? = nil
+    /// Connections to reuse and keep for the next request (one per server), if any.
+    var connections: CurlConnectionCache? = nil
 }
 
 /// One libcurl easy handle doing one GET into a sink. Used by `CurlMulti` or performed alone.
 final class CurlTransfer {
     let handle: UnsafeMutableRawPointer
+    /// Held while the handle lives: the shared cache must outlive every handle using it.
+    private let connections: CurlConnectionCache?
     let url: String
     private let sink: CurlBodySink
     private let accepted: Set<Int>
@@ -80,6 +84,7 @@ final class CurlTransfer {
         Curl.initializeOnce()
         guard let handle = curl_easy_init() else { throw .http("curl_easy_init failed") }
         self.handle = handle
+        self.connections = options.connections
         self.url = url
         self.sink = sink
         self.accepted = options.acceptedStatuses
@@ -97,6 +102,7 @@ final class CurlTransfer {
         fledge_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
         fledge_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, "fledge/1")
         fledge_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        if let share = options.connections?.share { fledge_curl_easy_setopt_pointer(handle, CURLOPT_SHARE, share) }
         if let range = options.range {
             fledge_curl_easy_setopt_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)")
         }
@@ -300,9 +306,11 @@ public enum Curl {
     /// system's). `localIP`: the address this host reached the server from.
     public static func postJSON(
         _ url: String, body: [UInt8], headers: [String] = [], limit: Int = 1 << 20, timeoutSeconds: Double,
-        caFile: String? = nil
+        caFile: String? = nil, connections: CurlConnectionCache? = nil
     ) throws(TransferError) -> (status: Int, body: [UInt8], localIP: String?) {
-        try exchange("POST", url, body: body, headers: headers, limit: limit, timeoutSeconds: timeoutSeconds, caFile: caFile, silenceAllowed: true)
+        try exchange(
+            "POST", url, body: body, headers: headers, limit: limit, timeoutSeconds: timeoutSeconds, caFile: caFile,
+            silenceAllowed: true, connections: connections)
     }
 
     /// Sends `method` (with a JSON `body`, if any) and returns the status and a small answer
@@ -319,10 +327,11 @@ public enum Curl {
     /// One request whatever its status, into memory: what `postJSON` and `request` share.
     private static func exchange(
         _ method: String, _ url: String, body: [UInt8]?, headers: [String], limit: Int, timeoutSeconds: Double, caFile: String?,
-        silenceAllowed: Bool = false
+        silenceAllowed: Bool = false, connections: CurlConnectionCache? = nil
     ) throws(TransferError) -> (status: Int, body: [UInt8], localIP: String?) {
         var options = CurlRequestOptions()
         options.caFile = caFile
+        options.connections = connections
         if let body {
             options.postBody = body
             options.headers = ["Content-Type: application/json"]
