@@ -75,9 +75,11 @@ extension RolloutEngine {
         return (id, rollout.spec, due.sorted { $0.0 < $1.0 })
     }
 
-    /// Hosts unseen for `pruneAfterSeconds` (and in no active rollout) are forgotten.
+    /// Hosts unseen for `pruneAfterSeconds` (and in no active rollout) are forgotten: looked
+    /// for once a minute, not at every sweep (a pass over every agent, for a limit in days).
     private mutating func forgetTheLongGone(now: Int64, ledger: (any AdmissionLedger)?) {
-        guard let limit = configuration.pruneAfterSeconds else { return }
+        guard let limit = configuration.pruneAfterSeconds, now >= nextPruneCheck else { return }
+        nextPruneCheck = now + 60
         let active = state.activeRolloutID
         func gone() -> [String] {
             state.agents.compactMap { host, agent in

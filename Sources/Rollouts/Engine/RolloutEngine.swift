@@ -12,6 +12,8 @@ public struct RolloutEngine: Sendable {
     var outbox: [FleetEvent] = []
     /// Who can serve the active rollout's release; rebuilt when missing.
     var peerIndex: PeerIndex?
+    /// When the sweep next looks for hosts gone long enough to forget.
+    var nextPruneCheck: Int64 = 0
 
     public init(state: FleetState = .init(), configuration: EngineConfiguration = .init()) {
         self.state = state
