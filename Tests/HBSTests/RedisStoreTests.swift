@@ -14,11 +14,20 @@ import Wire
         RedisStore(client: try RedisClient(url: redis.url), logger: Logger(label: "test"))
     }
 
-    @Test func admissionNeverExceedsTheLimitUnderContention() async throws {
+    /// A real redis-server of the test's own, in a directory of its own.
+    static func redis() async throws -> (TemporaryDirectory, RedisProcess) {
         let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        do {
+            return (directory, try await RedisProcess.start(directory: directory.string))
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    @Test func admissionNeverExceedsTheLimitUnderContention() async throws {
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         // Four stores (four connections, as four HBS instances would have) race for 5 slots.
         let stores = try (0..<4).map { _ in try Self.store(redis) }
         let admitted = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -37,10 +46,8 @@ import Wire
     }
 
     @Test func leasesRenewExpireAndRelease() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let store = try Self.store(redis)
         #expect(store.admit(host: "a", limit: 1, leaseUntil: 130, now: 100))
         #expect(!store.admit(host: "b", limit: 1, leaseUntil: 130, now: 110))
@@ -54,10 +61,8 @@ import Wire
     }
 
     @Test func stateIsSharedBetweenInstances() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let one = try Self.store(redis), two = try Self.store(redis)
         var engine = RolloutEngineTests.fleet(3)
         let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 2), now: 1)
@@ -85,10 +90,8 @@ import Wire
     /// Another instance finishes the rollout: this one sees it completed with every host done,
     /// not its own table from before (once a rollout is no longer active no beat rereads it).
     @Test func aRolloutFinishedElsewhereIsSeenWhole() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let one = try Self.store(redis), two = try Self.store(redis)
         var engine = RolloutEngineTests.fleet(3)
         let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 3), now: 1)
@@ -130,10 +133,8 @@ import Wire
     /// hosts named there, never this instance's own writes; one that fell behind the stream's
     /// cap reads everything again.
     @Test func syncsFollowTheChangeStream() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let one = try Self.store(redis), two = try Self.store(redis)
         var engine = RolloutEngineTests.fleet(3)
         try one.append(engine.takeOutbox(), state: engine.state)
@@ -180,10 +181,8 @@ import Wire
     /// Hosts beating at one instance are seen alive by the other (the one that sweeps), so it
     /// never sets them absent or forgets them; a host that beat nowhere is set absent.
     @Test func livenessIsSharedBetweenInstances() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let one = try Self.store(redis), two = try Self.store(redis)
         var engine = RolloutEngineTests.fleet(2)  // seen at time 0
         let rollout = try engine.create(RolloutEngineTests.spec(maxConcurrent: 1), now: 1)
@@ -204,10 +203,8 @@ import Wire
 
     /// One instance sweeps at a time; when its lease lapses (it died) another takes over.
     @Test func oneInstanceSweepsAndAnotherTakesOver() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let one = try Self.store(redis), two = try Self.store(redis)
         #expect(one.claimSweep())
         #expect(!two.claimSweep())
@@ -221,10 +218,8 @@ import Wire
     /// A transaction goes in one round trip and is all or nothing: a command Redis refuses
     /// to queue aborts it whole, and the connection stays usable.
     @Test func aTransactionIsAllOrNothing() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let client = try RedisClient(url: redis.url)
         try client.transaction([["SET", "a", "1"], ["INCR", "n"], ["INCR", "n"]])
         #expect(try await redis.cli(["GET", "n"]) == "2")
@@ -239,10 +234,8 @@ import Wire
     /// Group commit on Redis: first beats arriving together share MULTI/EXEC transactions
     /// (one fsync each with appendfsync always), and every one is in Redis before its answer.
     @Test func concurrentBeatsShareTransactions() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let redis = try await RedisProcess.start(directory: directory.string)
-        defer { redis.kill() }
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
         let plane = try ControlPlane(store: try Self.store(redis), logger: Logger(label: "test"), clock: { 10 })
         _ = try await redis.cli(["CONFIG", "RESETSTAT"])
         let stored = await GroupCommitTests.beatAll(plane, count: 200)

@@ -8,10 +8,11 @@ public struct EngineConfiguration: Codable, Sendable, Equatable {
     /// Beats per second that hosts waiting for a slot may cost HBS, all instances together:
     /// their interval stretches from `fastBeatSeconds` (up to `slowBeatSeconds`) so that their
     /// beats stay within it. With 100,000 hosts waiting, beating every second would ask 100,000
-    /// beats a second of instances that answer some 20,000 each (bench/results/hbs-N100000-*);
-    /// at 5,000 a second they beat every 20 s, and a freed slot is still taken within moments,
-    /// since some waiting host beats every 1/5,000 s. Raise it with more instances.
-    public var waitingBeatsPerSecond: Double = 5_000
+    /// beats a second of instances that answer some 20,000 each on two cores
+    /// (bench/results/hbs-N100000-*); at 10,000 a second (half of one such instance) they beat
+    /// every 10 s, and a freed slot is still taken within moments, since some waiting host beats
+    /// every 1/10,000 s. Up to 10,000 hosts nothing changes. Raise it with more instances.
+    public var waitingBeatsPerSecond: Double = 10_000
     /// Admissions per host per rollout before it stays failed.
     public var maxAttempts = 3
     /// First retry after this many seconds, doubling per failure.

@@ -91,11 +91,11 @@ extension FleetSimulator {
         case .done, .failed:
             refresh = parameters.refreshSeconds
         case .pending:
-            guard elision.parkable(host) else { return schedule(host, at: next) }
+            // Parked hosts are woken when something changes; one beating at another interval
+            // (HBS paces waiting hosts by their number) cannot be parked and beats on its grid.
+            guard elision.parkable(host), agents[host].interval == parking.interval else { return schedule(host, at: next) }
             refresh = parameters.refreshSeconds
-            if agents[host].interval == parking.interval {
-                parking.park(host, batch: elision.batch(of: host), anchor: agents[host].anchor)
-            }
+            parking.park(host, batch: elision.batch(of: host), anchor: agents[host].anchor)
         case .active:
             guard quietWhileActive(host) else { return schedule(host, at: next) }
             refresh = activeRefreshSeconds
