@@ -68,12 +68,26 @@ extension RolloutEngine {
     /// The active rollout's hosts that time has changed something for, with what, in name
     /// order: a deterministic sweep that sorts only these (at 100,000 hosts, sorting them all
     /// was most of a sweep's cost) and holds no copy of the rollout while it changes the state
-    /// (a held copy would make the first change copy the whole host table).
-    private func hostsDue(now: Int64) -> (id: String, spec: RolloutSpec, due: [(String, HostProgress, SweepAction)])? {
+    /// (a held copy would make the first change copy the whole host table). Every second it
+    /// looks at the hosts time can change within seconds (upgrading, or waiting for a retry:
+    /// `maxConcurrent` or so, not the fleet); every `absenceCheckSeconds` at every host, for
+    /// pending ones gone silent (absence is judged in minutes).
+    private mutating func hostsDue(now: Int64) -> (id: String, spec: RolloutSpec, due: [(String, HostProgress, SweepAction)])? {
         guard let id = state.activeRolloutID, let rollout = state.rollouts[id] else { return nil }
-        let due = rollout.hosts.compactMap { host, progress in sweepAction(host, progress, now: now).map { (host, progress, $0) } }
+        let due: [(String, HostProgress, SweepAction)]
+        if now >= nextAbsenceCheck {
+            nextAbsenceCheck = now + Self.absenceCheckSeconds
+            due = rollout.hosts.compactMap { host, progress in sweepAction(host, progress, now: now).map { (host, progress, $0) } }
+        } else {
+            due = rollout.timedHosts.compactMap { host in
+                rollout.hosts[host].flatMap { progress in sweepAction(host, progress, now: now).map { (host, progress, $0) } }
+            }
+        }
         return (id, rollout.spec, due.sorted { $0.0 < $1.0 })
     }
+
+    /// How often a sweep looks at every host of the active rollout for pending ones gone silent.
+    static let absenceCheckSeconds: Int64 = 10
 
     /// Hosts unseen for `pruneAfterSeconds` (and in no active rollout) are forgotten: looked
     /// for once a minute, not at every sweep (a pass over every agent, for a limit in days).

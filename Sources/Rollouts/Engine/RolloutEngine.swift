@@ -14,6 +14,8 @@ public struct RolloutEngine: Sendable {
     var peerIndex: PeerIndex?
     /// When the sweep next looks for hosts gone long enough to forget.
     var nextPruneCheck: Int64 = 0
+    /// When the sweep next looks at every host of the active rollout for silent pending ones.
+    var nextAbsenceCheck: Int64 = 0
 
     public init(state: FleetState = .init(), configuration: EngineConfiguration = .init()) {
         self.state = state

@@ -42,8 +42,14 @@ public struct Rollout: Codable, Sendable, Equatable {
         /// has started once it has one. A host a retry moved on to a later batch is pending
         /// there, so it does not count as that batch's start.
         var startedByBatch: [Int: Int] = [:]
+        /// Hosts whose progress time alone can change within seconds: upgrading (a lease, a
+        /// deadline) or failed with a retry ahead. What a sweep looks at every second.
+        var timed: Set<String> = []
 
-        mutating func add(_ progress: HostProgress, _ sign: Int) {
+        mutating func add(_ host: String, _ progress: HostProgress, _ sign: Int) {
+            if progress.phase.isActive || (progress.phase == .failed && progress.retryAt != nil) {
+                if sign > 0 { timed.insert(host) } else { timed.remove(host) }
+            }
             if progress.isFetching {
                 if let primary = progress.sources.first { primaryLoad[primary, default: 0] += sign }
                 for source in progress.sources { listings[source, default: 0] += sign }
@@ -99,15 +105,15 @@ public struct Rollout: Codable, Sendable, Equatable {
 
     /// Sets (or, with nil, removes) one host's progress.
     public mutating func set(_ host: String, _ progress: HostProgress?) {
-        if let old = hosts[host] { counts.add(old, -1) }
+        if let old = hosts[host] { counts.add(host, old, -1) }
         hosts[host] = progress
-        if let progress { counts.add(progress, +1) }
+        if let progress { counts.add(host, progress, +1) }
     }
 
     public mutating func replaceHosts(_ all: [String: HostProgress]) {
         hosts = all
         counts = Counts()
-        for progress in all.values { counts.add(progress, +1) }
+        for (host, progress) in all { counts.add(host, progress, +1) }
     }
 
     /// The same rollout without its hosts (how a shared store keeps it apart from them).
@@ -130,6 +136,9 @@ public struct Rollout: Codable, Sendable, Equatable {
 
     /// Hosts that failed and have not succeeded since: what the failure budget counts.
     public var failedHosts: Int { counts.failedHosts }
+
+    /// Hosts upgrading or failed with a retry ahead: those time alone can change every second.
+    var timedHosts: Set<String> { counts.timed }
 
     /// Hosts holding a concurrency slot.
     public var activeCount: Int { HostPhase.allCases.filter(\.isActive).reduce(0) { $0 + count($1) } }
