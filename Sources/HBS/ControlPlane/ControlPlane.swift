@@ -204,6 +204,7 @@ public actor ControlPlane {
     /// leaves them as they are here. Another instance's write to one of them is older than
     /// ours, which lands after it: what Redis ends up holding is ours.
     private var unwritten: [String: Int] = [:]
+    /// `unwritten`'s hosts, kept as a set so a beat hands it to the store without building one.
     private var unwrittenHosts: Set<String> = []
 
     /// Waits until the engine's new events, and everything applied before them, are durable;

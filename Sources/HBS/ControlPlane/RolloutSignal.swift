@@ -96,14 +96,11 @@ public final class RolloutSignal: Sendable {
         }
     }
 
+    /// Where ticks are counted from.
+    private static let origin = ContinuousClock.now
+
     /// The tick an instant falls in.
     private static func tickNumber(_ instant: ContinuousClock.Instant) -> Int64 {
-        let elapsed = instant - ContinuousClock.Instant.zeroTick
-        return elapsed.nanoseconds / tick.nanoseconds
+        (instant - origin).nanoseconds / tick.nanoseconds
     }
-}
-
-extension ContinuousClock.Instant {
-    /// A fixed origin for counting ticks: this process's first use of it.
-    fileprivate static let zeroTick = ContinuousClock.now
 }

@@ -292,12 +292,14 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         let mark = try client.command(["XADD", "\(prefix)changes", "MAXLEN", "~", "\(Self.changeStreamLength)", "*", "by", instance])
         cursor.withLock { $0 = mark.text }
         lastEpoch.withLock { $0.epoch = nil }
+        let phases = state.rollouts.mapValues(\.phase)
         _ = try followEpoch(&state, always: true, keeping: keeping)
-        if let id = state.activeRolloutID {
+        // The active rollout's table, unless the epoch's read just brought it whole (at load).
+        if let id = state.activeRolloutID, phases[id] == state.rollouts[id]?.phase {
             for (name, json) in try hash("\(prefix)hosts:\(id)") where !keeping.contains(name) {
-                guard var progress = Self.decode(HostProgress.self, json) else { continue }
-                progress.leaseUntil = state.rollouts[id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
-                state.rollouts[id]?.set(name, progress)
+                guard let progress = Self.decode(HostProgress.self, json) else { continue }
+                let kept = Self.keepingLease(progress, of: name, in: id, state)
+                state.rollouts[id]?.set(name, kept)
             }
         }
         for (name, json) in try hash("\(prefix)agents") where !keeping.contains(name) {
@@ -361,9 +363,9 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         }
         for (id, names) in hostLists {
             for (name, value) in zip(names, Self.items(replies[index])) {
-                guard var progress = value.text.flatMap({ Self.decode(HostProgress.self, $0) }) else { continue }
-                progress.leaseUntil = state.rollouts[id]?.hosts[name]?.leaseUntil ?? progress.leaseUntil
-                state.rollouts[id]?.set(name, progress)
+                guard let progress = value.text.flatMap({ Self.decode(HostProgress.self, $0) }) else { continue }
+                let kept = Self.keepingLease(progress, of: name, in: id, state)
+                state.rollouts[id]?.set(name, kept)
                 touched.insert(name)
             }
             index += 1
@@ -478,6 +480,14 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         var agent = agent
         if let known = state.agents[agent.hostname] { agent.lastSeen = max(agent.lastSeen, known.lastSeen) }
         state.agents[agent.hostname] = agent
+    }
+
+    /// `progress` as Redis holds it, with this instance's view of the lease time (leases live
+    /// in the slot set; a host's beats renew them where they arrive).
+    private static func keepingLease(_ progress: HostProgress, of host: String, in rollout: String, _ state: FleetState) -> HostProgress {
+        var progress = progress
+        progress.leaseUntil = state.rollouts[rollout]?.hosts[host]?.leaseUntil ?? progress.leaseUntil
+        return progress
     }
 
     /// A stream entry's id and fields.
