@@ -118,33 +118,25 @@ struct RolloutCommand: ParsableCommand {
         struct Pause: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Pause a running rollout (no new hosts start).")
             static let action = "pause"
-            @OptionGroup var hbs: HBSOptions
-            @Argument var id: String
-            @Flag var json = false
+            @OptionGroup var target: RolloutActionTarget
         }
 
         struct Resume: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Resume a paused rollout.")
             static let action = "resume"
-            @OptionGroup var hbs: HBSOptions
-            @Argument var id: String
-            @Flag var json = false
+            @OptionGroup var target: RolloutActionTarget
         }
 
         struct Abort: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Abort a rollout (hosts already upgraded stay).")
             static let action = "abort"
-            @OptionGroup var hbs: HBSOptions
-            @Argument var id: String
-            @Flag var json = false
+            @OptionGroup var target: RolloutActionTarget
         }
 
         struct Rollback: RolloutAction {
             static let configuration = CommandConfiguration(abstract: "Roll the hosts a rollout touched back to where they came from.")
             static let action = "rollback"
-            @OptionGroup var hbs: HBSOptions
-            @Argument var id: String
-            @Flag var json = false
+            @OptionGroup var target: RolloutActionTarget
         }
     }
 }
@@ -152,15 +144,20 @@ struct RolloutCommand: ParsableCommand {
 /// A command that POSTs one action to a rollout and says where it left it.
 protocol RolloutAction: ParsableCommand {
     static var action: String { get }
-    var hbs: HBSOptions { get }
-    var id: String { get }
-    var json: Bool { get }
+    var target: RolloutActionTarget { get }
+}
+
+/// What every rollout action takes: where HBS is, the rollout, and how to answer.
+struct RolloutActionTarget: ParsableArguments {
+    @OptionGroup var hbs: HBSOptions
+    @Argument(help: "Rollout id.") var id: String
+    @Flag(help: "Print the answer as JSON.") var json = false
 }
 
 extension RolloutAction {
     func run() throws {
-        let answer = try hbs.client.call("POST", "/v1/rollouts/\(id)/\(Self.action)")
-        if json { return Terminal.printJSON(answer) }
+        let answer = try target.hbs.client.call("POST", "/v1/rollouts/\(target.id)/\(Self.action)")
+        if target.json { return Terminal.printJSON(answer) }
         let summary = try JSONDecoder().decode(RolloutSummary.self, from: JSONSerialization.data(withJSONObject: answer))
         print(Self.action == "rollback" ? "rollout \(summary.id) started: back to \(summary.version) on \(summary.hosts) hosts" : RolloutWatcher.describe(summary))
     }
