@@ -17,6 +17,31 @@ import Wire
         return (engine.takeOutbox(), engine.state)
     }
 
+    /// A rollout's hosts still as created are stored as lists of names by batch and version,
+    /// the others as records; either way, and from the older form with a record for every
+    /// host, it reads back the same.
+    @Test func untouchedHostsAreStoredAsListsOfNames() throws {
+        var engine = RolloutEngineTests.fleet(6)
+        let created = try engine.create(RolloutEngineTests.spec(canary: 1, batch: 2), now: 1)
+        _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(0)), now: 2)
+        let rollout = try #require(engine.state.rollouts[created.id])
+        #expect(rollout.hosts[RolloutEngineTests.host(0)]?.phase == .admitted)
+
+        let json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(rollout)) as? [String: Any])
+        let records = try #require(json["hosts"] as? [String: Any])
+        #expect(Array(records.keys) == [RolloutEngineTests.host(0)], "only the admitted host has a record")
+        let lists = try #require(json["untouched"] as? [[String: Any]])
+        #expect(lists.map { $0["batch"] as? Int } == [1, 2, 3])
+        #expect(lists.map { Set($0["hosts"] as? [String] ?? []) } == [[1, 2], [3, 4], [5]].map { Set($0.map(RolloutEngineTests.host)) })
+        #expect(try JSONDecoder().decode(Rollout.self, from: JSONEncoder().encode(rollout)) == rollout)
+
+        // The form before lists of names: a record for every host.
+        var older = json
+        older["untouched"] = nil
+        older["hosts"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rollout.hosts))
+        #expect(try JSONDecoder().decode(Rollout.self, from: JSONSerialization.data(withJSONObject: older)) == rollout)
+    }
+
     @Test func appendedEventsSurviveARestart() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

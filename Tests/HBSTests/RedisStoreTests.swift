@@ -87,6 +87,30 @@ import Wire
         #expect(state.rollouts[rollout.id]?.phase == .running)
     }
 
+    /// A new rollout is one record with its hosts as lists of names, not a record a host (what
+    /// made creating one of 100,000 hosts take seconds); hosts get their records as they move,
+    /// and another instance reads the same rollout back, before and after a phase change.
+    @Test func aNewRolloutWritesNoHostRecords() async throws {
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
+        let one = try Self.store(redis), two = try Self.store(redis)
+        var engine = RolloutEngineTests.fleet(40)
+        let rollout = try engine.create(RolloutEngineTests.spec(canary: 2, batch: 10, maxConcurrent: 2), now: 1)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        #expect(try await redis.cli(["HLEN", "fledge:hosts:\(rollout.id)"]) == "0")
+        var state = try two.load()
+        #expect(state.rollouts[rollout.id] == engine.state.rollouts[rollout.id])
+
+        for i in 0..<3 { _ = engine.beat(RolloutEngineTests.beat(RolloutEngineTests.host(i)), now: 2, ledger: one) }
+        _ = try engine.pause(rollout.id, now: 3)
+        try one.append(engine.takeOutbox(), state: engine.state)
+        #expect(try await redis.cli(["HLEN", "fledge:hosts:\(rollout.id)"]) == "2", "the canary's two admitted hosts")
+        _ = two.synchronize(&state, keeping: [])
+        #expect(state.rollouts[rollout.id]?.phase == .paused)
+        #expect(state.rollouts[rollout.id]?.hosts == engine.state.rollouts[rollout.id]?.hosts)
+        #expect(try two.load().rollouts[rollout.id] == engine.state.rollouts[rollout.id])
+    }
+
     /// Another instance finishes the rollout: this one sees it completed with every host done,
     /// not its own table from before (once a rollout is no longer active no beat rereads it).
     @Test func aRolloutFinishedElsewhereIsSeenWhole() async throws {
@@ -246,4 +270,5 @@ import Wire
         let calls = exec.flatMap { $0.split(separator: ",").first?.split(separator: "=").last }.flatMap { Int($0) } ?? 0
         #expect(calls > 0 && calls < 100, "200 first beats shared \(calls) transactions")
     }
+
 }

@@ -12,8 +12,10 @@ import Wire
 /// Fleet state shared by several HBS instances through one Redis:
 ///
 ///     {prefix}agents           hash: host → agent JSON
-///     {prefix}rollouts         hash: id → rollout JSON (without its hosts)
-///     {prefix}hosts:{id}       hash: host → that host's progress JSON
+///     {prefix}rollouts         hash: id → rollout JSON, with only the hosts still as created
+///                              (lists of names by batch)
+///     {prefix}hosts:{id}       hash: host → that host's progress JSON, for every host that
+///                              moved (it wins over the rollout's lists)
 ///     {prefix}events:{id}      list: the rollout's events (`RolloutEvent` JSON), oldest first
 ///     {prefix}credentials      hash: host → SHA-256 of its secret (set once, HSETNX)
 ///     {prefix}fleet-token      the enrolment token, when no instance was given one (SET NX)
@@ -158,7 +160,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                 changedAgents.append(agent.hostname)
             case .rolloutCreated(let rollout):
                 commands.append(["HSET", "\(prefix)rollouts", rollout.id, Self.json(Self.meta(rollout))])
-                for (host, progress) in rollout.hosts {
+                for (host, progress) in rollout.hosts where !progress.isAsCreated {
                     commands.append(["HSET", "\(prefix)hosts:\(rollout.id)", host, Self.json(progress)])
                 }
                 bumpEpoch = true
@@ -272,7 +274,8 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         for (id, json) in try hash("\(prefix)rollouts") {
             if let number = Int(id.dropFirst()) { state.nextRolloutNumber = max(state.nextRolloutNumber, number + 1) }
             guard var rollout = Self.decode(Rollout.self, json), state.rollouts[id]?.phase != rollout.phase else { continue }
-            var hosts = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
+            let stored = try hash("\(prefix)hosts:\(id)").compactMapValues { Self.decode(HostProgress.self, $0) }
+            var hosts = rollout.hosts.merging(stored) { _, record in record }
             if let known = state.rollouts[id]?.hosts {
                 for (name, progress) in known { if let lease = progress.leaseUntil { hosts[name]?.leaseUntil = lease } }
                 for name in keeping { if let mine = known[name] { hosts[name] = mine } }
@@ -528,7 +531,9 @@ public final class RedisStore: FleetStore, AdmissionLedger {
         }
     }
 
-    static func meta(_ rollout: Rollout) -> Rollout { rollout.withoutHosts }
+    /// What `{prefix}rollouts` holds for a rollout: it with the hosts still as created, as
+    /// lists of names; every other host has its record in `{prefix}hosts:{id}`, which wins.
+    static func meta(_ rollout: Rollout) -> Rollout { rollout.withUntouchedHostsOnly }
 
     static func json(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()

@@ -43,7 +43,9 @@ extension RolloutEngine {
         let atTarget = agent.runs(spec.version)
         guard var progress = state.rollouts[id]?.hosts[agent.hostname] else {
             // A host that joins mid-rollout goes into the last batch.
-            guard !atTarget, spec.selector.matches(hostname: agent.hostname, labels: agent.labels),
+            // (Asked through the optional: a copy of the rollout held here would make the
+            // record below copy its whole host table.)
+            guard !atTarget, state.rollouts[id]?.selects(hostname: agent.hostname, labels: agent.labels) == true,
                   state.rollouts[id]?.isTarget(version: beat.version) == true else { return nil }
             let batch = state.rollouts[id]?.lastBatch ?? 0
             record(.hostUpdated(rollout: id, host: agent.hostname, HostProgress(phase: .pending, batch: batch, fromVersion: beat.version)))

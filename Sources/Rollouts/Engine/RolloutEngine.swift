@@ -53,20 +53,28 @@ public struct RolloutEngine: Sendable {
         confirmSilence(of: state.agents.values.filter { $0.lastSeen < now - configuration.absentAfterSeconds }.map(\.hostname), ledger: ledger)
         var rollout = Rollout(
             id: "r\(state.nextRolloutNumber)", spec: spec, phase: .running, createdAt: now, allowsDowngrade: allowsDowngrade)
-        // Hosts gone silent are left out; they join as latecomers if they come back.
-        let targets = state.agents.values
-            .filter { $0.lastSeen >= now - configuration.absentAfterSeconds }
-            .filter { spec.selector.matches(hostname: $0.hostname, labels: $0.labels) && rollout.isTarget(version: $0.version) }
-            .sorted { $0.hostname < $1.hostname }
+        // Hosts gone silent are left out; they join as latecomers if they come back. A fleet
+        // runs a handful of versions: each is compared with the target once, not once a host.
+        var isTarget: [String: Bool] = [:]
+        var targets: [(hostname: String, version: String)] = []
+        for agent in state.agents.values where agent.lastSeen >= now - configuration.absentAfterSeconds {
+            guard rollout.selects(hostname: agent.hostname, labels: agent.labels) else { continue }
+            let target = isTarget[agent.version] ?? rollout.isTarget(version: agent.version)
+            isTarget[agent.version] = target
+            if target { targets.append((agent.hostname, agent.version)) }
+        }
+        targets.sort { $0.hostname < $1.hostname }
         let canary = min(spec.canary, targets.count)
         let sizes = (canary > 0 ? [canary] : []) + spec.batches.sizes(for: targets.count - canary)
+        var hosts: [String: HostProgress] = .init(minimumCapacity: targets.count)
         var next = targets.makeIterator()
         for (batch, size) in sizes.enumerated() {
             for _ in 0..<size {
                 guard let agent = next.next() else { break }
-                rollout.set(agent.hostname, HostProgress(phase: .pending, batch: batch, fromVersion: agent.version))
+                hosts[agent.hostname] = HostProgress(phase: .pending, batch: batch, fromVersion: agent.version)
             }
         }
+        rollout.replaceHosts(hosts)
         record(.rolloutCreated(rollout))
         return rollout
     }
@@ -146,12 +154,15 @@ public struct RolloutEngine: Sendable {
     /// Brings in changes made elsewhere (other HBS instances, through a shared store); `body`
     /// says what it touched. The peer index follows hosts one by one, and is rebuilt at the
     /// next admission only when more changed or a member no longer qualifies.
-    public mutating func update(_ body: (inout FleetState) -> OutsideChange) {
-        switch body(&state) {
+    @discardableResult
+    public mutating func update(_ body: (inout FleetState) -> OutsideChange) -> OutsideChange {
+        let change = body(&state)
+        switch change {
         case .nothing: break
         case .everything: peerIndex = nil
         case .hosts(let names): followPeers(names)
         }
+        return change
     }
 
     /// After a restart: every admitted host gets a fresh lease and every agent counts as just

@@ -53,6 +53,10 @@ public struct HostProgress: Codable, Sendable, Equatable {
     /// for it again, and for no host once enough hosts report one.
     public var reported: [String]?
 
+    /// Pending as its rollout created it, never admitted: stored as a name in a list, not as
+    /// a record (`Rollout`'s untouched hosts).
+    public var isAsCreated: Bool { self == HostProgress(phase: .pending, batch: batch, fromVersion: fromVersion) }
+
     /// Still fetching: what the planner's limits count.
     var isFetching: Bool { phase == .admitted || phase == .downloading }
 }

@@ -12,7 +12,9 @@ public enum RolloutPhase: String, Codable, Sendable {
 /// scans the fleet.
 public struct Rollout: Codable, Sendable, Equatable {
     public var id: String
-    public var spec: RolloutSpec
+    public var spec: RolloutSpec {
+        didSet { selection = HostSelector.Lookup(spec.selector) }
+    }
     public var phase: RolloutPhase
     public var pauseReason: String?
     public var createdAt: Int64
@@ -21,6 +23,8 @@ public struct Rollout: Codable, Sendable, Equatable {
     public var allowsDowngrade: Bool
     public private(set) var hosts: [String: HostProgress]
     private var counts = Counts()
+    /// `spec.selector`, quick to ask; derived, never stored.
+    private var selection: HostSelector.Lookup
 
     /// Derived from `hosts`; never stored, never compared.
     private struct Counts: Sendable {
@@ -67,7 +71,20 @@ public struct Rollout: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, spec, phase, pauseReason, createdAt, finishedAt, allowsDowngrade, hosts
+        case id, spec, phase, pauseReason, createdAt, finishedAt, allowsDowngrade, hosts, untouched
+    }
+
+    /// Hosts still pending as the rollout created them (no admission yet), stored as lists
+    /// of names by batch and version instead of a record each: a new rollout of 100,000 hosts
+    /// is a few lists of names to encode, write and read (stores, and other instances through
+    /// Redis), not 100,000 records. `hosts` holds the rest, and wins where a name is in both.
+    private struct Untouched: Codable, Hashable {
+        var batch: Int
+        var fromVersion: String
+        var hosts: [String] = []
+
+        /// Its hosts' progress, as the rollout created them.
+        var progress: HostProgress { HostProgress(phase: .pending, batch: batch, fromVersion: fromVersion) }
     }
 
     /// Equal when everything but the derived counts is equal.
@@ -83,6 +100,7 @@ public struct Rollout: Codable, Sendable, Equatable {
     ) {
         self.id = id
         self.spec = spec
+        self.selection = HostSelector.Lookup(spec.selector)
         self.phase = phase
         self.createdAt = createdAt
         self.allowsDowngrade = allowsDowngrade
@@ -94,13 +112,44 @@ public struct Rollout: Codable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         id = try container.decode(String.self, forKey: .id)
         spec = try container.decode(RolloutSpec.self, forKey: .spec)
+        selection = HostSelector.Lookup(spec.selector)
         phase = try container.decode(RolloutPhase.self, forKey: .phase)
         pauseReason = try container.decodeIfPresent(String.self, forKey: .pauseReason)
         createdAt = try container.decode(Int64.self, forKey: .createdAt)
         finishedAt = try container.decodeIfPresent(Int64.self, forKey: .finishedAt)
         allowsDowngrade = try container.decode(Bool.self, forKey: .allowsDowngrade)
+        var all = try container.decode([String: HostProgress].self, forKey: .hosts)
+        for group in try container.decodeIfPresent([Untouched].self, forKey: .untouched) ?? [] {
+            let progress = group.progress
+            for host in group.hosts where all[host] == nil { all[host] = progress }
+        }
         hosts = [:]
-        replaceHosts(try container.decode([String: HostProgress].self, forKey: .hosts))
+        replaceHosts(all)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(spec, forKey: .spec)
+        try container.encode(phase, forKey: .phase)
+        try container.encodeIfPresent(pauseReason, forKey: .pauseReason)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encodeIfPresent(finishedAt, forKey: .finishedAt)
+        try container.encode(allowsDowngrade, forKey: .allowsDowngrade)
+        var touched: [String: HostProgress] = [:]
+        var untouched: [Untouched: [String]] = [:]
+        for (host, progress) in hosts {
+            if progress.isAsCreated {
+                untouched[Untouched(batch: progress.batch, fromVersion: progress.fromVersion), default: []].append(host)
+            } else {
+                touched[host] = progress
+            }
+        }
+        try container.encode(touched, forKey: .hosts)
+        if !untouched.isEmpty {
+            let groups = untouched.map { Untouched(batch: $0.key.batch, fromVersion: $0.key.fromVersion, hosts: $0.value) }
+            try container.encode(groups.sorted { ($0.batch, $0.fromVersion) < ($1.batch, $1.fromVersion) }, forKey: .untouched)
+        }
     }
 
     /// Sets (or, with nil, removes) one host's progress.
@@ -116,10 +165,12 @@ public struct Rollout: Codable, Sendable, Equatable {
         for (host, progress) in all { counts.add(host, progress, +1) }
     }
 
-    /// The same rollout without its hosts (how a shared store keeps it apart from them).
-    public var withoutHosts: Rollout {
+    /// The same rollout with only its hosts still as created (`HostProgress.isAsCreated`),
+    /// which its encoding keeps as lists of names: how a shared store keeps the rollout apart
+    /// from the records of the hosts that moved.
+    public var withUntouchedHostsOnly: Rollout {
         var copy = self
-        copy.replaceHosts([:])
+        copy.replaceHosts(hosts.filter { $0.value.isAsCreated })
         return copy
     }
 
@@ -162,6 +213,11 @@ public struct Rollout: Codable, Sendable, Equatable {
     /// Nothing left to do and nobody missing: an absent host may still come back, so a rollout
     /// waiting for one stays running (an operator may abort it).
     var isFinished: Bool { !hasWork && count(.absent) == 0 }
+
+    /// Whether the rollout's selector picks this host.
+    func selects(hostname: String, labels: [String: String]) -> Bool {
+        selection.matches(hostname: hostname, labels: labels)
+    }
 
     /// Whether a host running `version` is one this rollout should upgrade.
     func isTarget(version: String) -> Bool {

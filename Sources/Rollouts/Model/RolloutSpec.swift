@@ -111,6 +111,24 @@ public enum HostSelector: Codable, Sendable, Equatable {
         case .hosts(let names): names.contains(hostname)
         }
     }
+
+    /// The selector asked for many hosts (every host at a rollout's creation, every latecomer's
+    /// beat): a host list is looked up in a set built once, not searched. A rollback names
+    /// every host it returns, 100,000 of them at that fleet size.
+    public struct Lookup: Sendable {
+        public let selector: HostSelector
+        private let names: Set<String>?
+
+        public init(_ selector: HostSelector) {
+            self.selector = selector
+            if case .hosts(let list) = selector { names = Set(list) } else { names = nil }
+        }
+
+        public func matches(hostname: String, labels: [String: String]) -> Bool {
+            if let names { return names.contains(hostname) }
+            return selector.matches(hostname: hostname, labels: labels)
+        }
+    }
 }
 
 /// How the hosts after the canary are cut into batches. The last size (or percentage) repeats

@@ -47,20 +47,29 @@ public struct RolloutSummary: Codable, Sendable {
         createdAt = rollout.createdAt
         finishedAt = rollout.finishedAt
         hosts = rollout.hosts.count
-        counts = Self.counts(rollout.hosts.values)
-        batches = Dictionary(grouping: rollout.hosts.values, by: \.batch).sorted { $0.key < $1.key }
-            .map { Batch(batch: $0.key, counts: Self.counts($0.value)) }
+        // One pass, counting phases: at a rollout's creation this answers the POST, over every
+        // host of the fleet (grouping the records themselves copied each of them).
+        var byPhase: [HostPhase: Int] = [:]
+        var byBatch: [Int: [HostPhase: Int]] = [:]
+        var failed: [FailedHost] = []
+        for (host, progress) in rollout.hosts {
+            byPhase[progress.phase, default: 0] += 1
+            byBatch[progress.batch, default: [:]][progress.phase, default: 0] += 1
+            if progress.failures > 0 {
+                failed.append(FailedHost(host: host, reason: progress.reason ?? "", failures: progress.failures, retryAt: progress.retryAt))
+            }
+        }
+        counts = Self.named(byPhase)
+        batches = byBatch.sorted { $0.key < $1.key }.map { Batch(batch: $0.key, counts: Self.named($0.value)) }
         currentBatch = rollout.currentBatch
         bytesBySourceKind = Self.bytesBySourceKind(of: rollout, planner: planner)
-        failed = rollout.hosts.filter { $0.value.failures > 0 }.sorted { $0.key < $1.key }.map {
-            FailedHost(host: $0.key, reason: $0.value.reason ?? "", failures: $0.value.failures, retryAt: $0.value.retryAt)
-        }
+        self.failed = failed.sorted { $0.host < $1.host }
         let done = counts[HostPhase.done.rawValue, default: 0]
         let elapsed = Double(max(1, now - rollout.createdAt))
         etaSeconds = done > 0 && rollout.phase.isActive ? Double(hosts - done) * elapsed / Double(done) : nil
     }
 
-    private static func counts(_ hosts: some Collection<HostProgress>) -> [String: Int] {
-        Dictionary(hosts.map { ($0.phase.rawValue, 1) }, uniquingKeysWith: +)
+    private static func named(_ counts: [HostPhase: Int]) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) })
     }
 }
