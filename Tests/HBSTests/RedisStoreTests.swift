@@ -271,4 +271,20 @@ import Wire
         #expect(calls > 0 && calls < 100, "200 first beats shared \(calls) transactions")
     }
 
+    /// A rollout created at one instance wakes the hosts long-polling at another on the next
+    /// beat that instance answers (past the 250 ms epoch interval), not at its next sweep:
+    /// no sweep runs here at all.
+    @Test func aRolloutStartedElsewhereWakesHostsWaitingHere() async throws {
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
+        let a = try ControlPlane(store: try Self.store(redis), logger: Logger(label: "a"), clock: { 100 })
+        let b = try ControlPlane(store: try Self.store(redis), logger: Logger(label: "b"), clock: { 100 })
+        for i in 0..<2 { _ = await a.beat(RolloutEngineTests.beat(RolloutEngineTests.host(i))) }
+        let waiting = Task { await b.signal.wait(upTo: .seconds(5), host: RolloutEngineTests.host(0)) }
+        for _ in 0..<200 where b.signal.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        _ = try await a.create(RolloutEngineTests.spec())
+        try await Task.sleep(for: .milliseconds(300))
+        _ = await b.beat(RolloutEngineTests.beat(RolloutEngineTests.host(1)))
+        #expect(await waiting.value, "woken by b's beat, not by its wait running out")
+    }
 }

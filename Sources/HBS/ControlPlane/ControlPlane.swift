@@ -54,7 +54,7 @@ public actor ControlPlane {
     /// that cannot be stored it is undone and the beat is still answered (the fleet keeps its
     /// rhythm), but without an order: nothing is ordered that is not durable.
     public func beat(_ beat: HeartbeatRequest) async -> (reply: HeartbeatReply, stored: Bool) {
-        engine.update { [unwrittenHosts] in store.refresh(&$0, host: beat.hostname, keeping: unwrittenHosts) }
+        follow { [unwrittenHosts] in store.refresh(&$0, host: beat.hostname, keeping: unwrittenHosts) }
         let checkpoint = engine.checkpoint(for: beat.hostname)
         var reply = engine.beat(beat, now: clock(), ledger: store.ledger)
         if await persist(undo: .checkpoint(checkpoint)) { return (reply, true) }
@@ -105,17 +105,24 @@ public actor ControlPlane {
 
     /// Leases, deadlines, retries, completion: run every second or so.
     public func sweep() async {
-        let before = engine.state.activeRollout.map { "\($0.id) \($0.phase)" }
-        engine.update { [unwrittenHosts] in store.synchronize(&$0, keeping: unwrittenHosts) }
-        if let now = engine.state.activeRollout, now.phase == .running, "\(now.id) \(now.phase)" != before {
-            signal.fire(first: Self.admissibleNow(now))  // another instance started or resumed one
-        }
+        follow { [unwrittenHosts] in store.synchronize(&$0, keeping: unwrittenHosts) }
         guard store.claimSweep() else { return }  // another instance sweeps
         let saved = engine
         engine.sweep(now: clock(), ledger: store.ledger)
         if await !persist(undo: .engine(saved)) {
             logger.error("cannot persist after sweep: tried again next second")
         }
+    }
+
+    /// Brings in what other instances changed (`pull`: a beat's refresh, a sweep's sync) and,
+    /// when that started or resumed a rollout elsewhere, wakes the hosts waiting here: on the
+    /// beat path too, so they hear of it within the store's epoch interval (250 ms on Redis)
+    /// while the fleet beats, not at this instance's next sweep.
+    private func follow(_ pull: (inout FleetState) -> OutsideChange) {
+        let before = engine.state.activeRolloutID.map { ($0, engine.state.rollouts[$0]?.phase) }
+        guard engine.update(pull) == .everything, let id = engine.state.activeRolloutID,
+              let now = engine.state.rollouts[id], now.phase == .running, before?.0 != id || before?.1 != .running else { return }
+        signal.fire(first: Self.admissibleNow(now))
     }
 
     /// falcon's POST: a new falcon upgrade replaces a running falcon one, in one step, and only
