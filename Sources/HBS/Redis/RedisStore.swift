@@ -149,6 +149,24 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     }
 
     public func prepare(_ events: [FleetEvent], state: FleetState) throws(StoreError) -> DurableWrite {
+        // Only what needs the state is taken here, on the control plane's actor: a rollout
+        // whose phase changed, as it stands. The commands and their JSON are built in the
+        // write, off the actor (at a rollout's start that was half the actor's time).
+        var phased: [String: Rollout] = [:]
+        for case .rolloutPhase(let id, _, _, _) in events { phased[id] = state.rollouts[id].map(Self.meta) }
+        return { [self, events, phased] () throws(StoreError) in
+            do {
+                try client.transaction(commands(for: events, phased: phased))
+            } catch {
+                errors.add(1, ordering: .relaxed)
+                throw .io("\(error)")
+            }
+        }
+    }
+
+    /// One transaction's commands for `events`; `phased`: the rollouts whose phase they
+    /// change, as `meta` stores them.
+    private func commands(for events: [FleetEvent], phased: [String: Rollout]) -> [[String]] {
         var commands: [[String]] = []
         var bumpEpoch = false
         var changedAgents: [String] = []
@@ -168,8 +186,8 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                 commands.append(["HSET", "\(prefix)hosts:\(id)", host, Self.json(progress)])
                 changedHosts.append([id, host])
             case .rolloutPhase(let id, _, _, _):
-                guard let rollout = state.rollouts[id] else { continue }
-                commands.append(["HSET", "\(prefix)rollouts", id, Self.json(Self.meta(rollout))])
+                guard let rollout = phased[id] else { continue }
+                commands.append(["HSET", "\(prefix)rollouts", id, Self.json(rollout)])
                 if !rollout.phase.isActive { commands.append(["DEL", slotKey]) }  // no slots outlive their rollout
                 bumpEpoch = true
             case .hostEnrolled(let host, let digest):
@@ -202,14 +220,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
                     + (changedHosts.isEmpty ? [] : ["hosts", Self.json(changedHosts)]))
         }
         if bumpEpoch { commands.append(["INCR", "\(prefix)epoch"]) }
-        return { [self, commands] () throws(StoreError) in
-            do {
-                try client.transaction(commands)
-            } catch {
-                errors.add(1, ordering: .relaxed)
-                throw .io("\(error)")
-            }
-        }
+        return commands
     }
 
     /// A beat from `host`: the rollouts again when the epoch moved (asked at most every
