@@ -1,6 +1,7 @@
 import Logging
 import NIOPosix
 import Rollouts
+import Synchronization
 import Transfer
 import Wire
 
@@ -16,11 +17,12 @@ public actor ControlPlane {
     /// The beat interval of a host with nothing to do: such beats may long-poll.
     public nonisolated let idleBeatSeconds: Double
     /// Told each rollout event this instance made durable (metrics follow them).
-    private var observers: [@Sendable (String, RolloutEvent) -> Void] = []
+    /// (Told as each write lands, off the actor.)
+    private let observers = Mutex<[@Sendable (String, RolloutEvent) -> Void]>([])
 
     /// Calls `observer` with each rollout event this instance stores from now on.
     public func observe(_ observer: @escaping @Sendable (String, RolloutEvent) -> Void) {
-        observers.append(observer)
+        observers.withLock { $0.append(observer) }
     }
 
     /// Loads the state from `store` and grants every admitted host a fresh lease (beats are
@@ -41,26 +43,49 @@ public actor ControlPlane {
     public var state: FleetState { engine.state }
 
     /// Answers a beat presented with `credential`, the digest of the secret it carries (nil
-    /// where HBS takes anonymous beats): checked and taken in one turn of the actor: a
-    /// second hop onto it cost more than the check itself (fledge-bench hbs, 6 of 15 us a beat).
-    public func beat(
+    /// where HBS takes anonymous beats): checked and taken in one turn of the actor (a
+    /// second hop onto it cost more than the check itself: fledge-bench hbs, 6 of 15 us a
+    /// beat). The wait for its write is off the actor.
+    public nonisolated func beat(
         _ beat: HeartbeatRequest, credential: CredentialDigest?
     ) async throws(CredentialRefusal) -> (reply: HeartbeatReply, stored: Bool) {
-        if let credential { try authenticate(host: beat.hostname, digest: credential) }
-        return await self.beat(beat)
+        let (reply, ticket) = try await take(beat, credential: credential)
+        return await answer(beat, reply, ticket)
     }
 
     /// Answers a beat once what it changed, and everything taken before it, is durable. When
     /// that cannot be stored it is undone and the beat is still answered (the fleet keeps its
     /// rhythm), but without an order: nothing is ordered that is not durable.
-    public func beat(_ beat: HeartbeatRequest) async -> (reply: HeartbeatReply, stored: Bool) {
+    public nonisolated func beat(_ beat: HeartbeatRequest) async -> (reply: HeartbeatReply, stored: Bool) {
+        let (reply, ticket) = await take(beat)
+        return await answer(beat, reply, ticket)
+    }
+
+    private func take(
+        _ beat: HeartbeatRequest, credential: CredentialDigest?
+    ) throws(CredentialRefusal) -> (reply: HeartbeatReply, ticket: Int) {
+        if let credential { try authenticate(host: beat.hostname, digest: credential) }
+        return take(beat)
+    }
+
+    /// Applies a beat: its answer, and the ticket of the write it waits for.
+    private func take(_ beat: HeartbeatRequest) -> (reply: HeartbeatReply, ticket: Int) {
+        signal.beatTaken(from: beat.hostname)
+        takeLanded()
         follow { [unwrittenHosts] in store.refresh(&$0, host: beat.hostname, keeping: unwrittenHosts) }
         let checkpoint = engine.checkpoint(for: beat.hostname)
-        var reply = engine.beat(beat, now: clock(), ledger: store.ledger)
-        if await persist(undo: .checkpoint(checkpoint)) { return (reply, true) }
+        let reply = engine.beat(beat, now: clock(), ledger: store.ledger)
+        return (reply, persist(undo: .checkpoint(checkpoint)))
+    }
+
+    private nonisolated func answer(
+        _ beat: HeartbeatRequest, _ reply: HeartbeatReply, _ ticket: Int
+    ) async -> (reply: HeartbeatReply, stored: Bool) {
+        if await durability.wait(ticket) { return (reply, true) }
         logger.error("beat from \(beat.hostname) not stored, order withheld")
-        reply.order = nil
-        return (reply, false)
+        var withheld = reply
+        withheld.order = nil
+        return (withheld, false)
     }
 
     public func create(_ spec: RolloutSpec) async throws(ControlPlaneError) -> Rollout {
@@ -105,11 +130,12 @@ public actor ControlPlane {
 
     /// Leases, deadlines, retries, completion: run every second or so.
     public func sweep() async {
+        takeLanded()
         follow { [unwrittenHosts] in store.synchronize(&$0, keeping: unwrittenHosts) }
         guard store.claimSweep() else { return }  // another instance sweeps
         let saved = engine
         engine.sweep(now: clock(), ledger: store.ledger)
-        if await !persist(undo: .engine(saved)) {
+        if await !durability.wait(persist(undo: .engine(saved))) {
             logger.error("cannot persist after sweep: tried again next second")
         }
     }
@@ -145,7 +171,7 @@ public actor ControlPlane {
         }
         let checkpoint = engine.checkpoint(for: host)
         do { try engine.enrol(host: host, digest: digest.hex) } catch { throw .engine(error) }
-        guard await persist(undo: .checkpoint(checkpoint)) else { throw .store(.io("the enrolment could not be stored")) }
+        guard await durability.wait(persist(undo: .checkpoint(checkpoint))) else { throw .store(.io("the enrolment could not be stored")) }
         // Two instances may race for one name: the store's binding (set once) decides.
         if let stored = store.credential(of: host), stored != digest.hex {
             engine.update { $0.credentials[host] = stored; return .nothing }
@@ -169,7 +195,7 @@ public actor ControlPlane {
     public func forget(host: String, by who: String) async throws(ControlPlaneError) {
         let checkpoint = engine.checkpoint(for: host)
         do { try engine.forget(host: host) } catch { throw .engine(error) }
-        guard await persist(undo: .checkpoint(checkpoint)) else { throw .store(.io("forgetting \(host) could not be stored")) }
+        guard await durability.wait(persist(undo: .checkpoint(checkpoint))) else { throw .store(.io("forgetting \(host) could not be stored")) }
         logger.notice("host \(host) forgotten at the request of \(who): its name may enrol again")
     }
 
@@ -182,7 +208,7 @@ public actor ControlPlane {
             engine = saved  // all or nothing: a rollback that cannot start aborts nothing
             throw .engine(error)
         }
-        guard await persist(undo: .engine(saved)) else { throw .store(.io("the change could not be stored")) }
+        guard await durability.wait(persist(undo: .engine(saved))) else { throw .store(.io("the change could not be stored")) }
         if rollout.phase == .running { signal.fire(first: Self.admissibleNow(rollout)) }
         return rollout
     }
@@ -191,21 +217,27 @@ public actor ControlPlane {
 
     /// How to take back a change whose write failed: a beat's checkpoint, or the whole engine
     /// as it was before an operator's change or a sweep.
-    private enum Undo {
+    private enum Undo: Sendable {
         case checkpoint(RolloutEngine.Checkpoint)
         case engine(RolloutEngine)
     }
 
     /// A change applied to the engine, waiting for its events to be durable.
-    private struct Waiting {
+    private struct Waiting: Sendable {
         let events: [FleetEvent]
         let undo: Undo
-        let answer: CheckedContinuation<Bool, Never>
+        let ticket: Int
     }
+
+    /// Where changes wait for their writes, off the actor.
+    private let durability = Durability()
 
     /// Changes applied since the write in flight was taken, oldest first.
     private var waiting: [Waiting] = []
-    private var writing = false
+    /// Whether a write is in flight, and the groups written since the actor last looked (for
+    /// `settled` and the log). Shared with the write's completion, which runs off the actor:
+    /// a group's answers, and the next group's write, never wait for the actor to be free.
+    private let writes = Mutex<(inFlight: Bool, landed: [[FleetEvent]])>((false, []))
 
     /// Hosts with changes applied here and not yet durable (how many changes each): a sync
     /// leaves them as they are here. Another instance's write to one of them is older than
@@ -214,30 +246,65 @@ public actor ControlPlane {
     /// `unwritten`'s hosts, kept as a set so a beat hands it to the store without building one.
     private var unwrittenHosts: Set<String> = []
 
-    /// Waits until the engine's new events, and everything applied before them, are durable;
-    /// false when the write failed (the change, and every later one, is then undone). Changes
-    /// that arrive while a write is in flight share the next one: one fdatasync (embedded) or
-    /// one pipelined MULTI/EXEC (Redis) for all of them, so a fresh HBS registers a fleet at
-    /// the store's sync rate times the beats in flight, not at its sync rate.
-    private func persist(undo: Undo) async -> Bool {
+    /// Queues the engine's new events for writing; the ticket to wait for (`durability`):
+    /// true once they, and everything applied before them, are durable; false when the write
+    /// failed (the change, and every later one, is then undone). Changes that arrive while a
+    /// write is in flight share the next one: one fdatasync (embedded) or one pipelined
+    /// MULTI/EXEC (Redis) for all of them, so a fresh HBS registers a fleet at the store's
+    /// sync rate times the beats in flight, not at its sync rate.
+    private func persist(undo: Undo) -> Int {
         let events = stamped(engine.takeOutbox())
-        // Nothing new and nothing pending: what this answer rests on is durable already. A
-        // sweep that changed nothing answers nobody: it need not wait (and hold a copy of the
-        // engine that would make the next beat copy the fleet) behind the write in flight.
         if events.isEmpty {
-            if !writing { return true }
-            if case .engine = undo { return true }
+            // A sweep that changed nothing answers nobody: it need not wait (and hold a copy
+            // of the engine that would make the next beat copy the fleet). A beat that changed
+            // nothing rests on what was applied before it: the last change, if not yet durable.
+            if case .engine = undo { return Durability.durable }
+            if waiting.isEmpty && !writes.withLock({ $0.inFlight }) { return Durability.durable }
+            return durability.lastIssued
         }
         for host in Self.hosts(of: events) {
             unwritten[host, default: 0] += 1
             unwrittenHosts.insert(host)
         }
-        return await withCheckedContinuation { answer in
-            waiting.append(Waiting(events: events, undo: undo, answer: answer))
-            if !writing {
-                writing = true
-                Task { await self.writeWaiting() }
+        let ticket = durability.issue()
+        waiting.append(Waiting(events: events, undo: undo, ticket: ticket))
+        writeNext()
+        return ticket
+    }
+
+    /// Starts writing what is waiting, unless a write is in flight (its completion starts the
+    /// next). Called on every change, so the next group starts as soon as the last landed even
+    /// while beats keep the actor busy (at a rollout's start, thousands of woken hosts).
+    private func writeNext() {
+        takeLanded()
+        guard !waiting.isEmpty, writes.withLock({ writes in
+            defer { writes.inFlight = true }
+            return !writes.inFlight
+        }) else { return }
+        let group = waiting
+        waiting = []
+        let events = group.flatMap(\.events)
+        var write: DurableWrite = {}
+        if !events.isEmpty {
+            do throws(StoreError) { write = try store.prepare(events, state: engine.state) } catch {
+                failed(group, failure: error)
+                return
             }
+        }
+        Task.detached { [self] in
+            do throws(StoreError) {
+                try await Self.run(write)
+            } catch {
+                await failed(group, failure: error)
+                return
+            }
+            log(events)
+            durability.landed(group.map(\.ticket))
+            writes.withLock { writes in
+                writes.landed.append(events)
+                writes.inFlight = false
+            }
+            await writeNext()  // if no change arrives meanwhile to start it
         }
     }
 
@@ -250,6 +317,16 @@ public actor ControlPlane {
             case .rolloutCreated, .rolloutPhase, .rolloutDropped, .noted: nil
             }
         }
+    }
+
+    /// The groups written since the last look: their hosts are settled. Before anything
+    /// reads `unwrittenHosts`.
+    private func takeLanded() {
+        let landed = writes.withLock { writes in
+            defer { writes.landed = [] }
+            return writes.landed
+        }
+        for events in landed { settled(events) }
     }
 
     /// The changes to these hosts are durable now, or undone.
@@ -269,38 +346,17 @@ public actor ControlPlane {
         }
     }
 
-    /// Writes what is waiting, group after group, in the order it was applied.
-    private func writeWaiting() async {
-        while !waiting.isEmpty {
-            let group = waiting
-            waiting = []
-            let events = group.flatMap(\.events)
-            var failure: StoreError?
-            if !events.isEmpty {
-                do {
-                    let write = try store.prepare(events, state: engine.state)
-                    try await Self.run(write)
-                } catch {
-                    failure = error
-                }
-            }
-            if let failure {
-                // Undo newest first: this group and whatever was applied on top of it meanwhile.
-                let undone = group + waiting
-                waiting = []
-                for change in undone.reversed() { take(back: change.undo) }
-                logger.error("cannot store \(events.count) events of \(undone.count) changes, all undone: \(failure)")
-                for change in undone {
-                    settled(change.events)
-                    change.answer.resume(returning: false)
-                }
-            } else {
-                settled(events)
-                log(events)
-                for change in group { change.answer.resume(returning: true) }
-            }
-        }
-        writing = false
+    /// A group's write failed: it is undone, with whatever was applied on top of it meanwhile
+    /// (newest first), and all of them are answered as not stored.
+    private func failed(_ group: [Waiting], failure: StoreError) {
+        takeLanded()
+        let undone = group + waiting
+        waiting = []
+        for change in undone.reversed() { take(back: change.undo) }
+        logger.error("cannot store \(group.flatMap(\.events).count) events of \(undone.count) changes, all undone: \(failure)")
+        for change in undone { settled(change.events) }
+        durability.undone(undone.map(\.ticket))
+        writes.withLock { $0.inFlight = false }
     }
 
     /// Runs a store's blocking write on NIO's thread pool for blocking I/O, off the actor and
@@ -329,7 +385,8 @@ public actor ControlPlane {
     /// (created, batches, hosts admitted, failed with why, done, pauses with why and by whom,
     /// completion), hosts forgotten, history dropped. (Who asked, for admin requests:
     /// `AdminAuthority`.)
-    private func log(_ events: [FleetEvent]) {
+    private nonisolated func log(_ events: [FleetEvent]) {
+        let observers = self.observers.withLock { $0 }
         for event in events {
             switch event {
             case .noted(let id, let note):
