@@ -29,6 +29,35 @@ import Testing
         #expect(Set(order.prefix(first.count * 4)).isSuperset(of: first), "\(order.prefix(16))")
     }
 
+    /// The others are woken once every woken host of the first batch has beaten again, so
+    /// their wake-ups and answers do not compete with the first batch's; or, should one of
+    /// those never come back, after the signal's patience.
+    @Test func theOthersWaitForTheFirstBatchToBeatAgain() async throws {
+        for patience in [Duration.seconds(60), .milliseconds(100)] {
+            let signal = RolloutSignal(firstBatchPatience: patience)
+            let woken = Woken()
+            let hosts = ["a", "b", "c", "d"]
+            await withTaskGroup(of: Void.self) { group in
+                for host in hosts {
+                    group.addTask {
+                        if await signal.wait(upTo: .seconds(60), host: host) { woken.names.withLock { $0.append(host) } }
+                    }
+                }
+                for _ in 0..<600 where signal.waiting < hosts.count { try? await Task.sleep(for: .milliseconds(10)) }
+                signal.fire(first: ["a", "b"])
+                for _ in 0..<600 where woken.names.withLock({ $0.count }) < 2 { try? await Task.sleep(for: .milliseconds(10)) }
+                if patience == .seconds(60) {
+                    #expect(Set(woken.names.withLock { $0 }) == ["a", "b"], "the first batch alone")
+                    signal.beatTaken(from: "a")
+                    try? await Task.sleep(for: .milliseconds(50))
+                    #expect(woken.names.withLock { $0.count } == 2, "b is not back yet")
+                    signal.beatTaken(from: "b")
+                }
+            }
+            #expect(Set(woken.names.withLock { $0 }) == Set(hosts), "patience \(patience): everyone woke")
+        }
+    }
+
     /// A wait ends by itself when its time runs out, and at once when its task is cancelled;
     /// nothing is left waiting afterwards.
     @Test func waitsEndOnTimeAndOnCancellation() async throws {

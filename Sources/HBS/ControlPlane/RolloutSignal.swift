@@ -25,10 +25,27 @@ public final class RolloutSignal: Sendable {
     }
 
     private let waiters = Mutex(Waiters())
+
+    /// The first batch's woken hosts not yet back with their beat, and the others, held until
+    /// then: their wake-ups and answers would otherwise compete with the first batch's on the
+    /// cores (19,000 woken at once put the first batch's first order at 0.8-0.9 s after the
+    /// POST, against 0.3 s when they wait).
+    private struct Gate {
+        var firstBack: Set<String> = []
+        var held: [Waiter] = []
+    }
+    private let gate = Mutex(Gate())
+    /// Whether `gate` holds anyone: read on every beat, locked only when it does.
+    private let gated = Atomic<Bool>(false)
+    /// How long the others wait at most for the first batch to beat again (a woken host may
+    /// have gone away meanwhile).
+    let firstBatchPatience: Duration
     /// How often waits whose time ran out are ended: a wait lasts its timeout plus up to this.
     static let tick = Duration.milliseconds(100)
 
-    public init() {}
+    public init(firstBatchPatience: Duration = .milliseconds(500)) {
+        self.firstBatchPatience = firstBatchPatience
+    }
 
     /// Beats waiting now.
     public var waiting: Int { waiters.withLock { $0.waiting.count } }
@@ -44,7 +61,58 @@ public final class RolloutSignal: Sendable {
         }
         let early = woken.filter { $0.host.map(first.contains) ?? false }
         let late = woken.filter { !($0.host.map(first.contains) ?? false) }
-        for waiter in early + late { waiter.continuation.resume(returning: true) }
+        guard !early.isEmpty, !late.isEmpty else { return Self.resume(early + late) }
+        let stillHeld = gate.withLock { gate in
+            defer {
+                gate.firstBack = Set(early.compactMap(\.host))
+                gate.held = late
+            }
+            return gate.held
+        }
+        gated.store(true, ordering: .releasing)
+        Self.resume(stillHeld + early)
+        Task {
+            try? await Task.sleep(for: self.firstBatchPatience)
+            self.releaseHeld()
+        }
+    }
+
+    /// `host` beat again: once every woken host of the first batch has, the others are woken.
+    public func beatTaken(from host: String) {
+        guard gated.load(ordering: .acquiring) else { return }
+        let release = gate.withLock { gate in
+            gate.firstBack.remove(host)
+            return gate.firstBack.isEmpty
+        }
+        if release { releaseHeld() }
+    }
+
+    private func releaseHeld() {
+        let held = gate.withLock { gate in
+            defer { gate = Gate() }
+            return gate.held
+        }
+        gated.store(false, ordering: .releasing)
+        Self.resume(held)
+    }
+
+    /// Waiters woken at once whose jobs queue ahead of everything else.
+    static let slice = 500
+
+    /// Resumes `waiters` in order, a slice at a time, yielding between slices: the beats of
+    /// 19,000 hosts woken at once would otherwise all queue ahead of the first batch's writes
+    /// and answers (measured: its first order 0.9 s after the POST instead of 0.3 s).
+    private static func resume(_ waiters: [Waiter]) {
+        guard waiters.count > slice else {
+            for waiter in waiters { waiter.continuation.resume(returning: true) }
+            return
+        }
+        Task {
+            for start in stride(from: 0, to: waiters.count, by: slice) {
+                for waiter in waiters[start..<min(waiters.count, start + slice)] { waiter.continuation.resume(returning: true) }
+                await Task.yield()
+            }
+        }
     }
 
     /// Returns true when fired within `timeout`, false when the time ran out (or the task was
