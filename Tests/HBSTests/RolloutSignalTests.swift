@@ -29,7 +29,7 @@ import Testing
         #expect(Set(order.prefix(first.count * 4)).isSuperset(of: first), "\(order.prefix(16))")
     }
 
-    /// The others are woken once every woken host of the first batch has beaten again, so
+    /// The others are woken once every woken host of the first batch has its answer, so
     /// their wake-ups and answers do not compete with the first batch's; or, should one of
     /// those never come back, after the signal's patience.
     @Test func theOthersWaitForTheFirstBatchToBeatAgain() async throws {
@@ -48,10 +48,10 @@ import Testing
                 for _ in 0..<600 where woken.names.withLock({ $0.count }) < 2 { try? await Task.sleep(for: .milliseconds(10)) }
                 if patience == .seconds(60) {
                     #expect(Set(woken.names.withLock { $0 }) == ["a", "b"], "the first batch alone")
-                    signal.beatTaken(from: "a")
+                    signal.beatAnswered(from: "a")
                     try? await Task.sleep(for: .milliseconds(50))
                     #expect(woken.names.withLock { $0.count } == 2, "b is not back yet")
-                    signal.beatTaken(from: "b")
+                    signal.beatAnswered(from: "b")
                 }
             }
             #expect(Set(woken.names.withLock { $0 }) == Set(hosts), "patience \(patience): everyone woke")

@@ -70,7 +70,6 @@ public actor ControlPlane {
 
     /// Applies a beat: its answer, and the ticket of the write it waits for.
     private func take(_ beat: HeartbeatRequest) -> (reply: HeartbeatReply, ticket: Int) {
-        signal.beatTaken(from: beat.hostname)
         takeLanded()
         follow { [unwrittenHosts] in store.refresh(&$0, host: beat.hostname, keeping: unwrittenHosts) }
         let checkpoint = engine.checkpoint(for: beat.hostname)
@@ -81,7 +80,9 @@ public actor ControlPlane {
     private nonisolated func answer(
         _ beat: HeartbeatRequest, _ reply: HeartbeatReply, _ ticket: Int
     ) async -> (reply: HeartbeatReply, stored: Bool) {
-        if await durability.wait(ticket) { return (reply, true) }
+        let stored = await durability.wait(ticket)
+        signal.beatAnswered(from: beat.hostname)
+        if stored { return (reply, true) }
         logger.error("beat from \(beat.hostname) not stored, order withheld")
         var withheld = reply
         withheld.order = nil
@@ -105,12 +106,6 @@ public actor ControlPlane {
 
     public func abort(_ id: String, by who: String = "an operator") async throws(ControlPlaneError) -> Rollout {
         try await change { (engine: inout RolloutEngine, now) throws(EngineError) in try engine.abort(id, now: now, reason: "aborted by \(who)") }
-    }
-
-    /// The hosts a rollout can admit now: those pending in its current batch.
-    static func admissibleNow(_ rollout: Rollout) -> Set<String> {
-        guard let batch = rollout.currentBatch else { return [] }
-        return Set(rollout.hosts.lazy.filter { $0.value.batch == batch && $0.value.phase == .pending }.map(\.key))
     }
 
     /// Rollout `id`'s phase (nil: no such rollout), without copying the state.
@@ -148,7 +143,7 @@ public actor ControlPlane {
         let before = engine.state.activeRolloutID.map { ($0, engine.state.rollouts[$0]?.phase) }
         guard engine.update(pull) == .everything, let id = engine.state.activeRolloutID,
               let now = engine.state.rollouts[id], now.phase == .running, before?.0 != id || before?.1 != .running else { return }
-        signal.fire(first: Self.admissibleNow(now))
+        signal.fire(first: now.admissibleNow)
     }
 
     /// falcon's POST: a new falcon upgrade replaces a running falcon one, in one step, and only
@@ -209,7 +204,7 @@ public actor ControlPlane {
             throw .engine(error)
         }
         guard await durability.wait(persist(undo: .engine(saved))) else { throw .store(.io("the change could not be stored")) }
-        if rollout.phase == .running { signal.fire(first: Self.admissibleNow(rollout)) }
+        if rollout.phase == .running { signal.fire(first: rollout.admissibleNow) }
         return rollout
     }
 

@@ -26,8 +26,8 @@ public final class RolloutSignal: Sendable {
 
     private let waiters = Mutex(Waiters())
 
-    /// The first batch's woken hosts not yet back with their beat, and the others, held until
-    /// then: their wake-ups and answers would otherwise compete with the first batch's on the
+    /// The first batch's woken hosts whose beats are not answered yet, and the others, held
+    /// until they are: their wake-ups and answers would otherwise compete with the first batch's on the
     /// cores (19,000 woken at once put the first batch's first order at 0.8-0.9 s after the
     /// POST, against 0.3 s when they wait).
     private struct Gate {
@@ -37,8 +37,8 @@ public final class RolloutSignal: Sendable {
     private let gate = Mutex(Gate())
     /// Whether `gate` holds anyone: read on every beat, locked only when it does.
     private let gated = Atomic<Bool>(false)
-    /// How long the others wait at most for the first batch to beat again (a woken host may
-    /// have gone away meanwhile).
+    /// How long the others wait at most for the first batch's answers (a woken host may have
+    /// gone away meanwhile).
     let firstBatchPatience: Duration
     /// How often waits whose time ran out are ended: a wait lasts its timeout plus up to this.
     static let tick = Duration.milliseconds(100)
@@ -77,8 +77,9 @@ public final class RolloutSignal: Sendable {
         }
     }
 
-    /// `host` beat again: once every woken host of the first batch has, the others are woken.
-    public func beatTaken(from host: String) {
+    /// `host`'s beat is answered (durable): once every woken host of the first batch's is,
+    /// the others are woken.
+    public func beatAnswered(from host: String) {
         guard gated.load(ordering: .acquiring) else { return }
         let release = gate.withLock { gate in
             gate.firstBack.remove(host)

@@ -198,6 +198,13 @@ public struct Rollout: Codable, Sendable, Equatable {
     /// never hold a batch open. Nil when every host is done, failed or absent.
     public var currentBatch: Int? { counts.openByBatch.filter { $0.value > 0 }.keys.min() }
 
+    /// The hosts it can admit now: those pending in its current batch (at its start, woken
+    /// before the others; the simulator does the same).
+    public var admissibleNow: Set<String> {
+        guard let batch = currentBatch else { return [] }
+        return Set(hosts.lazy.filter { $0.value.batch == batch && $0.value.phase == .pending }.map(\.key))
+    }
+
     /// Whether any host has been admitted in `batch` yet.
     public func hasStarted(batch: Int) -> Bool { counts.startedByBatch[batch, default: 0] > 0 }
 
