@@ -8,7 +8,8 @@ after their answers, as agents keep theirs for the next beat, until every host i
 (closing 19,000 at once costs HBS more than answering them: a Swift task group removes a
 finished connection's task in time linear in the connections open). Two runs, each on a fresh
 HBS:
-  one batch:  every host is admissible; time from the POST to the last order answered;
+  one batch:  every host is admissible; time from the POST to the last order answered, and the
+              hosts answered per second after the POST's own answer (the simulator's HBSService);
   canary:     a first batch of FIRST hosts; time from the POST to its last order (woken first),
               and to the last answer of all (the rest woken with nothing to do yet).
 The reference is HOSTS / steady beats per second: how long answering every host once takes at
@@ -16,7 +17,8 @@ the rate HBS sustains. HBS's resident memory (VmRSS) is read before the long-pol
 all wait: what a waiting host costs, for sizing an instance. Prints a table and one JSON line.
 
 Usage: wake_up.py --hbs .build-bench/release/fledge-hbs [--hosts 19000] [--first 1000]
-The client is this one Python process (asyncio); its own CPU is part of what is measured.
+The client is this one Python process (asyncio), at a higher priority than HBS where it may
+(root): its own CPU is part of what is measured, but it reads answers as they are sent.
 """
 import argparse
 import asyncio
@@ -115,16 +117,18 @@ async def wake(agent_port, admin_port, hosts, canary, pid):
                                      headers={"Content-Type": "application/json"}, method="POST")
     posted = time.monotonic()
     await asyncio.get_running_loop().run_in_executor(None, lambda: urllib.request.urlopen(request, timeout=60).read())
+    created = time.monotonic() - posted
     writers = await asyncio.gather(*tasks)
     for writer in writers:
         writer.close()
-    return [(t - posted, ordered) for t, ordered in answers.values()], rss_before, rss_waiting
+    return [(t - posted, ordered) for t, ordered in answers.values()], rss_before, rss_waiting, created
 
 
 def start_hbs(binary, directory):
     agent, admin = free_port(), free_port()
     child = subprocess.Popen([binary, "--data", directory, "--agent-listen", "127.0.0.1:%d" % agent, "--admin-listen", "127.0.0.1:%d" % admin,
-                              "--anonymous-beats", "--fast-beat", "1"], stderr=subprocess.DEVNULL)
+                              "--anonymous-beats", "--fast-beat", "1"], stderr=subprocess.DEVNULL,
+                             preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, 0))
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", agent), timeout=0.2).close()
@@ -143,7 +147,7 @@ async def run(binary, count, first):
             try:
                 await register(agent, hosts)
                 rate = await register(agent, hosts, seconds=3)
-                times, rss_before, rss_waiting = await wake(agent, admin, hosts, canary, child.pid)
+                times, rss_before, rss_waiting, created = await wake(agent, admin, hosts, canary, child.pid)
             finally:
                 child.kill()
                 child.wait()
@@ -151,7 +155,8 @@ async def run(binary, count, first):
         everyone = sorted(t for t, _ in times)
         results[name] = {"beats_per_s": rate, "answered": len(times), "ordered": len(ordered),
                          "first_order_s": ordered[0] if ordered else None, "last_order_s": ordered[-1] if ordered else None,
-                         "last_answer_s": everyone[-1], "reference_s": count / rate,
+                         "last_answer_s": everyone[-1], "reference_s": count / rate, "post_s": created,
+                         "answers_per_s_after_post": len(times) / (everyone[-1] - created),
                          "rss_before_mib": rss_before / 1024, "rss_waiting_mib": rss_waiting / 1024,
                          "kib_per_waiting_host": (rss_waiting - rss_before) / count}
     return results
@@ -163,6 +168,13 @@ def main():
     parser.add_argument("--hosts", type=int, default=19000)
     parser.add_argument("--first", type=int, default=1000)
     args = parser.parse_args()
+    # The client shares the cores with HBS: it runs at a higher priority (where it may), so it
+    # reads each answer when HBS sends it instead of when the scheduler lets it (without, the
+    # first batch's orders, sent within 0.2 s, were read anywhere between 0.25 and 0.9 s).
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
+    except OSError:
+        print("wake_up.py: cannot raise this client's priority (not root): answers are read when the scheduler allows")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.hosts + 100 > hard:
@@ -178,6 +190,9 @@ def main():
     for name, r in results.items():
         print("  * %s: HBS resident %.1f MiB before the long-polls, %.1f MiB with all %d waiting: %.1f KiB per waiting host" % (
             name, r["rss_before_mib"], r["rss_waiting_mib"], args.hosts, r["kib_per_waiting_host"]))
+    for name, r in results.items():
+        print("  * %s: POST answered (rollout durable) after %.3f s; then %.0f hosts answered per second until the last (what the simulator's HBSService takes)" % (
+            name, r["post_s"], r["answers_per_s_after_post"]))
     print("  * reference: hosts / steady idle beats per second on 64 keep-alive connections, measured on the same HBS just before;")
     print("    ratio: last order / reference (one batch: every host's order; canary: the first batch's, woken first).")
     print(json.dumps({"bench": "wake-up", "hosts": args.hosts, "first": args.first, "results": results}))
