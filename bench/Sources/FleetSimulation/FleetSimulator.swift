@@ -140,10 +140,16 @@ public struct FleetSimulator {
         rolloutID = rollout.id
         leaseSeconds = rollout.spec.leaseSeconds
         followOutbox(at: 0)
-        // Long-poll: every waiting beat is answered at once, in no particular order.
-        var wakeOrder = Array(0..<hosts)
-        wakeOrder.shuffle(using: &random)
-        for host in wakeOrder { events.schedule(.wakeUp, host: host, at: 0) }
+        // Long-poll: every waiting beat is answered, the first batch first (as HBS wakes them),
+        // each in no particular order; at once, or as fast as HBS's instances answer.
+        let first = engine.state.rollouts[rollout.id]?.admissibleNow ?? []
+        var early = topology.hostnames.indices.filter { first.contains(topology.hostnames[$0]) }
+        var late = topology.hostnames.indices.filter { !first.contains(topology.hostnames[$0]) }
+        early.shuffle(using: &random)
+        late.shuffle(using: &random)
+        let wakeOrder = early + late
+        let wakeTimes = parameters.hbs?.answerTimes(order: wakeOrder, targets: rollout.hosts.count)
+        for host in wakeOrder { events.schedule(.wakeUp, host: host, at: wakeTimes?[host] ?? 0) }
         events.schedule(.sweep, host: 0, at: 1)
 
         var now = 0.0

@@ -53,6 +53,8 @@ public struct SimulationParameters: Sendable {
     /// The engine sweeps this often (HBS: every second), and whenever a retry or a deadline
     /// is due (the only sweeps that can change anything while no agent falls silent).
     public var sweepSeconds = 1.0
+    /// How fast HBS answers the waiting hosts at the rollout's start; nil: at once.
+    public var hbs: HBSService?
     /// Virtual seconds between two samples handed to a run's trace.
     public var traceSeconds = 1.0
 

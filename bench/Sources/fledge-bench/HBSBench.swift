@@ -89,6 +89,8 @@ struct HBSBench: AsyncParsableCommand {
         var rolloutWarmupOrders: [HBSTarget: Int] = [:]
         /// Mean milliseconds of a sweep over the measured passes, per rollout row.
         var sweepMilliseconds: [HBSTarget: Double] = [:]
+        /// Seconds from the rollout's POST to its answer (the rollout durable), per rollout row.
+        var rolloutCreation: [HBSTarget: Double] = [:]
 
         func best(_ target: HBSTarget) -> Pass? { passes[target]?.max { $0.report.requestsPerSecond < $1.report.requestsPerSecond } }
 
@@ -184,7 +186,9 @@ struct HBSBench: AsyncParsableCommand {
     ) async throws {
         let hbs = servers.hbs(target)!
         Bench.progress("creating a rollout on \(target.server): \(Self.rolloutJSON)")
+        let posted = ContinuousClock.now
         let (status, body) = try await hbs.admin("POST", "/v1/rollouts", json: Self.rolloutJSON)
+        results.rolloutCreation[target] = (ContinuousClock.now - posted).seconds
         guard (200..<300).contains(status) else {
             throw BenchError.check("POST /v1/rollouts answered \(status): \(body.map { "\($0)" } ?? "no JSON")")
         }
@@ -307,7 +311,7 @@ struct HBSBench: AsyncParsableCommand {
         for target in [HBSTarget.embeddedRollout, .redisRollout] {
             let phases = (results.rolloutPhases[target] ?? [:]).filter { $0.value > 0 }.sorted { $0.key < $1.key }
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            table.note("Rollout on \(target.server): POST /v1/rollouts to 2.0.0, maxConcurrent 100, one CDN source, every host targeted; after its \(warmupSeconds) s warm-up (\(results.rolloutWarmupOrders[target] ?? 0) orders sent) hosts by phase: \(phases). Pending hosts get no order but a beat interval paced by their number; an admitted host beating idle gets its order again (\(Format.fixed(results.best(target)?.ordersPerSecond ?? 0)) orders/s in the best run). A sweep (every second: other instances' changes read, then leases, deadlines, retries) took \(Format.fixed(results.sweepMilliseconds[target] ?? .nan, 2)) ms on average over the measured passes.")
+            table.note("Rollout on \(target.server): POST /v1/rollouts to 2.0.0, maxConcurrent 100, one CDN source, every host targeted, answered (the rollout durable) in \(Format.fixed(results.rolloutCreation[target] ?? .nan, 3)) s; after its \(warmupSeconds) s warm-up (\(results.rolloutWarmupOrders[target] ?? 0) orders sent) hosts by phase: \(phases). Pending hosts get no order but a beat interval paced by their number; an admitted host beating idle gets its order again (\(Format.fixed(results.best(target)?.ordersPerSecond ?? 0)) orders/s in the best run). A sweep (every second: other instances' changes read, then leases, deadlines, retries) took \(Format.fixed(results.sweepMilliseconds[target] ?? .nan, 2)) ms on average over the measured passes.")
         }
         let commands = [HBSTarget.redis, .redisRollout].map { "\($0.server) \(Format.fixed(results.best($0)?.redisCommandsPerRequest ?? .nan, 2))" }
         table.note("Redis commands per answered beat (redis-server's total_commands_processed over the best pass, sweeps included): \(commands.joined(separator: ", ")).")
@@ -347,6 +351,7 @@ struct HBSBench: AsyncParsableCommand {
         json.add("redis_rollout_orders_per_s", results.best(.redisRollout)?.ordersPerSecond ?? 0, digits: 1)
         for target in [HBSTarget.embeddedRollout, .redisRollout] {
             json.add("sweep_ms_\(target.rawValue)", results.sweepMilliseconds[target] ?? .nan, digits: 2)
+            json.add("rollout_create_s_\(target.rawValue)", results.rolloutCreation[target] ?? .nan, digits: 3)
         }
         for target in [HBSTarget.redis, .redisRollout] {
             json.add("redis_commands_per_beat_\(target.rawValue)", results.best(target)?.redisCommandsPerRequest ?? .nan, digits: 2)

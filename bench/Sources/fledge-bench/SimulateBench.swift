@@ -152,6 +152,18 @@ struct SimulateBench: AsyncParsableCommand {
     @Option(help: "Seed of every random choice (beat phases, tie-breaks, which hosts fail).")
     var seed: UInt64 = 1
 
+    @Option(name: .customLong("hbs-instances"), help: "HBS instances answering the waiting hosts at the rollout's start, each at the rate measured on the real fledge-hbs (default 1).")
+    var hbsInstances: Int = 1
+
+    @Option(name: .customLong("hbs-answers-per-second"), help: "Hosts one HBS instance answers per second at a rollout's start (default: measured, \(Int(HBSService.measured.answersPerSecond))).")
+    var hbsAnswersPerSecond: Double?
+
+    @Option(name: .customLong("hbs-create-us-per-host"), help: "From a rollout's POST to it being durable, microseconds per host it targets (default: measured, \(Format.fixed(HBSService.measured.createSecondsPerHost * 1e6, 1))).")
+    var hbsCreateMicroseconds: Double?
+
+    @Flag(name: .customLong("instant-hbs"), help: "HBS answers every waiting host the instant the rollout is created (the control plane costs nothing).")
+    var instantHBS = false
+
     @Option(name: .customLong("time-limit-hours"), help: "Stop a run at this virtual time, finished or not.")
     var timeLimitHours: Double = 48
 
@@ -173,6 +185,10 @@ struct SimulateBench: AsyncParsableCommand {
         if !(0...1).contains(failureRate) { throw ValidationError("--failure-rate must be in [0, 1]") }
         if let cdns, cdns < 1 { throw ValidationError("--cdns must be positive") }
         if let peerCDNs, peerCDNs < 1 { throw ValidationError("--peer-cdns must be positive") }
+        if hbsInstances < 1 { throw ValidationError("--hbs-instances must be positive") }
+        for value in [hbsAnswersPerSecond, hbsCreateMicroseconds].compactMap({ $0 }) where value <= 0 {
+            throw ValidationError("--hbs-answers-per-second and --hbs-create-us-per-host must be positive")
+        }
         for value in [sizeMB, sizeMiB, hostMbps, hostUpMbps, hostDownMbps, cdnMbps, stepMs, fastBeat, sweepSeconds].compactMap({ $0 }) where value <= 0 {
             throw ValidationError("sizes, rates and steps must be positive")
         }
@@ -278,6 +294,13 @@ struct SimulateBench: AsyncParsableCommand {
         p.timeLimitSeconds = timeLimitHours * 3600
         p.elideBeats = !noElide
         if let traceSeconds { p.traceSeconds = traceSeconds }
+        if !instantHBS {
+            var hbs = HBSService.measured
+            hbs.instances = hbsInstances
+            if let hbsAnswersPerSecond { hbs.answersPerSecond = hbsAnswersPerSecond }
+            if let hbsCreateMicroseconds { hbs.createSecondsPerHost = hbsCreateMicroseconds / 1e6 }
+            p.hbs = hbs
+        }
         return p
     }
 

@@ -118,4 +118,27 @@ import Testing
         #expect(result.settled)
         #expect(try #require(result.t100) > single)
     }
+
+    /// With HBS's measured answer rate, the last host hears of the rollout once the rollout is
+    /// durable and its instance has answered its share of the fleet: more instances, sooner;
+    /// and the first batch (the canary) before everyone else.
+    @Test func theControlPlaneTakesWhatHBSTakesToAnswer() throws {
+        var parameters = Self.small(hosts: 64)
+        parameters.hbs = HBSService(instances: 1, createSecondsPerHost: 0.001, answersPerSecond: 32, followSeconds: 0.25)
+        var one = FleetSimulator(parameters: parameters, mode: .peerPiece)
+        let single = try #require(try one.run().controlPlaneSeconds)
+        #expect(abs(single - (0.064 + 64.0 / 32)) < 0.01, "created in 64 ms, then 64 hosts at 32/s: \(single)")
+        parameters.hbs?.instances = 4
+        var four = FleetSimulator(parameters: parameters, mode: .peerPiece)
+        let spread = try #require(try four.run().controlPlaneSeconds)
+        #expect(abs(spread - (0.064 + 0.25 + 16.0 / 32)) < 0.01, "16 hosts an instance, the others 250 ms later: \(spread)")
+
+        parameters.hbs?.instances = 1
+        parameters.canary = 2
+        parameters.batchPercentages = [100]
+        var canary = FleetSimulator(parameters: parameters, mode: .peerPiece)
+        let result = try canary.run()
+        #expect(result.settled)
+        #expect(abs(try #require(result.firstOrder) - (0.064 + 1.0 / 32)) < 0.01, "the canary's hosts are answered first")
+    }
 }

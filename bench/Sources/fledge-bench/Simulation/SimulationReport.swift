@@ -91,6 +91,11 @@ struct SimulationReport {
         table.note("\(agents); planner: peerFanout \(p.planner.peerFanout), sourcesPerOrder \(p.planner.sourcesPerOrder), cdnSeeds \(seeds), swarmPeers \(p.planner.swarmPeers) (\(p.planner.nearPeers) nearest); rates recomputed every \(Format.fixed(p.stepSeconds * 1000, 2)) ms at most.")
         table.note("t50/t90/t100: hosts confirmed (HBS marked them done). T_min = max(F/u_s, F/d, N*F/(u_s + sum u_i)) with the mode's CDNs, and the hosts' uplinks only where peers serve.")
         table.note("distribution: first order to last verified release; control plane: rollout start to the last host's first order; origin/F: bytes the CDNs sent over F.")
+        if let hbs = p.hbs {
+            table.note("HBS at the rollout's start (HBSService, measured on the real fledge-hbs): \(hbs.instances) instance\(hbs.instances == 1 ? "" : "s"), the rollout durable \(Format.fixed(hbs.createSecondsPerHost * 1e6, 1)) us per host after its POST, then each instance answering its share of the waiting hosts (the first batch first) at \(Format.fixed(hbs.answersPerSecond, 0)) hosts/s, the others \(Format.fixed(hbs.followSeconds * 1000, 0)) ms later.")
+        } else {
+            table.note("HBS answers every waiting host the instant the rollout is created (--instant-hbs).")
+        }
         table.note("origin-only, computed (max(N*F/u_origin, F/d), one CDN): \(seconds(p.originOnlyTime)) s" + (results.first { $0.mode == .origin }?.t100.map { "; simulated origin mode: \(seconds($0)) s" } ?? "") + ".")
         if let fullRollout {
             table.note("full rollout (peer-piece, canary \(canary), then batches of \(batches) % of the rest): t100 \(seconds(fullRollout.t100)) s, t50 \(seconds(fullRollout.t50)) s, control plane \(seconds(fullRollout.controlPlaneSeconds)) s.")
@@ -126,6 +131,8 @@ struct SimulationReport {
         var size_bytes: Int64
         var pieces: Int
         var origin_only_s: Double
+        /// HBS's instances at the rollout's start; nil: it answered at once.
+        var hbs_instances: Int?
         var modes: [String: ModeFigures]
         var full_rollout_t100_s: Double?
         var full_rollout_control_plane_s: Double?
@@ -135,7 +142,7 @@ struct SimulationReport {
     private var line: Line {
         Line(
             hosts: parameters.hosts, size_bytes: parameters.releaseBytes, pieces: parameters.pieceCount,
-            origin_only_s: Self.rounded(parameters.originOnlyTime),
+            origin_only_s: Self.rounded(parameters.originOnlyTime), hbs_instances: parameters.hbs?.instances,
             modes: Dictionary(uniqueKeysWithValues: results.map { ($0.mode.rawValue, figures($0)) }),
             full_rollout_t100_s: fullRollout?.t100.map(Self.rounded),
             full_rollout_control_plane_s: fullRollout?.controlPlaneSeconds.map(Self.rounded),
