@@ -229,9 +229,10 @@ public actor ControlPlane {
 
     /// Changes applied since the write in flight was taken, oldest first.
     private var waiting: [Waiting] = []
-    /// Whether a write is in flight, and the groups written since the actor last looked (for
-    /// `settled` and the log). Shared with the write's completion, which runs off the actor:
-    /// a group's answers, and the next group's write, never wait for the actor to be free.
+    /// Whether a write is in flight, and the groups written since the actor last looked (their
+    /// hosts are then `settled`). Shared with the write's completion, which runs off the actor
+    /// and logs and answers its group there: a group's answers, and the next group's write,
+    /// never wait for the actor to be free.
     private let writes = Mutex<(inFlight: Bool, landed: [[FleetEvent]])>((false, []))
 
     /// Hosts with changes applied here and not yet durable (how many changes each): a sync
