@@ -27,9 +27,9 @@ public final class RolloutSignal: Sendable {
     private let waiters = Mutex(Waiters())
 
     /// The first batch's woken hosts whose beats are not answered yet, and the others, held
-    /// until they are: their wake-ups and answers would otherwise compete with the first batch's on the
-    /// cores (19,000 woken at once put the first batch's first order at 0.8-0.9 s after the
-    /// POST, against 0.3 s when they wait).
+    /// until they are, so their wake-ups and answers do not compete with the first batch's for
+    /// the cores (19,000 waiting, a first batch of 1,000: its last order 0.26 s after the POST
+    /// and everyone answered in 0.72 s, against 0.32 s and 0.82 s woken all at once).
     private struct Gate {
         var firstBack: Set<String> = []
         var held: [Waiter] = []
@@ -100,9 +100,8 @@ public final class RolloutSignal: Sendable {
     /// Waiters woken at once whose jobs queue ahead of everything else.
     static let slice = 500
 
-    /// Resumes `waiters` in order, a slice at a time, yielding between slices: the beats of
-    /// 19,000 hosts woken at once would otherwise all queue ahead of the first batch's writes
-    /// and answers (measured: its first order 0.9 s after the POST instead of 0.3 s).
+    /// Resumes `waiters` in order, a slice at a time, yielding between slices, so the work
+    /// already queued (writes landing, answers) is not put behind thousands of wake-ups.
     private static func resume(_ waiters: [Waiter]) {
         guard waiters.count > slice else {
             for waiter in waiters { waiter.continuation.resume(returning: true) }
