@@ -37,10 +37,11 @@ public struct HBSService: Sendable, Equatable {
     /// the first instance is the one the rollout was posted to.
     public func answerTimes(order: [Int], targets: Int) -> [Double] {
         let created = createSecondsPerHost * Double(targets)
-        var answered = [Int](repeating: 0, count: max(1, instances))
+        let instances = max(1, self.instances)
+        var answered = [Int](repeating: 0, count: instances)
         var times = [Double](repeating: 0, count: order.count)
         for host in order {
-            let instance = host % max(1, instances)
+            let instance = host % instances
             answered[instance] += 1
             times[host] = created + (instance == 0 ? 0 : followSeconds) + Double(answered[instance]) / answersPerSecond
         }
