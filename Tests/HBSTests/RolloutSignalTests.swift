@@ -75,4 +75,18 @@ import Testing
         try await Task.sleep(for: .milliseconds(300))
         #expect(await signal.wait(upTo: .milliseconds(100)) == false)
     }
+
+    /// A beat answered "nothing to do" just before a rollout started (the fire came between its
+    /// answer and its wait) is not left waiting for the fire it missed: it ends at once, and a
+    /// wait from the current generation still waits.
+    @Test func aWaitAfterAMissedFireEndsAtOnce() async {
+        let signal = RolloutSignal()
+        let heard = signal.generation
+        signal.fire()  // nobody waits yet: the beat is still on its way back
+        let started = ContinuousClock.now
+        #expect(await signal.wait(upTo: .seconds(60), host: "a", since: heard))
+        #expect(ContinuousClock.now - started < .seconds(30), "it did not wait for a fire it had missed")
+        #expect(signal.waiting == 0)
+        #expect(await signal.wait(upTo: .milliseconds(100), host: "a", since: signal.generation) == false)
+    }
 }

@@ -79,6 +79,7 @@ struct AgentRoutes {
         if !trustAdvertisedAddresses, let address = context.remoteAddress.flatMap(Self.ip) { beat.ip = address }
         var reply: HeartbeatReply, stored: Bool
         let started = ContinuousClock.now
+        let heard = controlPlane.signal.generation  // a rollout started after this wakes the wait below at once
         do {
             (reply, stored) = try await controlPlane.beat(beat, credential: credential)
             metrics.beatLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
@@ -97,7 +98,7 @@ struct AgentRoutes {
         // an idle fleet beats once a minute yet gets its orders within moments. After a wait the
         // next beat is due at once. Hosts waiting for a slot beat at their paced interval instead.
         if let wait = Self.waitSeconds(request), reply.order == nil, reply.nextBeatSeconds >= controlPlane.idleBeatSeconds {
-            if await controlPlane.signal.wait(upTo: .seconds(wait), host: beat.hostname) {
+            if await controlPlane.signal.wait(upTo: .seconds(wait), host: beat.hostname, since: heard) {
                 guard let again = try? await controlPlane.beat(beat, credential: credential) else {
                     return JSONResponse.error(.unauthorized, "\(beat.hostname)'s credential was withdrawn while its beat waited; enrol again")
                 }

@@ -22,9 +22,13 @@ public final class RolloutSignal: Sendable {
         /// Waiter ids by the tick their deadline falls in.
         var deadlines: [Int64: [Int]] = [:]
         var ticking = false
+        /// Fires so far (`generation`).
+        var fired = 0
     }
 
     private let waiters = Mutex(Waiters())
+    /// `Waiters.fired`, readable without the lock (stored under it).
+    private let fired = Atomic<Int>(0)
 
     /// The first batch's woken hosts whose beats are not answered yet, and the others, held
     /// until they are, so their wake-ups and answers do not compete with the first batch's for
@@ -50,12 +54,19 @@ public final class RolloutSignal: Sendable {
     /// Beats waiting now.
     public var waiting: Int { waiters.withLock { $0.waiting.count } }
 
+    /// How many times it fired: read before a beat is taken and handed to `wait(since:)`, so
+    /// a beat answered "nothing to do" just before a rollout started does not go on to wait
+    /// for the fire it missed (up to its whole timeout: a minute, for a fleet's long-polls).
+    public var generation: Int { fired.load(ordering: .acquiring) }
+
     /// Wakes every waiter, those of `first` before the others.
     public func fire(first: Set<String> = []) {
         let woken = waiters.withLock { waiters in
             defer {
                 waiters.waiting = [:]
                 waiters.deadlines = [:]
+                waiters.fired += 1
+                fired.store(waiters.fired, ordering: .releasing)
             }
             return Array(waiters.waiting.values)
         }
@@ -115,9 +126,10 @@ public final class RolloutSignal: Sendable {
         }
     }
 
-    /// Returns true when fired within `timeout`, false when the time ran out (or the task was
-    /// cancelled). `host`: who waits, so a rollout's first batch can be woken first.
-    public func wait(upTo timeout: Duration, host: String? = nil) async -> Bool {
+    /// Returns true when fired within `timeout`, or at once when it fired since `generation`
+    /// was `since`; false when the time ran out (or the task was cancelled). `host`: who
+    /// waits, so a rollout's first batch can be woken first.
+    public func wait(upTo timeout: Duration, host: String? = nil, since: Int? = nil) async -> Bool {
         let due = Self.tickNumber(ContinuousClock.now + timeout) + 1  // never before its time
         let id = waiters.withLock { waiters in
             defer { waiters.next += 1 }
@@ -125,14 +137,16 @@ public final class RolloutSignal: Sendable {
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let (registered, startTicking) = waiters.withLock { waiters -> (Bool, Bool) in
-                    guard !Task.isCancelled else { return (false, false) }
+                // Registered, or answered now: cancelled (false), or fired since `since` (true).
+                let (answer, startTicking) = waiters.withLock { waiters -> (Bool?, Bool) in
+                    if Task.isCancelled { return (false, false) }
+                    if let since, since != waiters.fired { return (true, false) }
                     waiters.waiting[id] = Waiter(host: host, continuation: continuation)
                     waiters.deadlines[due, default: []].append(id)
                     defer { waiters.ticking = true }
-                    return (true, !waiters.ticking)
+                    return (nil, !waiters.ticking)
                 }
-                if !registered { continuation.resume(returning: false) }
+                if let answer { continuation.resume(returning: answer) }
                 if startTicking { Task { await self.endWaitsOnTime() } }
             }
         } onCancel: {
