@@ -287,4 +287,26 @@ import Wire
         _ = await b.beat(RolloutEngineTests.beat(RolloutEngineTests.host(1)))
         #expect(await waiting.value, "woken by b's beat, not by its wait running out")
     }
+
+    /// A host whose beats are answered off the actor at one instance (quiet) still hears of a
+    /// rollout created at another: once the epoch is due to be read (250 ms), its next beat
+    /// goes to the actor, which reads it, and is ordered. No sweep runs here.
+    @Test func quietBeatsHearOfARolloutStartedElsewhere() async throws {
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
+        let a = try ControlPlane(store: try Self.store(redis), logger: Logger(label: "a"), clock: { 100 })
+        let b = try ControlPlane(store: try Self.store(redis), logger: Logger(label: "b"), clock: { 100 })
+        let host = RolloutEngineTests.host(0)
+        _ = await a.beat(RolloutEngineTests.beat(host))
+        _ = await b.beat(RolloutEngineTests.beat(host))
+        #expect(b.quietHosts == 1)
+        _ = try await a.create(RolloutEngineTests.spec())
+        var order: UpgradeOrder?
+        for _ in 0..<100 where order == nil {
+            order = await b.beat(RolloutEngineTests.beat(host)).reply.order
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(order != nil, "ordered by b within 2 s of the rollout's creation at a")
+        #expect(b.quietHosts == 0)
+    }
 }

@@ -40,15 +40,21 @@ public actor ControlPlane {
         self.engine = engine
     }
 
-    public var state: FleetState { engine.state }
+    /// The fleet state, with the times of the beats answered off the actor taken in.
+    public var state: FleetState {
+        takeQuietBeats()
+        return engine.state
+    }
 
     /// Answers a beat presented with `credential`, the digest of the secret it carries (nil
-    /// where HBS takes anonymous beats): checked and taken in one turn of the actor (a
-    /// second hop onto it cost more than the check itself: fledge-bench hbs, 6 of 15 us a
-    /// beat). The wait for its write is off the actor.
+    /// where HBS takes anonymous beats). A quiet host's beat (`QuietBeats`) is answered where
+    /// it arrived; any other is checked and taken in one turn of the actor (a second hop onto
+    /// it cost more than the check itself: fledge-bench hbs, 6 of 15 us a beat). The wait for
+    /// its write is off the actor.
     public nonisolated func beat(
         _ beat: HeartbeatRequest, credential: CredentialDigest?
     ) async throws(CredentialRefusal) -> (reply: HeartbeatReply, stored: Bool) {
+        if let reply = quietAnswer(beat, credential: credential) { return await answer(beat, reply, durability.lastUnsettled) }
         let (reply, ticket) = try await take(beat, credential: credential)
         return await answer(beat, reply, ticket)
     }
@@ -57,24 +63,37 @@ public actor ControlPlane {
     /// that cannot be stored it is undone and the beat is still answered (the fleet keeps its
     /// rhythm), but without an order: nothing is ordered that is not durable.
     public nonisolated func beat(_ beat: HeartbeatRequest) async -> (reply: HeartbeatReply, stored: Bool) {
-        let (reply, ticket) = await take(beat)
+        if let reply = quietAnswer(beat, credential: nil) { return await answer(beat, reply, durability.lastUnsettled) }
+        let (reply, ticket) = await apply(beat, credential: nil)
         return await answer(beat, reply, ticket)
+    }
+
+    /// The answer to a quiet host's beat, off the actor; nil when the actor must take it. It
+    /// rests, like any beat that changes nothing, on the last change issued.
+    private nonisolated func quietAnswer(_ beat: HeartbeatRequest, credential: CredentialDigest?) -> HeartbeatReply? {
+        guard store.quietBeat(from: beat.hostname) else { return nil }
+        return quiet.answer(beat, credential: credential, now: clock())
     }
 
     private func take(
         _ beat: HeartbeatRequest, credential: CredentialDigest?
     ) throws(CredentialRefusal) -> (reply: HeartbeatReply, ticket: Int) {
         if let credential { try authenticate(host: beat.hostname, digest: credential) }
-        return take(beat)
+        return apply(beat, credential: credential)
     }
 
-    /// Applies a beat: its answer, and the ticket of the write it waits for.
-    private func take(_ beat: HeartbeatRequest) -> (reply: HeartbeatReply, ticket: Int) {
+    /// Applies a beat: its answer, and the ticket of the write it waits for. Its host's next
+    /// beats are answered off the actor when the engine says they change nothing.
+    private func apply(_ beat: HeartbeatRequest, credential: CredentialDigest?) -> (reply: HeartbeatReply, ticket: Int) {
         takeLanded()
         follow { [unwrittenHosts] in store.refresh(&$0, host: beat.hostname, keeping: unwrittenHosts) }
         let checkpoint = engine.checkpoint(for: beat.hostname)
         let reply = engine.beat(beat, now: clock(), ledger: store.ledger)
-        return (reply, persist(undo: .checkpoint(checkpoint)))
+        let ticket = persist(undo: .checkpoint(checkpoint))
+        if reply.order == nil, let interval = engine.quietInterval(for: beat.hostname), let agent = engine.state.agents[beat.hostname] {
+            quiet.publish(agent, credential: credential?.hex, interval: interval)
+        }
+        return (reply, ticket)
     }
 
     private nonisolated func answer(
@@ -126,6 +145,7 @@ public actor ControlPlane {
     /// Leases, deadlines, retries, completion: run every second or so.
     public func sweep() async {
         takeLanded()
+        takeQuietBeats()
         follow { [unwrittenHosts] in store.synchronize(&$0, keeping: unwrittenHosts) }
         guard store.claimSweep() else { return }  // another instance sweeps
         let saved = engine
@@ -141,7 +161,13 @@ public actor ControlPlane {
     /// while the fleet beats, not at this instance's next sweep.
     private func follow(_ pull: (inout FleetState) -> OutsideChange) {
         let before = engine.state.activeRolloutID.map { ($0, engine.state.rollouts[$0]?.phase) }
-        guard engine.update(pull) == .everything, let id = engine.state.activeRolloutID,
+        let change = engine.update(pull)
+        switch change {
+        case .nothing: break
+        case .hosts(let names): quiet.forget(names)
+        case .everything: quiet.clear()
+        }
+        guard change == .everything, let id = engine.state.activeRolloutID,
               let now = engine.state.rollouts[id], now.phase == .running, before?.0 != id || before?.1 != .running else { return }
         signal.fire(first: now.admissibleNow)
     }
@@ -161,15 +187,13 @@ public actor ControlPlane {
     /// Binds `host` to the credential `digest`, durably; refused (conflict) when the name is
     /// bound already, here or (with Redis) by another instance first.
     public func enrol(host: String, digest: CredentialDigest) async throws(ControlPlaneError) {
-        if engine.state.credentials[host] == nil, let stored = store.credential(of: host) {
-            engine.update { $0.credentials[host] = stored; return .nothing }
-        }
+        if engine.state.credentials[host] == nil, let stored = store.credential(of: host) { adopt(stored, for: host) }
         let checkpoint = engine.checkpoint(for: host)
         do { try engine.enrol(host: host, digest: digest.hex) } catch { throw .engine(error) }
         guard await durability.wait(persist(undo: .checkpoint(checkpoint))) else { throw .store(.io("the enrolment could not be stored")) }
         // Two instances may race for one name: the store's binding (set once) decides.
         if let stored = store.credential(of: host), stored != digest.hex {
-            engine.update { $0.credentials[host] = stored; return .nothing }
+            adopt(stored, for: host)
             throw .engine(.conflict("\(host) is enrolled already; to bind the name anew an admin must DELETE /v1/agents/\(host)"))
         }
         logger.info("host \(host) enrolled")
@@ -182,8 +206,14 @@ public actor ControlPlane {
         guard let stored = store.credential(of: host) else {
             throw engine.state.credentials[host] == nil ? .notEnrolled : .wrongSecret
         }
-        engine.update { $0.credentials[host] = stored; return .nothing }
+        adopt(stored, for: host)
         guard digest.matches(stored) else { throw .wrongSecret }
+    }
+
+    /// Takes `host`'s credential as the store holds it (bound by another instance).
+    private func adopt(_ stored: String, for host: String) {
+        engine.update { $0.credentials[host] = stored; return .nothing }
+        quiet.forget([host])
     }
 
     /// Forgets `host` (an admin's `DELETE /v1/agents/NAME`): its name may enrol again.
@@ -197,6 +227,7 @@ public actor ControlPlane {
     private func change(
         _ body: (inout RolloutEngine, Int64) throws(EngineError) -> Rollout
     ) async throws(ControlPlaneError) -> Rollout {
+        takeQuietBeats()  // a new rollout leaves out hosts gone silent: it reads when each beat last
         let saved = engine
         let rollout: Rollout
         do { rollout = try body(&engine, clock()) } catch {
@@ -206,6 +237,32 @@ public actor ControlPlane {
         guard await durability.wait(persist(undo: .engine(saved))) else { throw .store(.io("the change could not be stored")) }
         if rollout.phase == .running { signal.fire(first: rollout.admissibleNow) }
         return rollout
+    }
+
+    // MARK: Quiet beats
+
+    /// The hosts whose beats are answered off the actor: kept true to the engine here, on the
+    /// actor, as its state changes (`persist`, `follow`, `adopt`, `failed`).
+    private nonisolated let quiet = QuietBeats()
+
+    /// Hosts whose beats are answered off the actor now.
+    public nonisolated var quietHosts: Int { quiet.count }
+
+    /// Takes in the times of the beats answered off the actor, before reading when hosts last beat.
+    private func takeQuietBeats() {
+        engine.noteQuietBeats(quiet.takeSeen())
+    }
+
+    /// What `events` change of which beats are quiet: a rollout created, moved or dropped
+    /// changes every host's answer; anything else only the hosts it touches.
+    private func unquiet(_ events: [FleetEvent]) {
+        let rollouts = events.contains { event in
+            switch event {
+            case .rolloutCreated, .rolloutPhase, .rolloutDropped: true
+            case .agentSeen, .hostUpdated, .hostEnrolled, .hostForgotten, .noted: false
+            }
+        }
+        if rollouts { quiet.clear() } else { quiet.forget(Self.hosts(of: events)) }
     }
 
     // MARK: Group commit
@@ -255,9 +312,9 @@ public actor ControlPlane {
             // of the engine that would make the next beat copy the fleet). A beat that changed
             // nothing rests on what was applied before it: the last change, if not yet durable.
             if case .engine = undo { return Durability.durable }
-            if waiting.isEmpty && !writes.withLock({ $0.inFlight }) { return Durability.durable }
-            return durability.lastIssued
+            return durability.lastUnsettled
         }
+        unquiet(events)
         for host in Self.hosts(of: events) {
             unwritten[host, default: 0] += 1
             unwrittenHosts.insert(host)
@@ -349,6 +406,7 @@ public actor ControlPlane {
         let undone = group + waiting
         waiting = []
         for change in undone.reversed() { take(back: change.undo) }
+        quiet.clear()  // what was published since may rest on what is undone
         logger.error("cannot store \(group.flatMap(\.events).count) events of \(undone.count) changes, all undone: \(failure)")
         for change in undone { settled(change.events) }
         durability.undone(undone.map(\.ticket))

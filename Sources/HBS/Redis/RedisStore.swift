@@ -228,16 +228,13 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     /// takes over a host from another (failover) knows its progress, while an idle fleet's
     /// beats cost Redis nothing.
     public func refresh(_ state: inout FleetState, host: String, keeping: Set<String>) -> OutsideChange {
-        let now = UnixTime.now
-        seenHere.withLock { seen in
-            if now - (seen.shared[host] ?? 0) >= Self.seenGranularitySeconds { seen.unshared[host] = now }
-        }
+        noteSeen(host)
         var change = OutsideChange.nothing
         _ = attempt("refreshing from redis") { () throws(RedisError) in
             change = try followEpoch(&state, always: false, keeping: keeping)
             let instant = ContinuousClock.now
             let due = changesRead.withLock { last in
-                guard last.map({ instant - $0 >= changesInterval }) ?? true else { return false }
+                guard changesDue(last, at: instant) else { return false }
                 last = instant
                 return true
             }
@@ -245,6 +242,32 @@ public final class RedisStore: FleetStore, AdmissionLedger {
             return .null
         }
         return change
+    }
+
+    /// Notes that `host` beat here; true unless the epoch or the change stream is due to be
+    /// read (`refresh`, on the control plane's actor, reads it).
+    public func quietBeat(from host: String) -> Bool {
+        noteSeen(host)
+        let now = ContinuousClock.now
+        return !lastEpoch.withLock { epochDue($0.checked, at: now) } && !changesRead.withLock { changesDue($0, at: now) }
+    }
+
+    /// `host` beat here: its liveness is shared at the next sweep, if not shared lately.
+    private func noteSeen(_ host: String) {
+        let now = UnixTime.now
+        seenHere.withLock { seen in
+            if now - (seen.shared[host] ?? 0) >= Self.seenGranularitySeconds { seen.unshared[host] = now }
+        }
+    }
+
+    /// Whether a beat reads the epoch, last asked for at `checked`.
+    private func epochDue(_ checked: ContinuousClock.Instant?, at now: ContinuousClock.Instant) -> Bool {
+        checked.map { now - $0 >= epochInterval } ?? true
+    }
+
+    /// Whether a beat reads the change stream, last read at `read`.
+    private func changesDue(_ read: ContinuousClock.Instant?, at now: ContinuousClock.Instant) -> Bool {
+        read.map { now - $0 >= changesInterval } ?? true
     }
 
     /// Before a sweep: shares who beat here, then reads the rollouts (if the epoch moved) and
@@ -277,7 +300,7 @@ public final class RedisStore: FleetStore, AdmissionLedger {
     /// for good. Lease times stay this instance's view, and so do the hosts in `keeping`.
     private func followEpoch(_ state: inout FleetState, always: Bool, keeping: Set<String>) throws(RedisError) -> OutsideChange {
         let now = ContinuousClock.now
-        let due = always || lastEpoch.withLock { $0.checked.map { now - $0 >= epochInterval } ?? true }
+        let due = always || lastEpoch.withLock { epochDue($0.checked, at: now) }
         guard due else { return .nothing }
         let epoch = try client.command(["GET", "\(prefix)epoch"]).integer ?? 0
         lastEpoch.withLock { $0.checked = now }

@@ -19,6 +19,10 @@ public protocol FleetStore: Sendable {
     /// Hosts in `keeping` have changes of this instance on their way to the store: left as
     /// they are (ours is written after whatever another instance wrote before it).
     func refresh(_ state: inout FleetState, host: String, keeping: Set<String>) -> OutsideChange
+    /// Notes that `host` beat here, for a beat answered without `refresh` (the engine says it
+    /// changes nothing: `RolloutEngine.quietInterval`); false when a refresh is due first,
+    /// and the beat must take it.
+    func quietBeat(from host: String) -> Bool
     /// Brings in everything other instances changed (before a sweep), `keeping` as for
     /// `refresh`; says what it touched.
     func synchronize(_ state: inout FleetState, keeping: Set<String>) -> OutsideChange
@@ -47,6 +51,7 @@ extension FleetStore {
     /// A store of one instance shares nothing: nothing changes but through this instance.
     public var ledger: (any AdmissionLedger)? { nil }
     public func refresh(_ state: inout FleetState, host: String, keeping: Set<String>) -> OutsideChange { .nothing }
+    public func quietBeat(from host: String) -> Bool { true }
     public func synchronize(_ state: inout FleetState, keeping: Set<String>) -> OutsideChange { .nothing }
     public func claimSweep() -> Bool { true }
     public func credential(of host: String) -> String? { nil }

@@ -6,22 +6,42 @@ extension RolloutEngine {
     /// answers with an order when the host is admitted (again, if it missed the first).
     public mutating func beat(_ beat: HeartbeatRequest, now: Int64, ledger: (any AdmissionLedger)? = nil) -> HeartbeatReply {
         let agent = AgentRecord(beat, now: now)
-        if let known = state.agents[beat.hostname], known.sameIdentity(as: agent) {
-            state.agents[beat.hostname] = agent  // only lastSeen/state changed: not worth a journal entry
-        } else {
-            record(.agentSeen(agent))
-        }
+        if !remember(agent) { record(.agentSeen(agent)) }
         // By id, never holding a copy of the rollout while it changes: a held copy would make
         // every change copy the whole host table.
         guard let id = state.activeRolloutID else {
             return HeartbeatReply(nextBeatSeconds: configuration.slowBeatSeconds)
         }
-        if let index = peerIndex, index.rollout == id, !index.members.contains(agent.hostname), agent.peerURL != nil,
-           let rollout = state.rollouts[id], vouches(for: agent, in: rollout) {
-            peerIndex?.insert(agent)
-        }
+        if joinsPeerIndex(agent, rollout: id) { peerIndex?.insert(agent) }
         let order = step(agent, beat: beat, rollout: id, now: now, ledger: ledger)
         return HeartbeatReply(order: order, nextBeatSeconds: beatInterval(for: agent.hostname, rollout: id))
+    }
+
+    /// Keeps `agent` as its host's record when only what a beat says every time changed (its
+    /// time, state, error, starts): not worth a journal entry. False when it is new, or its
+    /// identity changed (`sameIdentity`): that is an event.
+    mutating func remember(_ agent: AgentRecord) -> Bool {
+        guard let known = state.agents[agent.hostname], known.sameIdentity(as: agent) else { return false }
+        state.agents[agent.hostname] = agent
+        return true
+    }
+
+    /// Whether `agent`'s beat adds it to the peer index of rollout `id`: HBS vouches for it
+    /// and the index, built before, does not list it yet.
+    func joinsPeerIndex(_ agent: AgentRecord, rollout id: String) -> Bool {
+        guard let index = peerIndex, index.rollout == id, !index.members.contains(agent.hostname), agent.peerURL != nil,
+              let rollout = state.rollouts[id] else { return false }
+        return vouches(for: agent, in: rollout)
+    }
+
+    /// Whether `agent`, outside rollout `id`, joins it on its beat: it came (back) mid-rollout,
+    /// the selector picks it and it runs a version the rollout replaces. (Asked through the
+    /// optional: a copy of the rollout held here would make the record that follows copy its
+    /// whole host table.)
+    func joinsAsLatecomer(_ agent: AgentRecord, rollout id: String) -> Bool {
+        guard let spec = state.rollouts[id]?.spec, !agent.runs(spec.version) else { return false }
+        return state.rollouts[id]?.selects(hostname: agent.hostname, labels: agent.labels) == true
+            && state.rollouts[id]?.isTarget(version: agent.version) == true
     }
 
     /// When `host` should beat next: fast while it upgrades; paced while it waits for a slot
@@ -43,10 +63,7 @@ extension RolloutEngine {
         let atTarget = agent.runs(spec.version)
         guard var progress = state.rollouts[id]?.hosts[agent.hostname] else {
             // A host that joins mid-rollout goes into the last batch.
-            // (Asked through the optional: a copy of the rollout held here would make the
-            // record below copy its whole host table.)
-            guard !atTarget, state.rollouts[id]?.selects(hostname: agent.hostname, labels: agent.labels) == true,
-                  state.rollouts[id]?.isTarget(version: beat.version) == true else { return nil }
+            guard joinsAsLatecomer(agent, rollout: id) else { return nil }
             let batch = state.rollouts[id]?.lastBatch ?? 0
             record(.hostUpdated(rollout: id, host: agent.hostname, HostProgress(phase: .pending, batch: batch, fromVersion: beat.version)))
             return step(agent, beat: beat, rollout: id, now: now, ledger: ledger)

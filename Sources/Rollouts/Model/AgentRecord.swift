@@ -18,7 +18,7 @@ public struct AgentRecord: Codable, Sendable, Equatable {
     public var startedAt: Int64?
     public var starts: Int?
 
-    init(_ beat: HeartbeatRequest, now: Int64) {
+    public init(_ beat: HeartbeatRequest, now: Int64) {
         hostname = beat.hostname
         ip = beat.ip
         version = beat.version
@@ -48,7 +48,7 @@ public struct AgentRecord: Codable, Sendable, Equatable {
 extension AgentRecord {
     /// Same host, address, version (and release), process, labels, peer port and held releases: only the beat's
     /// time and state differ (a download's growing piece count is no news, its first piece is).
-    func sameIdentity(as other: AgentRecord) -> Bool {
+    public func sameIdentity(as other: AgentRecord) -> Bool {
         ip == other.ip && version == other.version && labels == other.labels && peerPort == other.peerPort
             && release == other.release && startedAt == other.startedAt
             && held.map(\.servingKey) == other.held.map(\.servingKey)
