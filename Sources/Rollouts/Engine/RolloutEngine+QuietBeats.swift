@@ -14,13 +14,12 @@ extension RolloutEngine {
     public func quietInterval(for host: String) -> Double? {
         guard let agent = state.agents[host] else { return nil }
         guard let id = state.activeRolloutID else { return configuration.slowBeatSeconds }
-        if joinsPeerIndex(agent, rollout: id) { return nil }
         switch state.rollouts[id]?.hosts[host]?.phase {
         case .done: break
         case nil: if joinsAsLatecomer(agent, rollout: id) { return nil }
-        default: return nil
+        default: return nil  // most beats taken on the actor during a rollout: asked first
         }
-        return beatInterval(for: host, rollout: id)
+        return joinsPeerIndex(agent, rollout: id) ? nil : beatInterval(for: host, rollout: id)
     }
 
     /// Takes the records of beats answered without the engine (`quietInterval`), as `beat`
