@@ -119,7 +119,7 @@ struct HBSBench: AsyncParsableCommand {
             let servers = try await HBSServers.start(in: directory)
             do {
                 var results = Results()
-                var scripts: [HBSTarget: FilePath] = [:]
+                var scripts: [HBSTarget: [FilePath]] = [:]
                 let names = (0..<hosts).map(plain.name(host:))
                 for target in Self.enrolled {
                     Bench.progress("enrolling \(hosts) hosts at \(target.server)")
@@ -132,7 +132,17 @@ struct HBSBench: AsyncParsableCommand {
                     script.secrets = secretsPath
                     let scriptPath = directory.appending("heartbeat-\(target.rawValue).lua")
                     try script.write(to: scriptPath)
-                    scripts[target] = scriptPath
+                    scripts[target] = [scriptPath]
+                    if target == .redis {
+                        // The pair: hosts 0..<N/2 beat the first instance, the rest the second.
+                        scripts[.redisPair] = try [0, 1].map { half in
+                            var part = HeartbeatScript(hosts: hosts / 2 + (half == 1 ? hosts % 2 : 0), threads: Self.halved(threads))
+                            (part.first, part.fleet, part.secrets) = (half * (hosts / 2), hosts, secretsPath)
+                            let path = directory.appending("heartbeat-\(target.rawValue)-half\(half).lua")
+                            try part.write(to: path)
+                            return path
+                        }
+                    }
                 }
                 // The others get the embedded server's beats, byte for byte.
                 for target in [HBSTarget.helloPost, .helloGet, .helloTLS, .embeddedAnonymous, .embeddedRollout] {
@@ -150,19 +160,22 @@ struct HBSBench: AsyncParsableCommand {
         report(results, bodyBytes: plain.body(host: 0).utf8.count)
     }
 
-    private func measure(_ servers: HBSServers, wrk: Wrk, scripts: [HBSTarget: FilePath], results: Results) async throws -> Results {
+    /// wrk threads and connections of each of the pair's two wrk processes: half of each.
+    static func halved(_ count: Int) -> Int { max(1, count / 2) }
+
+    private func measure(_ servers: HBSServers, wrk: Wrk, scripts: [HBSTarget: [FilePath]], results: Results) async throws -> Results {
         var results = results
         var cursor = 0
         Bench.progress("warming up the hello servers (\(warmupSeconds) s each)")
         for hello in [HBSTarget.helloPost, .helloTLS] {
             _ = try await pass(hello, servers, wrk: wrk, script: scripts[hello]!, seconds: warmupSeconds, cursor: &cursor)
         }
-        let beaten: [HBSTarget] = [.embedded, .embeddedAnonymous, .redis, .embeddedTLS]
+        let beaten: [HBSTarget] = [.embedded, .embeddedAnonymous, .redis, .redisPair, .embeddedTLS]
         for target in beaten {
             results.registration[target] = try await register(target, servers, wrk: wrk, script: scripts[target]!, cursor: &cursor)
         }
 
-        let order: [HBSTarget] = [.helloPost, .embedded, .embeddedAnonymous, .redis, .helloTLS, .embeddedTLS, .helloGet]
+        let order: [HBSTarget] = [.helloPost, .embedded, .embeddedAnonymous, .redis, .redisPair, .helloTLS, .embeddedTLS, .helloGet]
         for run in 0..<repeats {
             for index in order.indices {
                 let target = order[(index + run) % order.count]
@@ -182,7 +195,7 @@ struct HBSBench: AsyncParsableCommand {
     /// A rollout created on `target`'s fledge-hbs, warmed up, then measured; with the cost of
     /// its sweeps over the measured passes (`hbs_sweep_duration_seconds`).
     private func measureRollout(
-        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: FilePath, results: inout Results, cursor: inout Int
+        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: [FilePath], results: inout Results, cursor: inout Int
     ) async throws {
         let hbs = servers.hbs(target)!
         Bench.progress("creating a rollout on \(target.server): \(Self.rolloutJSON)")
@@ -218,17 +231,33 @@ struct HBSBench: AsyncParsableCommand {
     /// One wrk pass at `target`, with the server's CPU time and orders over it. Any answer
     /// other than 2xx makes the measurement void. Each wrk thread starts `cursor` hosts into
     /// its cycle of hostnames, and `cursor` moves on by the requests each thread made, so the
-    /// next pass carries on with the hosts after these.
+    /// next pass carries on with the hosts after these. The pair's two instances are beaten
+    /// at once, each by a wrk of its own with half the threads and connections and its half
+    /// of the hosts (`script`'s two).
     private func pass(
-        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: FilePath, seconds: Int, cursor: inout Int
+        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: [FilePath], seconds: Int, cursor: inout Int
     ) async throws -> Pass {
         let hbs = servers.hbs(target)
         let ordersBefore = try await orders(of: hbs, servers)
         let commandsBefore = target.onRedis ? try await servers.redisCommands() : 0
         let cpuBefore = servers.cpuSeconds(target)
-        let report = try await wrk.run(
-            url: servers.url(target), seconds: seconds, script: target.sendsHeartbeats ? script : nil, scriptArguments: ["\(cursor)"])
-        if target.sendsHeartbeats { cursor = (cursor + report.requests / threads) % hosts }
+        let report: Wrk.Report
+        if target == .redisPair {
+            let half = try Wrk(threads: Self.halved(threads), connections: Self.halved(connections))
+            let instances = servers.instances(target)
+            let start = cursor
+            report = .together(try await withThrowingTaskGroup(of: Wrk.Report.self) { group in
+                for (instance, script) in zip(instances, script) {
+                    group.addTask { try await half.run(url: "\(instance.agentURL)/v1/heartbeat", seconds: seconds, script: script, scriptArguments: ["\(start)"]) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            })
+            cursor = (cursor + report.requests / (2 * half.threads)) % hosts
+        } else {
+            report = try await wrk.run(
+                url: servers.url(target), seconds: seconds, script: target.sendsHeartbeats ? script.first : nil, scriptArguments: ["\(cursor)"])
+            if target.sendsHeartbeats { cursor = (cursor + report.requests / threads) % hosts }
+        }
         let cpu = servers.cpuSeconds(target) - cpuBefore
         let commands = target.onRedis ? try await servers.redisCommands() - commandsBefore - 1 : nil  // less INFO itself
         let ordersAfter = try await orders(of: hbs, servers)
@@ -248,16 +277,19 @@ struct HBSBench: AsyncParsableCommand {
     }
 
     /// Warm-up passes until every host has beaten once (its first beat is journaled, later
-    /// beats of a known idle host are not); returns the seconds it took.
+    /// beats of a known idle host are not) and every instance of `target` knows it; returns
+    /// the seconds it took.
     private func register(
-        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: FilePath, cursor: inout Int
+        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: [FilePath], cursor: inout Int
     ) async throws -> Int {
-        guard let hbs = servers.hbs(target) else { return 0 }
+        let instances = servers.instances(target)
+        guard !instances.isEmpty else { return 0 }
         var agents = 0
         for attempt in 1...Self.maxWarmups {
             Bench.progress("warming up \(target.server) (\(warmupSeconds) s, pass \(attempt))")
             let warm = try await pass(target, servers, wrk: wrk, script: script, seconds: warmupSeconds, cursor: &cursor)
-            agents = Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)
+            agents = hosts
+            for hbs in instances { agents = min(agents, Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)) }
             Bench.progress("  \(Format.fixed(warm.report.requestsPerSecond)) req/s, \(agents) of \(hosts) hosts registered")
             if agents >= hosts { return attempt * warmupSeconds }
         }
@@ -267,9 +299,10 @@ struct HBSBench: AsyncParsableCommand {
     /// The fledge-hbs behind `target` knows exactly `hosts` agents: every name was distinct and
     /// none went missing.
     private func checkAgents(_ target: HBSTarget, _ servers: HBSServers) async throws {
-        guard let hbs = servers.hbs(target) else { return }
-        let agents = Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)
-        guard agents == hosts else { throw BenchError.check("\(target.server) knows \(agents) agents, expected \(hosts)") }
+        for hbs in servers.instances(target) {
+            let agents = Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)
+            guard agents == hosts else { throw BenchError.check("\(target.server) (\(hbs.agentURL)) knows \(agents) agents, expected \(hosts)") }
+        }
     }
 
     private func progress(run: Int, _ target: HBSTarget, _ pass: Pass) {
@@ -292,7 +325,7 @@ struct HBSBench: AsyncParsableCommand {
             "hbs: heartbeats over 127.0.0.1, wrk -t\(threads) -c\(connections), \(seconds) s passes, \(hosts) distinct hosts, best and median of \(repeats) run(s)",
             columns: [("server", .left), ("request", .left), ("best req/s", .right), ("median req/s", .right),
                       ("p99 ms", .right), ("B/answer", .right), ("CPU us/req", .right), ("vs hello POST", .right), ("goal", .right)])
-        let rows: [HBSTarget] = [.helloPost, .helloGet, .embedded, .embeddedAnonymous, .redis, .embeddedRollout, .redisRollout, .helloTLS, .embeddedTLS]
+        let rows: [HBSTarget] = [.helloPost, .helloGet, .embedded, .embeddedAnonymous, .redis, .redisPair, .embeddedRollout, .redisRollout, .helloTLS, .embeddedTLS]
         for target in rows {
             let best = results.best(target)
             table.add([
@@ -313,7 +346,8 @@ struct HBSBench: AsyncParsableCommand {
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             table.note("Rollout on \(target.server): POST /v1/rollouts to 2.0.0, maxConcurrent 100, one CDN source, every host targeted, answered (the rollout durable) in \(Format.fixed(results.rolloutCreation[target] ?? .nan, 3)) s; after its \(warmupSeconds) s warm-up (\(results.rolloutWarmupOrders[target] ?? 0) orders sent) hosts by phase: \(phases). Pending hosts get no order but a beat interval paced by their number; an admitted host beating idle gets its order again (\(Format.fixed(results.best(target)?.ordersPerSecond ?? 0)) orders/s in the best run). A sweep (every second: other instances' changes read, then leases, deadlines, retries) took \(Format.fixed(results.sweepMilliseconds[target] ?? .nan, 2)) ms on average over the measured passes.")
         }
-        let commands = [HBSTarget.redis, .redisRollout].map { "\($0.server) \(Format.fixed(results.best($0)?.redisCommandsPerRequest ?? .nan, 2))" }
+        table.note("Two instances on one Redis: each fledge-hbs beaten by half the hosts from a wrk of its own (-t\(Self.halved(threads)) -c\(Self.halved(connections)) each, at once); together \(Format.fixed(rate(.redisPair))) beats/s, \(Format.ratio(rate(.redisPair) / rate(.redis))) x one instance on Redis in this run; its CPU is both instances' and redis-server's. Both instances, redis-server and both wrk share the same \(ProcessInfo.processInfo.activeProcessorCount) cores: this measures what running as two instances costs, not what a second server adds.")
+        let commands = [HBSTarget.redis, .redisPair, .redisRollout].map { "\($0.server) \(Format.fixed(results.best($0)?.redisCommandsPerRequest ?? .nan, 2))" }
         table.note("Redis commands per answered beat (redis-server's total_commands_processed over the best pass, sweeps included): \(commands.joined(separator: ", ")).")
         for (target, goal) in Self.goals.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             table.note("Goal \(target.server): >= \(goal) x \(Self.reference(of: target).server) POST: \(ratio(target) >= goal ? "met" : "NOT met") (\(Format.ratio(ratio(target)))).")
@@ -330,9 +364,10 @@ struct HBSBench: AsyncParsableCommand {
         json.add("repeat", repeats)
         json.add("statistic", "best")
         for target in rows { json.add("\(target.rawValue)_rps", rate(target), digits: 1) }
-        for target in [HBSTarget.embedded, .embeddedAnonymous, .redis, .embeddedRollout, .redisRollout, .embeddedTLS] {
+        for target in [HBSTarget.embedded, .embeddedAnonymous, .redis, .redisPair, .embeddedRollout, .redisRollout, .embeddedTLS] {
             json.add("ratio_\(target.rawValue)", ratio(target))
         }
+        json.add("ratio_redis_pair_vs_redis", rate(.redisPair) / rate(.redis))
         for target in [HBSTarget.embedded, .redis] {
             json.add("ratio_\(target.rawValue)_median", results.samples(target).median / results.samples(.helloPost).median)
         }
@@ -353,13 +388,13 @@ struct HBSBench: AsyncParsableCommand {
             json.add("sweep_ms_\(target.rawValue)", results.sweepMilliseconds[target] ?? .nan, digits: 2)
             json.add("rollout_create_s_\(target.rawValue)", results.rolloutCreation[target] ?? .nan, digits: 3)
         }
-        for target in [HBSTarget.redis, .redisRollout] {
+        for target in [HBSTarget.redis, .redisPair, .redisRollout] {
             json.add("redis_commands_per_beat_\(target.rawValue)", results.best(target)?.redisCommandsPerRequest ?? .nan, digits: 2)
         }
         json.add("socket_errors", results.socketErrors)
         json.add("cpu", Bench.cpuModel)
         json.add("nproc", ProcessInfo.processInfo.activeProcessorCount)
-        json.add("measured", "wrk -t\(threads) -c\(connections) -d\(seconds)s --latency, POST /v1/heartbeat with \(bodyBytes)-byte JSON heartbeats of \(hosts) distinct idle hosts (enrolled, all registered in warm-up), each with its Fledge-Host and bearer secret, to fledge-hbs (embedded store; anonymous beats; Redis store; embedded and Redis with a rollout active; embedded over TLS) and to hello-world Hummingbird 2 routes (plain, TLS) reading the request and answering constant JSON; best of \(repeats) pass(es)")
+        json.add("measured", "wrk -t\(threads) -c\(connections) -d\(seconds)s --latency, POST /v1/heartbeat with \(bodyBytes)-byte JSON heartbeats of \(hosts) distinct idle hosts (enrolled, all registered in warm-up), each with its Fledge-Host and bearer secret, to fledge-hbs (embedded store; anonymous beats; Redis store; two instances on one Redis; embedded and Redis with a rollout active; embedded over TLS) and to hello-world Hummingbird 2 routes (plain, TLS) reading the request and answering constant JSON; best of \(repeats) pass(es)")
         print(json.text)
     }
 }

@@ -7,7 +7,7 @@ import Wire
 /// The servers of `fledge-bench hbs`, each a child process on free 127.0.0.1 ports: the
 /// hello-world reference (this executable's hidden `hello-server`) in plain HTTP and over TLS,
 /// and fledge-hbs on its embedded store (per-host credentials; anonymous beats; over TLS) and
-/// on Redis with a redis-server of its own. `stop()` ends them all; a signal's teardown finds
+/// on Redis with a redis-server of its own (and a second instance on the same Redis). `stop()` ends them all; a signal's teardown finds
 /// them in `RunningChildren`.
 final class HBSServers: Sendable {
     let hello: ChildProcess
@@ -18,13 +18,15 @@ final class HBSServers: Sendable {
     let anonymous: HBSProcess
     let redis: RedisProcess
     let onRedis: HBSProcess
+    /// A second instance on the same Redis, sharing the fleet token (and so the hosts' secrets).
+    let onRedisToo: HBSProcess
     let overTLS: HBSProcess
     /// The CA the TLS servers' certificate chains to.
     let ca: String
 
     private init(
         hello: (ChildProcess, Int), helloTLS: (ChildProcess, Int), embedded: HBSProcess, anonymous: HBSProcess, redis: RedisProcess,
-        onRedis: HBSProcess, overTLS: HBSProcess, ca: String
+        onRedis: HBSProcess, onRedisToo: HBSProcess, overTLS: HBSProcess, ca: String
     ) {
         (self.hello, self.helloPort) = hello
         (self.helloTLS, self.helloTLSPort) = helloTLS
@@ -32,6 +34,7 @@ final class HBSServers: Sendable {
         self.anonymous = anonymous
         self.redis = redis
         self.onRedis = onRedis
+        self.onRedisToo = onRedisToo
         self.overTLS = overTLS
         self.ca = ca
     }
@@ -63,11 +66,15 @@ final class HBSServers: Sendable {
             redis = try await RedisProcess.start(directory: try directory.makeDirectory("redis").string)
             let onRedis = try await HBSProcess.start(data: try directory.makeDirectory("hbs-redis").string, extra: ["--redis", redis!.url])
             started.append(onRedis.child)
+            let onRedisToo = try await HBSProcess.start(
+                data: try directory.makeDirectory("hbs-redis-too").string,
+                extra: ["--redis", redis!.url] + (onRedis.fleetTokenFile.map { ["--fleet-token-file", $0] } ?? []))
+            started.append(onRedisToo.child)
             let overTLS = try await HBSProcess.start(
                 data: try directory.makeDirectory("hbs-tls").string, extra: ["--tls-certificate", tls.certificate, "--tls-key", tls.key])
             return HBSServers(
                 hello: hello, helloTLS: helloTLS, embedded: embedded, anonymous: anonymous, redis: redis!, onRedis: onRedis,
-                overTLS: overTLS, ca: tls.ca)
+                onRedisToo: onRedisToo, overTLS: overTLS, ca: tls.ca)
         } catch {
             for child in started.reversed() { await child.stop(grace: .seconds(2)) }
             redis?.kill()
@@ -78,7 +85,7 @@ final class HBSServers: Sendable {
     /// Stops every server: SIGTERM (SIGKILL after a grace period) for fledge-hbs and the hello
     /// servers; redis-server's data is thrown away anyway, so it is killed.
     func stop() async {
-        for hbs in [overTLS, onRedis, anonymous, embedded] { await hbs.child.stop(grace: .seconds(3)) }
+        for hbs in [overTLS, onRedisToo, onRedis, anonymous, embedded] { await hbs.child.stop(grace: .seconds(3)) }
         await helloTLS.stop(grace: .seconds(3))
         await hello.stop(grace: .seconds(3))
         redis.kill()
@@ -90,7 +97,8 @@ final class HBSServers: Sendable {
         switch target {
         case .helloGet, .helloPost: ProcFS.seconds(of: hello.pid)
         case .helloTLS: ProcFS.seconds(of: helloTLS.pid)
-        case .redis, .redisRollout: ProcFS.seconds(of: onRedis.child.pid) + redisPids.map(ProcFS.seconds(of:)).reduce(0, +)
+        case .redis, .redisRollout, .redisPair:
+            instances(target).map { ProcFS.seconds(of: $0.child.pid) }.reduce(0, +) + redisPids.map(ProcFS.seconds(of:)).reduce(0, +)
         default: hbs(target).map { ProcFS.seconds(of: $0.child.pid) } ?? 0
         }
     }
@@ -126,9 +134,14 @@ final class HBSServers: Sendable {
         case .helloGet, .helloPost, .helloTLS: nil
         case .embedded, .embeddedRollout: embedded
         case .embeddedAnonymous: anonymous
-        case .redis, .redisRollout: onRedis
+        case .redis, .redisRollout, .redisPair: onRedis
         case .embeddedTLS: overTLS
         }
+    }
+
+    /// Every fledge-hbs serving `target`: two for the pair, else `hbs(target)`.
+    func instances(_ target: HBSTarget) -> [HBSProcess] {
+        target == .redisPair ? [onRedis, onRedisToo] : hbs(target).map { [$0] } ?? []
     }
 
     /// Enrols hosts `names` at `hbs` (with its fleet token, over TLS when it serves TLS), a few

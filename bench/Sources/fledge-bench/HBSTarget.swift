@@ -9,6 +9,9 @@ enum HBSTarget: String, CaseIterable {
     /// The same without per-host credentials (`--anonymous-beats`): what authentication costs.
     case embeddedAnonymous = "embedded_anonymous"
     case redis
+    /// Two fledge-hbs on one redis-server, each beaten by half the hosts: what a second
+    /// instance adds, or costs, on the same cores.
+    case redisPair = "redis_pair"
     /// fledge-hbs embedded with a rollout active: pending hosts, admitted hosts getting orders.
     case embeddedRollout = "embedded_rollout"
     /// fledge-hbs on Redis with a rollout active.
@@ -23,7 +26,7 @@ enum HBSTarget: String, CaseIterable {
 
     var isTLS: Bool { self == .helloTLS || self == .embeddedTLS }
 
-    var onRedis: Bool { self == .redis || self == .redisRollout }
+    var onRedis: Bool { self == .redis || self == .redisRollout || self == .redisPair }
 
     var server: String {
         switch self {
@@ -31,6 +34,7 @@ enum HBSTarget: String, CaseIterable {
         case .embedded: "fledge-hbs, embedded store"
         case .embeddedAnonymous: "fledge-hbs, embedded, anonymous beats"
         case .redis: "fledge-hbs, Redis store"
+        case .redisPair: "fledge-hbs, two instances on one Redis"
         case .embeddedRollout: "fledge-hbs, embedded, rollout active"
         case .redisRollout: "fledge-hbs, Redis, rollout active"
         case .helloTLS: "hello-world over TLS"
@@ -44,6 +48,7 @@ enum HBSTarget: String, CaseIterable {
         case .helloGet: "GET / -> \"hello\""
         case .embeddedAnonymous: "POST /v1/heartbeat, no credential"
         case .embedded, .redis, .embeddedRollout, .redisRollout, .embeddedTLS: "POST /v1/heartbeat, authenticated"
+        case .redisPair: "POST /v1/heartbeat, authenticated, half the hosts at each"
         }
     }
 }

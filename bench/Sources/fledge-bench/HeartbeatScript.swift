@@ -8,15 +8,21 @@ import SystemPackage
 /// makes each thread begin START names into its own cycle, so consecutive passes can carry on
 /// where the last one stopped instead of beating the same first hosts again. Each beat names
 /// its host (`Fledge-Host`) and carries its secret, line N+1 of `secrets` being host N's.
+/// With `first`, the names are hosts first..<first + hosts of a fleet of `fleet` (one of two
+/// instances' halves).
 struct HeartbeatScript {
     /// Distinct hostnames; at least `threads`.
     let hosts: Int
     let threads: Int
+    /// The number of the first host beaten.
+    var first = 0
+    /// The whole fleet's size, which sets the names' digits.
+    var fleet: Int? = nil
     /// File of the hosts' secrets, one per line, in host order.
     var secrets: FilePath? = nil
 
     /// Digits of the number in a hostname (`host-00042`): at least 5.
-    var digits: Int { max(5, String(max(hosts - 1, 0)).count) }
+    var digits: Int { max(5, String(max((fleet ?? hosts) - 1, 0)).count) }
 
     /// Host number `index`'s name.
     func name(host index: Int) -> String {
@@ -33,8 +39,9 @@ struct HeartbeatScript {
     /// threads; each thread's own state then keeps its own counter.
     var text: String {
         """
-        -- fledge-bench hbs: one JSON heartbeat per request, \(hosts) distinct hostnames over \(threads) thread(s).
+        -- fledge-bench hbs: one JSON heartbeat per request, \(hosts) distinct hostnames from number \(first) over \(threads) thread(s).
         local hosts = \(hosts)
+        local first = \(first)
         local stride = \(threads)
         local threads_started = 0
 
@@ -56,12 +63,12 @@ struct HeartbeatScript {
         wrk.method = "POST"
 
         function request()
-          local name = string.format("host-%0\(digits)d", counter)
+          local name = string.format("host-%0\(digits)d", first + counter)
           local body = '{"hostname":"' .. name .. '","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}'
           local headers = {["Content-Type"] = "application/json"}
-          if secrets[counter + 1] then
+          if secrets[first + counter + 1] then
             headers["Fledge-Host"] = name
-            headers["Authorization"] = "Bearer " .. secrets[counter + 1]
+            headers["Authorization"] = "Bearer " .. secrets[first + counter + 1]
           end
           counter = counter + stride
           if counter >= hosts then counter = thread_index end

@@ -21,6 +21,15 @@ struct Wrk {
 
         /// Average bytes of one answer, headers included.
         var bytesPerResponse: Double { requests > 0 ? bytesRead / Double(requests) : 0 }
+
+        /// Passes run at once (at several servers), as one: rates and counts add up, the p99
+        /// is the worst of them.
+        static func together(_ reports: [Report]) -> Report {
+            Report(
+                requestsPerSecond: reports.map(\.requestsPerSecond).reduce(0, +), p99Milliseconds: reports.map(\.p99Milliseconds).max() ?? 0,
+                requests: reports.map(\.requests).reduce(0, +), bytesRead: reports.map(\.bytesRead).reduce(0, +),
+                non2xx: reports.map(\.non2xx).reduce(0, +), socketErrors: reports.map(\.socketErrors).reduce(0, +))
+        }
     }
 
     let executable: String
