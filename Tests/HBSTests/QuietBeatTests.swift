@@ -68,21 +68,26 @@ import Wire
         #expect(checked > 100)
     }
 
-    /// Times of quiet beats reach the engine, newest kept; a record whose host changed since
-    /// (a later beat with another identity) or is gone is left out.
+    /// Quiet beats reach the engine as its beat would have kept them; one no newer than the
+    /// host's record (taken from a later beat, here one with a new identity) is left out, and
+    /// so is a host gone since.
     @Test func quietBeatTimesAreTakenAsTheEngineWouldHave() {
         var engine = E.fleet(2)
+        _ = engine.beat(E.beat(E.host(1), version: "9.9.9"), now: 5)  // a new identity, taken at 5
         _ = engine.takeOutbox()
         engine.noteQuietBeats([
-            AgentRecord(E.beat(E.host(0), state: .downloading), now: 5),
-            AgentRecord(E.beat(E.host(1), version: "9.9.9"), now: 5),
-            AgentRecord(E.beat("gone"), now: 5),
+            QuietBeat(E.beat(E.host(0), state: .failed, error: "disk full"), at: 5),
+            QuietBeat(E.beat(E.host(1), state: .downloading), at: 5),
+            QuietBeat(E.beat("gone"), at: 5),
         ])
-        #expect(engine.state.agents[E.host(0)]?.lastSeen == 5 && engine.state.agents[E.host(0)]?.state == .downloading)
-        #expect(engine.state.agents[E.host(1)]?.lastSeen == 0 && engine.state.agents[E.host(1)]?.version == "1.0.0")
+        var reference = E.fleet(1)
+        _ = reference.beat(E.beat(E.host(0), state: .failed, error: "disk full"), now: 5)
+        #expect(engine.state.agents[E.host(0)] == reference.state.agents[E.host(0)], "as the engine's beat keeps it")
+        #expect(engine.state.agents[E.host(1)]?.state == .idle && engine.state.agents[E.host(1)]?.version == "9.9.9")
         #expect(engine.state.agents["gone"] == nil)
-        engine.noteQuietBeats([AgentRecord(E.beat(E.host(0)), now: 3)])
-        #expect(engine.state.agents[E.host(0)]?.lastSeen == 5, "an older record does not go back in time")
+        engine.noteQuietBeats([QuietBeat(E.beat(E.host(0)), at: 3), QuietBeat(E.beat(E.host(1), state: .downloading), at: 6)])
+        #expect(engine.state.agents[E.host(0)]?.lastSeen == 5, "an older beat does not go back in time")
+        #expect(engine.state.agents[E.host(1)]?.lastSeen == 6 && engine.state.agents[E.host(1)]?.state == .downloading)
         #expect(engine.takeOutbox().isEmpty)
     }
 

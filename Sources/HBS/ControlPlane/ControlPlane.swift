@@ -91,7 +91,7 @@ public actor ControlPlane {
         let reply = engine.beat(beat, now: clock(), ledger: store.ledger)
         let ticket = persist(undo: .checkpoint(checkpoint))
         if reply.order == nil, let interval = engine.quietInterval(for: beat.hostname), let agent = engine.state.agents[beat.hostname] {
-            quiet.publish(agent, credential: credential?.hex, interval: interval)
+            quiet.publish(agent, credential: credential.flatMap { _ in engine.state.credentials[beat.hostname] }, interval: interval)
         }
         return (reply, ticket)
     }

@@ -22,12 +22,41 @@ extension RolloutEngine {
         return joinsPeerIndex(agent, rollout: id) ? nil : beatInterval(for: host, rollout: id)
     }
 
-    /// Takes the records of beats answered without the engine (`quietInterval`), as `beat`
-    /// would have kept them: a record whose host is gone, or whose identity changed since
-    /// (a later beat, taken here), is left out, and so is one older than the host's record.
-    public mutating func noteQuietBeats(_ agents: some Sequence<AgentRecord>) {
-        for agent in agents where (state.agents[agent.hostname]?.lastSeen ?? .max) <= agent.lastSeen {
-            _ = remember(agent)
+    /// Takes in beats answered without the engine (`quietInterval`): each host's record gets
+    /// the beat's time and what a beat says every time, in place (no record is built or
+    /// replaced). A beat no newer than the host's record is left out: the record was taken
+    /// from a later beat (perhaps one with a new identity, which ended the quiet), or in the
+    /// same second. So is a host gone since.
+    public mutating func noteQuietBeats(_ beats: some Sequence<QuietBeat>) {
+        for beat in beats {
+            guard let index = state.agents.index(forKey: beat.host), state.agents.values[index].lastSeen < beat.at else { continue }
+            beat.apply(to: &state.agents.values[index])
         }
+    }
+}
+
+/// A beat answered without the engine: what it says that its host's record keeps (its
+/// identity was checked against the record when it was answered).
+public struct QuietBeat: Sendable {
+    public let host: String
+    public let at: Int64
+    let state: AgentState
+    let error: String?
+    let starts: Int?
+
+    public init(_ beat: HeartbeatRequest, at: Int64) {
+        host = beat.hostname
+        self.at = at
+        state = beat.state
+        error = beat.error
+        starts = beat.starts
+    }
+
+    /// `agent` as `RolloutEngine.remember` would have kept it from this beat.
+    func apply(to agent: inout AgentRecord) {
+        agent.lastSeen = at
+        agent.state = state
+        agent.error = error
+        agent.starts = starts
     }
 }
