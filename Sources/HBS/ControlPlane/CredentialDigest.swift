@@ -18,10 +18,14 @@ public struct CredentialDigest: Sendable, Equatable, CustomStringConvertible {
     /// Whether `stored` is this digest, in time that does not depend on where they differ
     /// (a length differs only for a corrupt store entry: no secret in that).
     public func matches(_ stored: String) -> Bool {
-        let a = hex.utf8, b = stored.utf8
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for (x, y) in zip(a, b) { difference |= x ^ y }
-        return difference == 0
+        var (mine, theirs) = (hex, stored)
+        return mine.withUTF8 { a in
+            theirs.withUTF8 { b in
+                guard a.count == b.count else { return false }
+                var difference: UInt8 = 0
+                for index in a.indices { difference |= a[index] ^ b[index] }
+                return difference == 0
+            }
+        }
     }
 }
