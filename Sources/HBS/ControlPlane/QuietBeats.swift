@@ -49,9 +49,9 @@ final class QuietBeats: Sendable {
     /// and `credential` the one it was published with (nil: HBS takes anonymous beats); nil
     /// when the actor must take it (and refuse it, if its credential is wrong).
     func answer(_ beat: HeartbeatRequest, credential: CredentialDigest?, now: Int64) -> HeartbeatReply? {
-        let agent = AgentRecord(beat, now: now)
-        return shard(of: beat.hostname).shard.withLock { shard in
-            guard let quiet = shard.quiet[beat.hostname], quiet.agent.sameIdentity(as: agent) else { return nil }
+        shard(of: beat.hostname).shard.withLock { shard in
+            // A miss (most beats during a rollout) costs a lookup; only a hit builds a record.
+            guard let quiet = shard.quiet[beat.hostname], quiet.agent.sameIdentity(as: AgentRecord(beat, now: now)) else { return nil }
             if let credential {
                 guard let known = quiet.credential, credential.matches(known) else { return nil }
             }
