@@ -7,36 +7,12 @@ CPU microseconds per beat (the server process's user + system time over the pass
 
     python3 bench/hbs_ab.py --new .build-bench/release/fledge-hbs --old /tmp/old/fledge-hbs --hosts 100000
 
-Needs wrk. Ports 22001-22004 on 127.0.0.1; data under --workdir (removed at the end)."""
+Needs wrk, and fledge-bench (--bench) for the wrk script of `fledge-bench hbs`. Ports 22001-22004 on 127.0.0.1; data under --workdir (removed at the end)."""
 import argparse, concurrent.futures, http.client, json, os, re, secrets, shutil, socket, subprocess, sys, tempfile, time
 
 ROLLOUT = ('{"release":{"name":"fledge-agent","version":"2.0.0"},'
            '"sources":[{"url":"http://cdn.test","capacityMbps":100000}],"maxConcurrent":100}')
 
-SCRIPT = """
-local hosts = HOSTS
-local stride = THREADS
-local threads_started = 0
-function setup(thread)
-  thread:set("thread_index", threads_started)
-  threads_started = threads_started + 1
-end
-local counter = 0
-local secrets = {}
-function init(args)
-  counter = thread_index
-  for line in io.lines("SECRETS") do secrets[#secrets + 1] = line end
-end
-wrk.method = "POST"
-function request()
-  local name = string.format("host-%0DIGITSd", counter)
-  local body = '{"hostname":"' .. name .. '","ip":"127.0.0.1","version":"1.0.0","labels":{"idc":"a"},"state":"idle","held":[]}'
-  local headers = {["Content-Type"] = "application/json", ["Fledge-Host"] = name, ["Authorization"] = "Bearer " .. secrets[counter + 1]}
-  counter = counter + stride
-  if counter >= hosts then counter = thread_index end
-  return wrk.format(nil, nil, headers, body)
-end
-"""
 
 
 def main():
@@ -49,6 +25,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workdir", default="/tmp")
+    parser.add_argument("--bench", default=".build-bench/release/fledge-bench", help="fledge-bench, for its wrk script")
     parser.add_argument("--rollout", action="store_true",
                         help="measure with a rollout active (fledge-bench hbs's: every host targeted, 100 at a time)")
     args = parser.parse_args()
@@ -100,9 +77,9 @@ def main():
                     issued.update(part)
             with open(os.path.join(work, f"secrets-{name}.txt"), "w") as f:
                 f.write("\n".join(issued[i] for i in range(args.hosts)) + "\n")
-            with open(os.path.join(work, f"beat-{name}.lua"), "w") as f:
-                f.write(SCRIPT.replace("HOSTS", str(args.hosts)).replace("THREADS", str(args.threads))
-                        .replace("DIGITS", str(digits)).replace("SECRETS", os.path.join(work, f"secrets-{name}.txt")))
+            with open(os.path.join(work, f"beat-{name}.lua"), "w") as f:  # fledge-bench hbs's own script
+                f.write(subprocess.run([args.bench, "heartbeat-script", "--hosts", str(args.hosts), "--threads", str(args.threads),
+                                        "--secrets", os.path.join(work, f"secrets-{name}.txt")], check=True, capture_output=True, text=True).stdout)
             print(f"{name}: {binary}: {args.hosts} hosts enrolled in {time.time() - started:.1f} s", flush=True)
 
         def cpu(pid):

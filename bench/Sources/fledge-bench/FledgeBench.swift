@@ -14,5 +14,5 @@ struct FledgeBench: AsyncParsableCommand {
             standard error. Speeds are measured, never asserted: the exit status is 0 whenever \
             the measurement itself succeeded.
             """,
-        subcommands: [ServeBench.self, FetchBench.self, HashBench.self, HBSBench.self, AgentBench.self, FleetBench.self, SimulateBench.self, HelloServer.self])
+        subcommands: [ServeBench.self, FetchBench.self, HashBench.self, HBSBench.self, AgentBench.self, FleetBench.self, SimulateBench.self, HelloServer.self, HeartbeatScriptCommand.self])
 }
