@@ -79,8 +79,9 @@ struct HBSBench: AsyncParsableCommand {
     /// Everything measured, for the report.
     private struct Results {
         var passes: [HBSTarget: [Pass]] = [:]
-        /// Seconds of warm-up until every host was registered, per fledge-hbs.
-        var registration: [HBSTarget: Int] = [:]
+        /// Seconds from the first warm-up pass's start until every host was registered (every
+        /// instance's `hbs_agents`, polled every 0.25 s), per fledge-hbs.
+        var registration: [HBSTarget: Double] = [:]
         /// Seconds to enrol every host, per fledge-hbs with credentials.
         var enrolment: [HBSTarget: Double] = [:]
         /// `hbs_rollout_hosts` by phase after the rollout's warm-up, per rollout row.
@@ -278,12 +279,25 @@ struct HBSBench: AsyncParsableCommand {
 
     /// Warm-up passes until every host has beaten once (its first beat is journaled, later
     /// beats of a known idle host are not) and every instance of `target` knows it; returns
-    /// the seconds it took.
+    /// the seconds until it did, from the first pass's start: `/metrics` is polled every
+    /// 0.25 s meanwhile (the passes alone would count in steps of `--warmup-seconds`).
     private func register(
         _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: [FilePath], cursor: inout Int
-    ) async throws -> Int {
+    ) async throws -> Double {
         let instances = servers.instances(target)
         guard !instances.isEmpty else { return 0 }
+        let started = ContinuousClock.now
+        let hosts = self.hosts
+        let watch = Task { () -> Double? in
+            while !Task.isCancelled {
+                var least = hosts
+                for hbs in instances { least = min(least, Int((try? await servers.metrics(of: hbs)["hbs_agents"]) ?? 0)) }
+                if least >= hosts { return (ContinuousClock.now - started).seconds }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            return nil
+        }
+        defer { watch.cancel() }
         var agents = 0
         for attempt in 1...Self.maxWarmups {
             Bench.progress("warming up \(target.server) (\(warmupSeconds) s, pass \(attempt))")
@@ -291,7 +305,7 @@ struct HBSBench: AsyncParsableCommand {
             agents = hosts
             for hbs in instances { agents = min(agents, Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)) }
             Bench.progress("  \(Format.fixed(warm.report.requestsPerSecond)) req/s, \(agents) of \(hosts) hosts registered")
-            if agents >= hosts { return attempt * warmupSeconds }
+            if agents >= hosts { return await watch.value ?? (ContinuousClock.now - started).seconds }
         }
         throw BenchError.check("\(target.server): only \(agents) of \(hosts) hosts registered after \(Self.maxWarmups * warmupSeconds) s of warm-up")
     }
@@ -339,7 +353,7 @@ struct HBSBench: AsyncParsableCommand {
         table.note("The reference is the hello-world POST in the same transport (TLS rows: hello-world over TLS, same swift-nio-ssl server configuration and certificate): the same Hummingbird 2 HTTP/1 server reading the same request and answering constant JSON ({\"nextBeatSeconds\":60}, what fledge-hbs answers an idle host); GET / is for information.")
         table.note("p99 ms, B/answer (headers included) and CPU us/req are those of each server's best run; CPU is the server process's user + system time (plus redis-server's for Redis) over the pass, divided by the answers.")
         let enrolment = Self.enrolled.map { "\($0.server) \(Format.fixed(results.enrolment[$0] ?? 0, 1)) s" }.joined(separator: ", ")
-        table.note("Before measuring, every host was enrolled (POST /v1/enrol with the fleet token, 8 at a time; each binding durable): \(enrolment); and registered by warm-up passes (first beats are made durable: journal + fdatasync, or a Redis MULTI/EXEC with appendfsync always): \(results.registration.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.server) \($0.value) s" }.joined(separator: ", ")).")
+        table.note("Before measuring, every host was enrolled (POST /v1/enrol with the fleet token, 8 at a time; each binding durable): \(enrolment); and registered by warm-up passes (first beats are made durable: journal + fdatasync, or a Redis MULTI/EXEC with appendfsync always), the last host after: \(results.registration.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.server) \(Format.fixed($0.value, 1)) s" }.joined(separator: ", ")).")
         let orders = results.best(.embeddedRollout)?.ordersPerSecond ?? 0
         for target in [HBSTarget.embeddedRollout, .redisRollout] {
             let phases = (results.rolloutPhases[target] ?? [:]).filter { $0.value > 0 }.sorted { $0.key < $1.key }
@@ -390,6 +404,9 @@ struct HBSBench: AsyncParsableCommand {
         }
         for target in [HBSTarget.redis, .redisPair, .redisRollout] {
             json.add("redis_commands_per_beat_\(target.rawValue)", results.best(target)?.redisCommandsPerRequest ?? .nan, digits: 2)
+        }
+        for (target, seconds) in results.registration.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            json.add("registration_s_\(target.rawValue)", seconds, digits: 1)
         }
         json.add("socket_errors", results.socketErrors)
         json.add("cpu", Bench.cpuModel)
