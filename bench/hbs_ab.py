@@ -3,7 +3,8 @@
 enrolled hosts beating with their credentials (what `fledge-bench hbs`'s embedded row sends),
 and wrk passes alternate between them (new, old, old, new, ...) so the VM's drift from minute
 to minute falls on both alike. Reports each pass, then per build the median beats/s, the median
-CPU microseconds per beat (the server process's user + system time over the pass) and RSS.
+CPU microseconds per beat (the server process's user + system time over the pass, and its
+redis-server's with --redis) and RSS.
 
     python3 bench/hbs_ab.py --new .build-bench/release/fledge-hbs --old /tmp/old/fledge-hbs --hosts 100000
 
@@ -26,6 +27,8 @@ def main():
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workdir", default="/tmp")
     parser.add_argument("--bench", default=".build-bench/release/fledge-bench", help="fledge-bench, for its wrk script")
+    parser.add_argument("--redis", action="store_true",
+                        help="each build on a redis-server of its own (AOF, appendfsync always, as fledge-bench hbs) instead of its embedded store")
     parser.add_argument("--rollout", action="store_true",
                         help="measure with a rollout active (fledge-bench hbs's: every host targeted, 100 at a time)")
     args = parser.parse_args()
@@ -35,16 +38,28 @@ def main():
     builds = {"new": (args.new, 22001, 22002), "old": (args.old, 22003, 22004)}
     digits = max(5, len(str(args.hosts - 1)))
     names = [f"host-{i:0{digits}d}" for i in range(args.hosts)]
-    procs = {}
+    procs, redis = {}, []
     try:
-        for name, (binary, agent, admin) in builds.items():
+        for index, (name, (binary, agent, admin)) in enumerate(builds.items()):
             data = os.path.join(work, name)
             os.makedirs(data)
             with open(os.path.join(data, "fleet-token"), "w") as f:
                 f.write(secrets.token_hex(32) + "\n")
+            store = []
+            if args.redis:
+                port = 22011 + index
+                redis.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", data, "--save", "",
+                                               "--appendonly", "yes", "--appendfsync", "always"], stdout=subprocess.DEVNULL))
+                for _ in range(100):
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                store = ["--redis", f"redis://127.0.0.1:{port}"]
             procs[name] = subprocess.Popen(
                 [binary, "--data", data, "--agent-listen", f"127.0.0.1:{agent}", "--admin-listen", f"127.0.0.1:{admin}",
-                 "--fleet-token-file", os.path.join(data, "fleet-token")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 "--fleet-token-file", os.path.join(data, "fleet-token")] + store, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for name, (_, agent, _) in builds.items():  # up once it accepts connections
             for _ in range(200):
                 try:
@@ -82,17 +97,21 @@ def main():
                                         "--secrets", os.path.join(work, f"secrets-{name}.txt")], check=True, capture_output=True, text=True).stdout)
             print(f"{name}: {binary}: {args.hosts} hosts enrolled in {time.time() - started:.1f} s", flush=True)
 
-        def cpu(pid):
+        def seconds_of(pid):
             fields = open(f"/proc/{pid}/stat").read().split(")")[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+        def cpu(name):  # the server's, and its redis-server's
+            index = list(builds).index(name)
+            return seconds_of(procs[name].pid) + (seconds_of(redis[index].pid) if redis else 0)
+
         def run(name, seconds):
             agent = builds[name][1]
-            before = cpu(procs[name].pid)
+            before = cpu(name)
             out = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "-s",
                                   os.path.join(work, f"beat-{name}.lua"), f"http://127.0.0.1:{agent}/v1/heartbeat"],
                                  capture_output=True, text=True).stdout
-            used = cpu(procs[name].pid) - before
+            used = cpu(name) - before
             rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
             requests = int(re.search(r"(\d+) requests in", out).group(1))
             if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
@@ -126,11 +145,14 @@ def main():
             print(f"{name}: median {summary[name][0]:.0f} beats/s, {summary[name][1]:.1f} us CPU a beat; RSS {rss / 1024:.0f} MiB")
         print(f"new / old: beats/s {summary['new'][0] / summary['old'][0]:.3f}, CPU a beat {summary['new'][1] / summary['old'][1]:.3f}, "
               f"RSS {summary['new'][2] / summary['old'][2]:.3f} ({args.hosts} hosts, wrk -t{args.threads} -c{args.connections}, "
-              f"{args.passes} x {args.seconds} s passes each, alternating{', a rollout active' if args.rollout else ''})")
+              f"{args.passes} x {args.seconds} s passes each, alternating{', on Redis' if args.redis else ''}{', a rollout active' if args.rollout else ''})")
     finally:
         for process in procs.values():
             process.terminate()
         for process in procs.values():
+            process.wait()
+        for process in redis:
+            process.kill()
             process.wait()
         shutil.rmtree(work, ignore_errors=True)
 
