@@ -22,12 +22,11 @@ public final class RolloutSignal: Sendable {
         /// Waiter ids by the tick their deadline falls in.
         var deadlines: [Int64: [Int]] = [:]
         var ticking = false
-        /// Fires so far (`generation`).
-        var fired = 0
     }
 
     private let waiters = Mutex(Waiters())
-    /// `Waiters.fired`, readable without the lock (stored under it).
+    /// Fires so far (`generation`): changed only under `waiters`' lock, so a wait registering
+    /// under it sees every fire before it or is among those the fire wakes.
     private let fired = Atomic<Int>(0)
 
     /// The first batch's woken hosts whose beats are not answered yet, and the others, held
@@ -65,8 +64,7 @@ public final class RolloutSignal: Sendable {
             defer {
                 waiters.waiting = [:]
                 waiters.deadlines = [:]
-                waiters.fired += 1
-                fired.store(waiters.fired, ordering: .releasing)
+                fired.add(1, ordering: .releasing)
             }
             return Array(waiters.waiting.values)
         }
@@ -140,7 +138,7 @@ public final class RolloutSignal: Sendable {
                 // Registered, or answered now: cancelled (false), or fired since `since` (true).
                 let (answer, startTicking) = waiters.withLock { waiters -> (Bool?, Bool) in
                     if Task.isCancelled { return (false, false) }
-                    if let since, since != waiters.fired { return (true, false) }
+                    if let since, since != fired.load(ordering: .acquiring) { return (true, false) }
                     waiters.waiting[id] = Waiter(host: host, continuation: continuation)
                     waiters.deadlines[due, default: []].append(id)
                     defer { waiters.ticking = true }
