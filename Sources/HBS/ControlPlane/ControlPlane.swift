@@ -71,8 +71,7 @@ public actor ControlPlane {
     /// The answer to a quiet host's beat, off the actor; nil when the actor must take it. It
     /// rests, like any beat that changes nothing, on the last change issued.
     private nonisolated func quietAnswer(_ beat: HeartbeatRequest, credential: CredentialDigest?) -> HeartbeatReply? {
-        guard store.quietBeat(from: beat.hostname) else { return nil }
-        return quiet.answer(beat, credential: credential, now: clock())
+        quiet.answer(beat, credential: credential, now: clock()) { store.quietBeat(from: beat.hostname) }
     }
 
     private func take(

@@ -45,16 +45,21 @@ final class QuietBeats: Sendable {
         shards[Int(UInt(bitPattern: host.hashValue) % UInt(shards.count))]
     }
 
-    /// The answer to `beat`, taken at `now`, when its host is quiet, its identity unchanged
-    /// and `credential` the one it was published with (nil: HBS takes anonymous beats); nil
-    /// when the actor must take it (and refuse it, if its credential is wrong).
-    func answer(_ beat: HeartbeatRequest, credential: CredentialDigest?, now: Int64) -> HeartbeatReply? {
+    /// The answer to `beat`, taken at `now`, when its host is quiet, its identity unchanged,
+    /// `credential` the one it was published with (nil: HBS takes anonymous beats) and the
+    /// store has nothing to read first (`storeAgrees`, asked only then: a beat the actor takes
+    /// is noted by the store's refresh there); nil when the actor must take it (and refuse it,
+    /// if its credential is wrong).
+    func answer(
+        _ beat: HeartbeatRequest, credential: CredentialDigest?, now: Int64, storeAgrees: () -> Bool
+    ) -> HeartbeatReply? {
         shard(of: beat.hostname).shard.withLock { shard in
             // A miss (most beats during a rollout) costs a lookup; only a hit builds a record.
             guard let quiet = shard.quiet[beat.hostname], quiet.agent.sameIdentity(as: AgentRecord(beat, now: now)) else { return nil }
             if let credential {
                 guard let known = quiet.credential, credential.matches(known) else { return nil }
             }
+            guard storeAgrees() else { return nil }
             shard.seen[beat.hostname] = QuietBeat(beat, at: now)
             return HeartbeatReply(nextBeatSeconds: quiet.interval)
         }
