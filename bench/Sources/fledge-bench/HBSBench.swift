@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ProcessHarness
+import Synchronization
 import SystemPackage
 
 /// `fledge-bench hbs`: heartbeats per second fledge-hbs sustains (embedded store, Redis store)
@@ -18,7 +19,7 @@ struct HBSBench: AsyncParsableCommand {
             server issues its own secrets); wrk POSTs the same JSON heartbeats to each, hostnames \
             cycling through --hosts distinct names, each beat with its host's Fledge-Host and \
             Authorization headers (the hello servers and the anonymous fledge-hbs get the same \
-            bytes). Each fledge-hbs is warmed up until every host is registered (first beats are \
+            bytes). Each fledge-hbs is beaten until every host is registered (first beats are \
             journaled); the measured passes then see known idle hosts. Finally a rollout is \
             created on the embedded one and on the Redis one, each measured again with the cost \
             of its sweeps. Ratios are of the best runs; goals \
@@ -29,7 +30,7 @@ struct HBSBench: AsyncParsableCommand {
     @Option(help: "Seconds of each measured wrk pass.")
     var seconds: Int = 10
 
-    @Option(name: .customLong("warmup-seconds"), help: "Seconds of each warm-up pass (repeated until every host is registered).")
+    @Option(name: .customLong("warmup-seconds"), help: "Seconds of each warm-up pass (the hello servers, a rollout); registration runs until every host is registered.")
     var warmupSeconds: Int = 5
 
     @Option(help: "wrk connections (keep-alive, each sends its next request once the answer is in).")
@@ -56,8 +57,8 @@ struct HBSBench: AsyncParsableCommand {
         if repeats <= 0 { throw ValidationError("--repeat must be positive") }
     }
 
-    /// Warm-up passes at most, per fledge-hbs, before giving up on registering every host.
-    private static let maxWarmups = 12
+    /// Seconds at most, per fledge-hbs, before giving up on registering every host.
+    private static let registrationLimit = 60
 
     /// The rollout of the last configuration: every host (1.0.0) targeted, 100 at a time.
     static let rolloutJSON = """
@@ -79,7 +80,7 @@ struct HBSBench: AsyncParsableCommand {
     /// Everything measured, for the report.
     private struct Results {
         var passes: [HBSTarget: [Pass]] = [:]
-        /// Seconds from the first warm-up pass's start until every host was registered (every
+        /// Seconds from the registration pass's start until every host was registered (every
         /// instance's `hbs_agents`, polled every 0.25 s), per fledge-hbs.
         var registration: [HBSTarget: Double] = [:]
         /// Seconds to enrol every host, per fledge-hbs with credentials.
@@ -234,9 +235,10 @@ struct HBSBench: AsyncParsableCommand {
     /// its cycle of hostnames, and `cursor` moves on by the requests each thread made, so the
     /// next pass carries on with the hosts after these. The pair's two instances are beaten
     /// at once, each by a wrk of its own with half the threads and connections and its half
-    /// of the hosts (`script`'s two).
+    /// of the hosts (`script`'s two). With `done`, the pass ends as soon as `done` holds.
     private func pass(
-        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: [FilePath], seconds: Int, cursor: inout Int
+        _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: [FilePath], seconds: Int, cursor: inout Int,
+        until done: (@Sendable () -> Bool)? = nil
     ) async throws -> Pass {
         let hbs = servers.hbs(target)
         let ordersBefore = try await orders(of: hbs, servers)
@@ -249,14 +251,15 @@ struct HBSBench: AsyncParsableCommand {
             let start = cursor
             report = .together(try await withThrowingTaskGroup(of: Wrk.Report.self) { group in
                 for (instance, script) in zip(instances, script) {
-                    group.addTask { try await half.run(url: "\(instance.agentURL)/v1/heartbeat", seconds: seconds, script: script, scriptArguments: ["\(start)"]) }
+                    group.addTask { try await half.run(url: "\(instance.agentURL)/v1/heartbeat", seconds: seconds, script: script, scriptArguments: ["\(start)"], until: done) }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             })
             cursor = (cursor + report.requests / (2 * half.threads)) % hosts
         } else {
             report = try await wrk.run(
-                url: servers.url(target), seconds: seconds, script: target.sendsHeartbeats ? script.first : nil, scriptArguments: ["\(cursor)"])
+                url: servers.url(target), seconds: seconds, script: target.sendsHeartbeats ? script.first : nil, scriptArguments: ["\(cursor)"],
+                until: done)
             if target.sendsHeartbeats { cursor = (cursor + report.requests / threads) % hosts }
         }
         let cpu = servers.cpuSeconds(target) - cpuBefore
@@ -277,37 +280,48 @@ struct HBSBench: AsyncParsableCommand {
         return try await servers.metrics(of: hbs)["hbs_orders_total"] ?? 0
     }
 
-    /// Warm-up passes until every host has beaten once (its first beat is journaled, later
-    /// beats of a known idle host are not) and every instance of `target` knows it; returns
-    /// the seconds until it did, from the first pass's start: `/metrics` is polled every
-    /// 0.25 s meanwhile (the passes alone would count in steps of `--warmup-seconds`).
+    /// One warm-up pass that ends once every host has beaten once (its first beat is journaled,
+    /// later beats of a known idle host are not) and every instance of `target` knows it;
+    /// returns the seconds until they did, from the pass's start (`/metrics` polled every
+    /// 0.25 s). Each wrk thread walks its whole cycle of names before it beats any host again,
+    /// so the time to the last host is the server's: passes of fixed length, each carrying on
+    /// from the threads' mean request count, left a few hundred hosts of the busiest thread to
+    /// a later pass.
     private func register(
         _ target: HBSTarget, _ servers: HBSServers, wrk: Wrk, script: [FilePath], cursor: inout Int
     ) async throws -> Double {
         let instances = servers.instances(target)
         guard !instances.isEmpty else { return 0 }
-        let started = ContinuousClock.now
         let hosts = self.hosts
-        let watch = Task { () -> Double? in
+        let registered = Registered()
+        let started = ContinuousClock.now
+        let watch = Task {
             while !Task.isCancelled {
                 var least = hosts
                 for hbs in instances { least = min(least, Int((try? await servers.metrics(of: hbs)["hbs_agents"]) ?? 0)) }
-                if least >= hosts { return (ContinuousClock.now - started).seconds }
+                if least >= hosts { return registered.mark((ContinuousClock.now - started).seconds) }
                 try? await Task.sleep(for: .milliseconds(250))
             }
-            return nil
         }
         defer { watch.cancel() }
-        var agents = 0
-        for attempt in 1...Self.maxWarmups {
-            Bench.progress("warming up \(target.server) (\(warmupSeconds) s, pass \(attempt))")
-            let warm = try await pass(target, servers, wrk: wrk, script: script, seconds: warmupSeconds, cursor: &cursor)
-            agents = hosts
-            for hbs in instances { agents = min(agents, Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)) }
-            Bench.progress("  \(Format.fixed(warm.report.requestsPerSecond)) req/s, \(agents) of \(hosts) hosts registered")
-            if agents >= hosts { return await watch.value ?? (ContinuousClock.now - started).seconds }
+        let limit = Self.registrationLimit
+        Bench.progress("registering \(hosts) hosts at \(target.server) (at most \(limit) s)")
+        let warm = try await pass(target, servers, wrk: wrk, script: script, seconds: limit, cursor: &cursor, until: { registered.seconds != nil })
+        await watch.value
+        var agents = hosts
+        for hbs in instances { agents = min(agents, Int(try await servers.metrics(of: hbs)["hbs_agents"] ?? 0)) }
+        guard agents >= hosts, let seconds = registered.seconds else {
+            throw BenchError.check("\(target.server): only \(agents) of \(hosts) hosts registered after \(limit) s of warm-up")
         }
-        throw BenchError.check("\(target.server): only \(agents) of \(hosts) hosts registered after \(Self.maxWarmups * warmupSeconds) s of warm-up")
+        Bench.progress("  \(Format.fixed(warm.report.requestsPerSecond)) req/s, every host registered after \(Format.fixed(seconds, 1)) s")
+        return seconds
+    }
+
+    /// When the last host was registered, set once by the watcher and read by wrk's stop check.
+    private final class Registered: Sendable {
+        private let time = Mutex<Double?>(nil)
+        var seconds: Double? { time.withLock { $0 } }
+        func mark(_ seconds: Double) { time.withLock { $0 = seconds } }
     }
 
     /// The fledge-hbs behind `target` knows exactly `hosts` agents: every name was distinct and
@@ -353,7 +367,7 @@ struct HBSBench: AsyncParsableCommand {
         table.note("The reference is the hello-world POST in the same transport (TLS rows: hello-world over TLS, same swift-nio-ssl server configuration and certificate): the same Hummingbird 2 HTTP/1 server reading the same request and answering constant JSON ({\"nextBeatSeconds\":60}, what fledge-hbs answers an idle host); GET / is for information.")
         table.note("p99 ms, B/answer (headers included) and CPU us/req are those of each server's best run; CPU is the server process's user + system time (plus redis-server's for Redis) over the pass, divided by the answers.")
         let enrolment = Self.enrolled.map { "\($0.server) \(Format.fixed(results.enrolment[$0] ?? 0, 1)) s" }.joined(separator: ", ")
-        table.note("Before measuring, every host was enrolled (POST /v1/enrol with the fleet token, 8 at a time; each binding durable): \(enrolment); and registered by warm-up passes (first beats are made durable: journal + fdatasync, or a Redis MULTI/EXEC with appendfsync always), the last host after: \(results.registration.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.server) \(Format.fixed($0.value, 1)) s" }.joined(separator: ", ")).")
+        table.note("Before measuring, every host was enrolled (POST /v1/enrol with the fleet token, 8 at a time; each binding durable): \(enrolment); and registered by one warm-up pass per server, each wrk thread beating all its hosts once before any again (first beats are made durable: journal + fdatasync, or a Redis MULTI/EXEC with appendfsync always), the last host after: \(results.registration.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.server) \(Format.fixed($0.value, 1)) s" }.joined(separator: ", ")).")
         let orders = results.best(.embeddedRollout)?.ordersPerSecond ?? 0
         for target in [HBSTarget.embeddedRollout, .redisRollout] {
             let phases = (results.rolloutPhases[target] ?? [:]).filter { $0.value > 0 }.sorted { $0.key < $1.key }

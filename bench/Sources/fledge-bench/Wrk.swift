@@ -43,14 +43,23 @@ struct Wrk {
     }
 
     /// One pass of `seconds` against `url`, with the Lua `script` and its arguments when given.
-    /// Throws when wrk fails or its report cannot be read; errors in the answers are left to
-    /// the caller.
-    func run(url: String, seconds: Int, script: FilePath? = nil, scriptArguments: [String] = []) async throws -> Report {
+    /// With `done`, the pass ends as soon as `done` holds (asked every 50 ms): wrk is
+    /// interrupted (SIGINT), and reports what it did until then. Throws when wrk fails or its
+    /// report cannot be read; errors in the answers are left to the caller.
+    func run(
+        url: String, seconds: Int, script: FilePath? = nil, scriptArguments: [String] = [], until done: (@Sendable () -> Bool)? = nil
+    ) async throws -> Report {
         var arguments = ["-t", "\(threads)", "-c", "\(connections)", "-d", "\(seconds)s", "--latency", "--timeout", "5s"]
         if let script { arguments += ["-s", script.string] }
         arguments.append(url)
         if script != nil && !scriptArguments.isEmpty { arguments += ["--"] + scriptArguments }
         let child = try ChildProcess(executable, arguments)
+        if let done {
+            // wrk sets its SIGINT handler once its threads are started; before, SIGINT kills it.
+            try? await Task.sleep(for: .milliseconds(250))
+            while child.isRunning && !done() { try? await Task.sleep(for: .milliseconds(50)) }
+            child.signal(SIGINT)
+        }
         let exit = await child.wait(timeout: .seconds(seconds + 30))
         guard exit.succeeded else {
             throw BenchError.tool("wrk \(arguments.joined(separator: " ")): \(exit): \(child.stderr.prefix(500))")
