@@ -174,7 +174,10 @@ struct HBSBench: AsyncParsableCommand {
         }
         let beaten: [HBSTarget] = [.embedded, .embeddedAnonymous, .redis, .redisPair, .embeddedTLS]
         for target in beaten {
-            results.registration[target] = try await register(target, servers, wrk: wrk, script: scripts[target]!, cursor: &cursor)
+            let seconds = try await register(target, servers, wrk: wrk, script: scripts[target]!, cursor: &cursor)
+            // The pair's hosts are the Redis row's, already registered: its pass only waits for
+            // the second instance to know them, which is no registration time.
+            if target != .redisPair { results.registration[target] = seconds }
         }
 
         let order: [HBSTarget] = [.helloPost, .embedded, .embeddedAnonymous, .redis, .redisPair, .helloTLS, .embeddedTLS, .helloGet]
