@@ -145,7 +145,8 @@ final class HBSServers: Sendable {
     }
 
     /// Enrols hosts `names` at `hbs` (with its fleet token, over TLS when it serves TLS), a few
-    /// at a time: each host's secret, in the order of `names`.
+    /// at a time, each lane over one kept-alive connection: each host's secret, in the order of
+    /// `names`.
     static func enrol(_ names: [String], at hbs: HBSProcess, ca: String) async throws -> [String] {
         guard let token = hbs.fleetToken else { throw BenchError.check("\(hbs.agentURL) has no fleet token to enrol with") }
         let lanes = 8
@@ -153,12 +154,13 @@ final class HBSServers: Sendable {
             for lane in 0..<lanes {
                 group.addTask {
                     try await Blocking.run {
+                        let connection = CurlConnectionCache()  // this lane's thread only
                         var secrets: [(Int, String)] = []
                         for index in stride(from: lane, to: names.count, by: lanes) {
                             let body = Array(try JSONEncoder().encode(EnrolRequest(hostname: names[index])))
                             let answer = try Curl.postJSON(
                                 hbs.agentURL + "/v1/enrol", body: body, headers: ["Authorization: Bearer \(token)"], timeoutSeconds: 10,
-                                caFile: hbs.scheme == "https" ? ca : nil)
+                                caFile: hbs.scheme == "https" ? ca : nil, connections: connection)
                             guard answer.status == 201, let reply = try? JSONDecoder().decode(EnrolReply.self, from: Data(answer.body)) else {
                                 throw BenchError.check("enrolling \(names[index]) at \(hbs.agentURL): HTTP \(answer.status) \(String(decoding: answer.body.prefix(200), as: UTF8.self))")
                             }
