@@ -108,7 +108,7 @@ def main():
         def run(name, seconds):
             agent = builds[name][1]
             before = cpu(name)
-            out = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "-s",
+            out = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency", "-s",
                                   os.path.join(work, f"beat-{name}.lua"), f"http://127.0.0.1:{agent}/v1/heartbeat"],
                                  capture_output=True, text=True).stdout
             used = cpu(name) - before
@@ -116,7 +116,8 @@ def main():
             requests = int(re.search(r"(\d+) requests in", out).group(1))
             if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
                 raise SystemExit(f"hbs_ab: {name} answered errors:\n{out}")
-            return rate, used / requests * 1e6
+            p99 = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out)
+            return rate, used / requests * 1e6, float(p99.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[p99.group(2)]
 
         for name in builds:  # registration: first beats are journaled
             for _ in range(3):
@@ -134,17 +135,19 @@ def main():
         results = {name: [] for name in builds}
         for index in range(args.passes):
             for name in (["new", "old"] if index % 2 == 0 else ["old", "new"]):
-                rate, micros = run(name, args.seconds)
-                results[name].append((rate, micros))
-                print(f"pass {index + 1} {name}: {rate:.0f} beats/s, {micros:.1f} us CPU a beat", flush=True)
+                rate, micros, p99 = run(name, args.seconds)
+                results[name].append((rate, micros, p99))
+                print(f"pass {index + 1} {name}: {rate:.0f} beats/s, {micros:.1f} us CPU a beat, p99 {p99:.2f} ms", flush=True)
         median = lambda values: sorted(values)[len(values) // 2]
         summary = {}
         for name in builds:
             rss = int(open(f"/proc/{procs[name].pid}/status").read().split("VmRSS:")[1].split()[0])
-            summary[name] = (median([r for r, _ in results[name]]), median([c for _, c in results[name]]), rss)
-            print(f"{name}: median {summary[name][0]:.0f} beats/s, {summary[name][1]:.1f} us CPU a beat; RSS {rss / 1024:.0f} MiB")
+            summary[name] = (median([r for r, _, _ in results[name]]), median([c for _, c, _ in results[name]]), rss,
+                             median([p for _, _, p in results[name]]))
+            print(f"{name}: median {summary[name][0]:.0f} beats/s, {summary[name][1]:.1f} us CPU a beat, p99 {summary[name][3]:.2f} ms; "
+                  f"RSS {rss / 1024:.0f} MiB")
         print(f"new / old: beats/s {summary['new'][0] / summary['old'][0]:.3f}, CPU a beat {summary['new'][1] / summary['old'][1]:.3f}, "
-              f"RSS {summary['new'][2] / summary['old'][2]:.3f} ({args.hosts} hosts, wrk -t{args.threads} -c{args.connections}, "
+              f"RSS {summary['new'][2] / summary['old'][2]:.3f}, p99 {summary['new'][3] / summary['old'][3]:.3f} ({args.hosts} hosts, wrk -t{args.threads} -c{args.connections}, "
               f"{args.passes} x {args.seconds} s passes each, alternating{', on Redis' if args.redis else ''}{', a rollout active' if args.rollout else ''})")
     finally:
         for process in procs.values():
