@@ -288,6 +288,29 @@ import Wire
         #expect(await waiting.value, "woken by b's beat, not by its wait running out")
     }
 
+    /// When the epoch or the change stream is due, one quiet beat goes to the actor to read it;
+    /// the others stay quiet rather than queue behind it, until the read is done or has taken
+    /// longer than the change stream's interval (then another beat goes).
+    @Test func oneQuietBeatGoesToReadWhatIsDue() async throws {
+        let (directory, redis) = try await Self.redis()
+        defer { redis.kill(); directory.remove() }
+        // Intervals of a second, so a slow moment under the full suite cannot make a read due.
+        let store = RedisStore(
+            client: try RedisClient(url: redis.url), logger: Logger(label: "test"), epochInterval: .seconds(1), changesInterval: .seconds(1))
+        var state = try store.load()
+        _ = store.synchronize(&state, keeping: [])
+        #expect(store.quietBeat(from: "a"), "just read: nothing due")
+        try await Task.sleep(for: .milliseconds(1_100))
+        #expect(!store.quietBeat(from: "a"), "due: this beat goes to read")
+        #expect(store.quietBeat(from: "b"), "another beat stays quiet while the first one reads")
+        _ = store.refresh(&state, host: "a", keeping: [])
+        #expect(store.quietBeat(from: "b"), "read: nothing due")
+        try await Task.sleep(for: .milliseconds(1_100))
+        #expect(!store.quietBeat(from: "a"))
+        try await Task.sleep(for: .milliseconds(1_100))
+        #expect(!store.quietBeat(from: "b"), "the first beat never read: after the interval another goes")
+    }
+
     /// A host whose beats are answered off the actor at one instance (quiet) still hears of a
     /// rollout created at another: once the epoch is due to be read (250 ms), its next beat
     /// goes to the actor, which reads it, and is ordered. No sweep runs here.
